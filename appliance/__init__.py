@@ -1,0 +1,1 @@
+"""Strongroom appliance: composition root, service layer, protocol adapters, CLI."""

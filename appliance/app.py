@@ -1,0 +1,36 @@
+"""Composition root: wires config, database, key ring, storage and services together."""
+import logging
+from pathlib import Path
+
+import config as configmod
+import providers
+from appliance.db import Database, default_url, upgrade
+from appliance.session import Session
+from appliance.session.admin import Admin
+from appliance.session.login import Authenticator
+from providers.keys import KeyRing, load_master_key
+
+log = logging.getLogger("strongroom")
+
+
+class App:
+    """Everything a daemon or a CLI command needs, built from one data directory."""
+
+    def __init__(self, data_dir, *, migrate: bool = True):
+        self.data_dir = Path(data_dir).resolve()
+        self.config = configmod.load(self.data_dir)
+        self.db = Database(self.config.database.url or default_url(self.data_dir))
+        if migrate:
+            upgrade(self.db)
+        self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
+        self.provider = providers.load(self.config)
+        self.auth = Authenticator(self.db)
+
+    def session(self, principal, protocol: str, address: str | None = None) -> Session:
+        return Session(self, principal, protocol, address)
+
+    def admin(self, actor: str = "admin") -> Admin:
+        return Admin(self, actor)
+
+    def close(self) -> None:
+        self.db.dispose()

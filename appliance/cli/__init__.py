@@ -1,0 +1,32 @@
+"""The `strongroom` command: thin click functions over the service layer."""
+import click
+
+from appliance.cli import clients, daemon, doctor, users, versions
+from appliance.cli.options import fail
+
+
+class _Group(click.Group):
+    """Turns expected errors into one line on stderr and a non-zero exit."""
+
+    def invoke(self, ctx):
+        from appliance.errors import StrongroomError
+        from config import ConfigError
+        from providers.errors import StorageError
+        try:
+            return super().invoke(ctx)
+        except (StrongroomError, ConfigError, StorageError) as e:
+            fail(str(e))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="strongroom")
+def main():
+    """Strongroom: encrypted, versioned client file exchange over WebDAV and SFTP."""
+
+
+main.add_command(daemon.init)
+main.add_command(daemon.serve)
+main.add_command(clients.client)
+main.add_command(users.user)
+main.add_command(versions.versions)
+main.add_command(doctor.doctor)

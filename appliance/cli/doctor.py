@@ -1,0 +1,29 @@
+"""`strongroom doctor`"""
+import click
+
+from appliance.cli.options import data_dir_option, emit, json_option, open_app
+from appliance.session.consistency import check
+
+
+@click.command(epilog="Example: strongroom doctor --json")
+@click.option("--repair", is_flag=True, help="Delete stray blobs and staging leftovers "
+                                             "older than --min-age seconds.")
+@click.option("--min-age", type=float, default=600.0, show_default=True)
+@data_dir_option
+@json_option
+def doctor(repair, min_age, data_dir, as_json):
+    """Check that every version has its blob and every blob its version.
+
+    Exits 1 when something is wrong (missing blobs, or stray files left unrepaired).
+    """
+    report = check(open_app(data_dir), repair=repair, min_age=min_age)
+    emit(report, as_json, _human)
+    raise SystemExit(0 if report["ok"] else 1)
+
+
+def _human(r):
+    yield f"{r['blobs']} blobs, {r['versions']} versions"
+    for key in ("stray_blobs", "missing_blobs", "staging_files", "removed"):
+        if r[key]:
+            yield f"{key.replace('_', ' ')}: {len(r[key])}: {' '.join(r[key][:20])}"
+    yield "consistent" if r["ok"] else "NOT consistent"

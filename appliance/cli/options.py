@@ -1,0 +1,53 @@
+"""Options and helpers shared by every command."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+
+def default_data_dir() -> str:
+    env = os.environ.get("STRONGROOM_DATA_DIR")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/var/lib/strongroom"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(base, "strongroom")
+
+
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=default_data_dir,
+    show_default="$STRONGROOM_DATA_DIR, else /var/lib/strongroom (root) or ~/.local/share/strongroom",
+    help="The appliance's data directory.")
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def open_app(data_dir):
+    from appliance.app import App
+    return App(data_dir)
+
+
+def emit(data, as_json: bool, human) -> None:
+    """Print `data` as JSON, or through `human(data)` which returns lines."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        for line in human(data):
+            click.echo(line)
+
+
+def fail(message: str, code: int = 1):
+    click.echo(f"strongroom: error: {message}", err=True)
+    sys.exit(code)
+
+
+def human_size(n) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024

@@ -1,0 +1,47 @@
+"""`strongroom versions ...`"""
+import datetime
+
+import click
+
+from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.session import ADMIN
+
+
+def _session(data_dir):
+    return open_app(data_dir).session(ADMIN, "cli")
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@click.group()
+def versions():
+    """Earlier versions of files: list and restore."""
+
+
+@versions.command("list", epilog="Example: strongroom versions list /reports/q3.pdf --client acme")
+@click.argument("path")
+@click.option("--client", "client_name", required=True, help="The client whose tree PATH is in.")
+@data_dir_option
+@json_option
+def list_(path, client_name, data_dir, as_json):
+    """List every version of PATH, oldest first; the current one is marked."""
+    rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": _iso(v.created_at),
+             "mtime": _iso(v.mtime), "author": v.author, "current": v.current}
+            for v in _session(data_dir).versions(f"/{client_name}/{path.lstrip('/')}")]
+    emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
+         [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
+          f"{' (current)' if r['current'] else ''}" for r in rs])
+
+
+@versions.command("restore",
+                  epilog="Example: strongroom versions restore /reports/q3.pdf 42 --client acme")
+@click.argument("path")
+@click.argument("version_id", type=int)
+@click.option("--client", "client_name", required=True, help="The client whose tree PATH is in.")
+@data_dir_option
+def restore(path, version_id, client_name, data_dir):
+    """Make VERSION_ID of PATH current again (as a new version; nothing is lost)."""
+    _session(data_dir).restore(f"/{client_name}/{path.lstrip('/')}", version_id)
+    click.echo(f"restored version {version_id} of {path}")

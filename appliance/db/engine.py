@@ -1,0 +1,63 @@
+"""Engines and transactions.
+
+SQLite runs in WAL mode. Write transactions start with BEGIN IMMEDIATE so two
+writers queue on the busy timeout instead of failing when a read snapshot
+would have to be upgraded; reads use plain deferred BEGIN and never block.
+"""
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.orm import Session as OrmSession, sessionmaker
+
+
+def default_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir) / 'strongroom.db'}"
+
+
+def _sqlite_engine(url: str, begin: str):
+    engine = create_engine(url, pool_size=8, max_overflow=32, pool_timeout=60)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
+                       "busy_timeout=60000"):
+            cur.execute(f"PRAGMA {pragma}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """Holds the engines; `read()` and `write()` give an ORM session in a transaction."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite"):
+            self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
+            self._read_engine = _sqlite_engine(url, "BEGIN")
+        else:
+            self.engine = create_engine(url, pool_size=8, max_overflow=32, pool_pre_ping=True)
+            self._read_engine = self.engine
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
+        self._read = sessionmaker(self._read_engine, expire_on_commit=False)
+
+    @contextmanager
+    def write(self) -> OrmSession:
+        with self._write.begin() as s:
+            yield s
+
+    @contextmanager
+    def read(self) -> OrmSession:
+        with self._read.begin() as s:
+            yield s
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self._read_engine.dispose()

@@ -1,0 +1,124 @@
+"""The metadata schema. File contents never appear here: only wrapped keys and blob ids.
+
+Folders and files are rows of `nodes` (parent pointer + name), so rename and move
+are a single UPDATE. A node's content is its current row in `versions`; older
+rows are the file's history. Deleted nodes keep their rows (deleted_at set).
+"""
+import time
+
+from sqlalchemy import (BigInteger, Boolean, Float, ForeignKey, Index, Integer,
+                        LargeBinary, String, Text, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> float:
+    return time.time()
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # "staff" | "client"
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    client: Mapped[Client | None] = relationship(lazy="joined")
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"))
+    name: Mapped[str] = mapped_column(String(255))
+    is_dir: Mapped[bool] = mapped_column(Boolean)
+    # A plain column, not a foreign key: versions already point at nodes, and a
+    # cycle of constraints would complicate creation order on PostgreSQL.
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    modified_at: Mapped[float] = mapped_column(Float, default=_now)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (
+        Index("uq_nodes_live_name", "client_id", "parent_id", "name", unique=True,
+              sqlite_where=text("deleted_at IS NULL"),
+              postgresql_where=text("deleted_at IS NULL")),
+    )
+
+
+class Version(Base):
+    __tablename__ = "versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
+    blob_id: Mapped[str] = mapped_column(String(32), unique=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    mtime: Mapped[float] = mapped_column(Float, default=_now)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    author: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lock(Base):
+    """WebDAV locks, keyed by canonical path '/<client>/<path>' so all views agree."""
+    __tablename__ = "dav_locks"
+    token: Mapped[str] = mapped_column(String(100), primary_key=True)
+    root: Mapped[str] = mapped_column(Text, index=True)
+    depth: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(Text)
+    principal: Mapped[str] = mapped_column(String(64))
+    timeout: Mapped[float] = mapped_column(Float)
+    expire: Mapped[float] = mapped_column(Float)
+
+
+class DeadProperty(Base):
+    """WebDAV dead properties, attached to the node so they follow renames."""
+    __tablename__ = "dav_properties"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("uq_dav_properties", "node_id", "name", unique=True),)
+
+
+class AuditEvent(Base):
+    """One audited action. `hash` = sha256(prev_hash | canonical event): a chain."""
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts: Mapped[float] = mapped_column(Float)
+    actor: Mapped[str] = mapped_column(String(64))
+    protocol: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """A single row whose update serialises appends to the audit chain across processes."""
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger)

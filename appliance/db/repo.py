@@ -1,0 +1,66 @@
+"""Queries over the file tree. Every function takes an open ORM session."""
+from sqlalchemy import func, select
+
+from appliance.db.models import Client, Node, User, Version
+
+
+def client_by_name(s, name: str) -> Client | None:
+    return s.scalar(select(Client).where(Client.name == name))
+
+
+def clients(s) -> list[Client]:
+    return list(s.scalars(select(Client).order_by(Client.name)))
+
+
+def user_by_login(s, login: str) -> User | None:
+    return s.scalar(select(User).where(User.login == login))
+
+
+def root_node(s, client_id: int) -> Node:
+    return s.scalar(select(Node).where(Node.client_id == client_id, Node.parent_id.is_(None),
+                                       Node.deleted_at.is_(None)))
+
+
+def child(s, client_id: int, parent_id: int, name: str) -> Node | None:
+    return s.scalar(select(Node).where(Node.client_id == client_id, Node.parent_id == parent_id,
+                                       Node.name == name, Node.deleted_at.is_(None)))
+
+
+def children_with_versions(s, parent_id: int) -> list[tuple[Node, Version | None]]:
+    q = (select(Node, Version).outerjoin(Version, Version.id == Node.current_version_id)
+         .where(Node.parent_id == parent_id, Node.deleted_at.is_(None)).order_by(Node.name))
+    return list(s.execute(q).tuples())
+
+
+def walk(s, client_id: int, rel) -> Node | None:
+    """The live node at `rel` below the client's root, or None."""
+    node = root_node(s, client_id)
+    for name in rel:
+        if node is None or not node.is_dir:
+            return None
+        node = child(s, client_id, node.id, name)
+    return node
+
+
+def versions_of(s, node_id: int) -> list[Version]:
+    return list(s.scalars(select(Version).where(Version.node_id == node_id).order_by(Version.id)))
+
+
+def subtree_ids(s, node_id: int) -> list[int]:
+    """Ids of the live nodes below and including `node_id`, breadth first."""
+    ids, frontier = [node_id], [node_id]
+    while frontier:
+        frontier = list(s.scalars(select(Node.id).where(Node.parent_id.in_(frontier),
+                                                         Node.deleted_at.is_(None))))
+        ids += frontier
+    return ids
+
+
+def live_bytes(s, node_ids) -> int:
+    q = (select(func.coalesce(func.sum(Version.size), 0))
+         .join(Node, Node.current_version_id == Version.id).where(Node.id.in_(node_ids)))
+    return int(s.scalar(q))
+
+
+def all_blob_ids(s) -> set[str]:
+    return set(s.scalars(select(Version.blob_id)))

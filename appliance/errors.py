@@ -1,0 +1,38 @@
+"""The domain errors every adapter translates once, in one table, at its edge."""
+from providers.errors import CorruptData, StorageError
+
+
+class StrongroomError(Exception):
+    """Base of all errors the service layer raises on purpose."""
+
+
+class NotFound(StrongroomError):
+    pass
+
+
+class Denied(StrongroomError):
+    pass
+
+
+class Conflict(StrongroomError):
+    """The target exists, is not empty, is of the wrong kind, or a parent is missing."""
+
+
+class QuotaExceeded(StrongroomError):
+    pass
+
+
+class AuthFailed(StrongroomError):
+    pass
+
+
+class BadRequest(StrongroomError):
+    """A malformed path or argument."""
+
+
+class Unsupported(StrongroomError):
+    """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
+
+
+__all__ = ["StrongroomError", "NotFound", "Denied", "Conflict", "QuotaExceeded", "AuthFailed",
+           "BadRequest", "Unsupported", "CorruptData", "StorageError"]

@@ -1,0 +1,84 @@
+"""Provisioning: clients and users. Used by the CLI; every change is audited."""
+import re
+
+from appliance.db import repo
+from appliance.db.models import Client, Node, User
+from appliance.errors import BadRequest, Conflict, NotFound
+from appliance.session import audit
+from auth import passwords, totp
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class Admin:
+    def __init__(self, app, actor: str = "admin", protocol: str = "cli"):
+        self.app, self.actor, self.protocol = app, actor, protocol
+
+    def _audit(self, s, action, path, detail=None):
+        audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
+                     action=action, path=path, detail=detail)
+
+    def add_client(self, name: str, quota: int | None = None) -> dict:
+        if not _NAME.match(name):
+            raise BadRequest("client names are 1-64 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
+        with self.app.db.write() as s:
+            if repo.client_by_name(s, name) is not None:
+                raise Conflict(f"client {name!r} already exists")
+            client = Client(name=name, quota_bytes=quota, used_bytes=0,
+                            wrapped_key=self.app.keyring.new_client_key())
+            s.add(client)
+            s.flush()
+            s.add(Node(client_id=client.id, parent_id=None, name="", is_dir=True))
+            self._audit(s, "client-add", f"/{name}", f"quota={quota}")
+            return _client_dict(client)
+
+    def list_clients(self) -> list[dict]:
+        with self.app.db.read() as s:
+            return [_client_dict(c) for c in repo.clients(s)]
+
+    def add_user(self, login: str, *, client: str | None, staff: bool, email: str | None,
+                 password: str | None, with_totp: bool) -> dict:
+        if not _NAME.match(login):
+            raise BadRequest("logins are 1-64 letters, digits, '.', '_' or '-'")
+        generated = password is None
+        if generated:
+            password = passwords.generate_password()
+        try:
+            passwords.check_policy(login, password)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        secret = totp.new_secret() if with_totp else None
+        with self.app.db.write() as s:
+            if repo.user_by_login(s, login) is not None:
+                raise Conflict(f"user {login!r} already exists")
+            client_row = None
+            if not staff:
+                client_row = repo.client_by_name(s, client)
+                if client_row is None:
+                    raise NotFound(f"no client named {client!r}")
+            user = User(login=login, role="staff" if staff else "client",
+                        client_id=client_row.id if client_row else None, email=email,
+                        password_hash=passwords.hash_password(password), totp_secret=secret)
+            s.add(user)
+            self._audit(s, "user-add", None, f"login={login} role={user.role} client={client}")
+        out = {"login": login, "role": user.role, "client": client if not staff else None,
+               "email": email}
+        if generated:
+            out["password"] = password
+        if secret:
+            out["totp_secret"] = secret
+            out["otpauth_uri"] = totp.provisioning_uri(secret, login)
+        return out
+
+    def list_users(self) -> list[dict]:
+        from sqlalchemy import select
+        with self.app.db.read() as s:
+            return [{"login": u.login, "role": u.role,
+                     "client": u.client.name if u.client else None, "email": u.email,
+                     "totp": u.totp_secret is not None, "disabled": u.disabled}
+                    for u in s.scalars(select(User).order_by(User.login))]
+
+
+def _client_dict(c) -> dict:
+    return {"name": c.name, "quota_bytes": c.quota_bytes, "used_bytes": c.used_bytes}

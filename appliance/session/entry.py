@@ -1,0 +1,45 @@
+"""What the service layer returns about a file or folder."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    path: str            # in the caller's view
+    is_dir: bool
+    size: int
+    mtime: float
+    ctime: float
+    etag: str
+    node_id: int | None = None
+    version_id: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    size: int
+    sha256: str
+    mtime: float
+    created_at: float
+    author: str | None
+    current: bool
+
+
+def file_entry(path: str, node, version) -> Entry:
+    return Entry(name=node.name, path=path, is_dir=False, size=version.size,
+                 mtime=version.mtime, ctime=version.created_at,
+                 etag=f"{node.id}-{version.id}-{version.sha256[:16]}",
+                 node_id=node.id, version_id=version.id, sha256=version.sha256)
+
+
+def dir_entry(path: str, name: str, node=None) -> Entry:
+    if node is None:  # a virtual folder (the staff root)
+        return Entry(name=name, path=path, is_dir=True, size=0, mtime=0.0, ctime=0.0, etag="root")
+    return Entry(name=name, path=path, is_dir=True, size=0, mtime=node.modified_at,
+                 ctime=node.created_at, etag=f"d{node.id}-{node.modified_at:.6f}", node_id=node.id)
+
+
+def entry_for(path: str, node, version) -> Entry:
+    return dir_entry(path, node.name, node) if node.is_dir else file_entry(path, node, version)

@@ -1,0 +1,70 @@
+"""Virtual paths: cleaning, confinement and the per-role view of the tree.
+
+A path from any protocol is cleaned here once: '.' and '..' are resolved
+lexically and can never climb above '/', so every path names something inside
+the user's view. Names are checked for what no store should accept.
+"""
+from dataclasses import dataclass
+
+from appliance.errors import BadRequest
+
+MAX_NAME_BYTES = 255
+MAX_DEPTH = 64
+_FORBIDDEN = {chr(c) for c in range(32)} | {"\x7f"}
+
+
+def clean(path) -> tuple[str, ...]:
+    """Split `path` into validated components, confined to the root."""
+    if isinstance(path, bytes):
+        try:
+            path = path.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("path is not valid UTF-8") from None
+    if not isinstance(path, str):
+        raise BadRequest("path must be text")
+    parts: list[str] = []
+    for comp in path.split("/"):
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if parts:
+                parts.pop()
+            continue
+        check_name(comp)
+        parts.append(comp)
+    if len(parts) > MAX_DEPTH:
+        raise BadRequest(f"path is deeper than {MAX_DEPTH} levels")
+    return tuple(parts)
+
+
+def check_name(name: str) -> None:
+    if any(ch in _FORBIDDEN for ch in name):
+        raise BadRequest("name contains a control character")
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("name is not valid UTF-8") from None
+    if len(encoded) > MAX_NAME_BYTES:
+        raise BadRequest(f"name is longer than {MAX_NAME_BYTES} bytes")
+    if name in (".", ".."):
+        raise BadRequest("'.' and '..' are not names")
+
+
+def join(parts) -> str:
+    return "/" + "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a cleaned path lands: the staff root (client=None), a client root, or below."""
+    client: str | None
+    rel: tuple[str, ...]
+
+    @property
+    def is_view_root(self) -> bool:
+        return self.client is None
+
+    @property
+    def canonical(self) -> str:
+        """'/<client>/<rel>': the same string whoever looks at the node."""
+        return "/" + "/".join(((self.client,) if self.client else ()) + self.rel)

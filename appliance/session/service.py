@@ -1,0 +1,340 @@
+"""The one service layer every protocol goes through.
+
+A `Session` is one authenticated principal talking over one protocol from one
+address. Every operation follows the same spine: clean and confine the path,
+decide whether the principal may do it, touch the metadata and the store,
+write the audit event. Adapters translate its domain errors and nothing else.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from appliance.db import repo
+from appliance.db.models import Node, Version
+from appliance.errors import BadRequest, Conflict, Denied, NotFound
+from appliance.session import audit, paths
+from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
+from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
+
+
+class Session:
+    def __init__(self, app, principal, protocol: str, address: str | None = None):
+        self.app = app
+        self.principal = principal
+        self.protocol = protocol
+        self.address = address
+
+    # -- views and decisions ---------------------------------------------------------
+
+    def target(self, path) -> paths.Target:
+        """Clean `path` and place it in this principal's view."""
+        parts = paths.clean(path)
+        if not self.principal.sees_all_clients:
+            return paths.Target(self.principal.client, parts)
+        if not parts:
+            return paths.Target(None, ())
+        return paths.Target(parts[0], parts[1:])
+
+    def view_path(self, t: paths.Target) -> str:
+        if self.principal.sees_all_clients:
+            return t.canonical
+        return paths.join(t.rel)
+
+    def _client(self, s, t: paths.Target, action: str):
+        """The client row a target lives in, after the permission decision."""
+        if t.is_view_root:
+            if action != "list":
+                raise Denied("the top folder only lists clients; clients are made with the CLI")
+            return None
+        if not self.principal.sees_all_clients and t.client != self.principal.client:
+            raise Denied("outside your tree")
+        client = repo.client_by_name(s, t.client)
+        if client is None:
+            raise NotFound(f"no such folder: {t.canonical}")
+        return client
+
+    @contextmanager
+    def _op(self, action: str, t: paths.Target, *, write: bool, audited: bool = True,
+            right: str | None = None):
+        """A transaction for one operation; audits success in it and denials after it."""
+        opened = self.app.db.write if write else self.app.db.read
+        try:
+            with opened() as s:
+                client = self._client(s, t, right or action)
+                yield s, client
+                if audited:
+                    self._audit(s, action, t)
+        except Denied as e:
+            with self.app.db.write() as s:
+                self._audit(s, action, t, outcome="denied", detail=str(e))
+            raise
+
+    def _audit(self, s, action, t, outcome="ok", detail=None) -> None:
+        path = t if isinstance(t, str) else t.canonical
+        audit.append(s, actor=self.principal.login, protocol=self.protocol,
+                     address=self.address, action=action, path=path, outcome=outcome,
+                     detail=detail)
+
+    def _node(self, s, client, t) -> Node:
+        node = repo.walk(s, client.id, t.rel)
+        if node is None:
+            raise NotFound(f"no such file or folder: {self.view_path(t)}")
+        return node
+
+    def _parent_dir(self, s, client, t) -> Node:
+        if not t.rel:
+            raise Denied("the top folder cannot be replaced")
+        parent = repo.walk(s, client.id, t.rel[:-1])
+        if parent is None or not parent.is_dir:
+            raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
+        return parent
+
+    # -- reading the tree --------------------------------------------------------
+
+    def stat(self, path):
+        t = self.target(path)
+        with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
+            if client is None:
+                return dir_entry("/", "")
+            node = self._node(s, client, t)
+            version = s.get(Version, node.current_version_id) if not node.is_dir else None
+            name = node.name or (t.client if self.principal.sees_all_clients else "")
+            e = entry_for(self.view_path(t), node, version)
+            return e if node.name else dir_entry(e.path, name, node)
+
+    def list(self, path):
+        t = self.target(path)
+        with self._op("list", t, write=False, audited=False) as (s, client):
+            if client is None:
+                return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
+                        for c in repo.clients(s)]
+            node = self._node(s, client, t)
+            if not node.is_dir:
+                raise Conflict(f"not a folder: {self.view_path(t)}")
+            base = self.view_path(t).rstrip("/")
+            return [entry_for(f"{base}/{n.name}", n, v)
+                    for n, v in repo.children_with_versions(s, node.id)]
+
+    def open_read(self, path, version_id: int | None = None) -> ReadHandle:
+        t = self.target(path)
+        with self._op("read", t, write=True, right="read") as (s, client):
+            node = self._node(s, client, t)
+            if node.is_dir:
+                raise Conflict(f"is a folder: {self.view_path(t)}")
+            version = s.get(Version, version_id or node.current_version_id)
+            if version is None or version.node_id != node.id:
+                raise NotFound(f"no version {version_id} of {self.view_path(t)}")
+            key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
+            reader = self.app.provider.open_blob(version.blob_id, key, version.size)
+            return ReadHandle(file_entry(self.view_path(t), node, version), reader)
+
+    # -- writing ---------------------------------------------------------------
+
+    def open_write(self, path, *, truncate: bool = True) -> Upload:
+        """Start a new version of `path`. It appears only when `Upload.commit()` returns.
+
+        With truncate=False the new version starts as a copy of the current one
+        (resume, append, writes at offsets past the copied part).
+        """
+        t = self.target(path)
+        with self._op("open-write", t, write=False, audited=False, right="write") as (s, client):
+            parent = self._parent_dir(s, client, t)
+            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            if node is not None and node.is_dir:
+                raise Conflict(f"is a folder: {self.view_path(t)}")
+            base = s.get(Version, node.current_version_id) if node is not None else None
+            quota = None if client.quota_bytes is None else (
+                client.quota_bytes - client.used_bytes + (base.size if base else 0))
+            base_reader = None
+            if base is not None and not truncate:
+                key = self.app.keyring.data_key(client.wrapped_key, base.wrapped_key)
+                base_reader = (self.app.provider.open_blob(base.blob_id, key, base.size), base.size)
+            data_key, wrapped = self.app.keyring.new_data_key(client.wrapped_key)
+        writer = self.app.provider.create_blob(data_key)
+        return Upload(self, t, writer, wrapped, base_reader, quota)
+
+    def _commit_upload(self, t, writer, wrapped_key, mtime) -> "Entry":
+        """Called by Upload.commit() once the blob is durable: publish it in one transaction."""
+        now = time.time()
+        with self._op("write", t, write=True, right="write") as (s, client):
+            parent = self._parent_dir(s, client, t)
+            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            if node is not None and node.is_dir:
+                raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
+            old = s.get(Version, node.current_version_id) if node is not None else None
+            if node is None:
+                node = Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=False)
+                s.add(node)
+                s.flush()
+            version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
+                              sha256=writer.sha256(), wrapped_key=wrapped_key,
+                              mtime=mtime if mtime is not None else now, created_at=now,
+                              author=self.principal.login)
+            s.add(version)
+            s.flush()
+            node.current_version_id = version.id
+            node.modified_at = now
+            client.used_bytes += version.size - (old.size if old else 0)
+            return file_entry(self.view_path(t), node, version)
+
+    def mkdir(self, path):
+        t = self.target(path)
+        with self._op("mkdir", t, write=True, right="write") as (s, client):
+            parent = self._parent_dir(s, client, t)
+            if repo.child(s, client.id, parent.id, t.rel[-1]) is not None:
+                raise Conflict(f"already exists: {self.view_path(t)}")
+            s.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
+            parent.modified_at = time.time()
+
+    def remove(self, path, *, recursive: bool = False, dirs: bool = True, files: bool = True):
+        """Move a file or folder to the trash (its versions are kept).
+
+        A folder must be empty unless `recursive`. `dirs`/`files` restrict what
+        may be removed (SFTP's rmdir and remove are distinct operations).
+        """
+        t = self.target(path)
+        with self._op("delete", t, write=True) as (s, client):
+            node = self._node(s, client, t)
+            if not t.rel:
+                raise Denied("the top folder of a client cannot be removed")
+            if node.is_dir and not dirs:
+                raise Conflict(f"is a folder: {self.view_path(t)}")
+            if not node.is_dir and not files:
+                raise Conflict(f"not a folder: {self.view_path(t)}")
+            ids = repo.subtree_ids(s, node.id)
+            if len(ids) > 1 and not recursive:
+                raise Conflict(f"folder is not empty: {self.view_path(t)}")
+            client.used_bytes -= repo.live_bytes(s, ids)
+            now = time.time()
+            node.deleted_at = now
+            s.get(Node, node.parent_id).modified_at = now
+
+    def set_mtime(self, path, mtime: float) -> None:
+        """Record a client-supplied modification time (files: on the current version)."""
+        t = self.target(path)
+        with self._op("set-mtime", t, write=True, audited=False, right="write") as (s, client):
+            node = self._node(s, client, t)
+            if node.is_dir:
+                node.modified_at = mtime
+            else:
+                s.get(Version, node.current_version_id).mtime = mtime
+
+    # -- moving and copying -----------------------------------------------------
+
+    def rename(self, src, dst, *, overwrite: bool = False) -> None:
+        """Move `src` to `dst`: one metadata update within a client.
+
+        Replacing an existing file keeps it: its versions stay in the history of
+        the path, below the moved file's. Between clients the data is re-encrypted
+        under the destination client's key (copy, then delete).
+        """
+        ts, td = self.target(src), self.target(dst)
+        if ts.client != td.client:
+            self.copy(src, dst, overwrite=overwrite)
+            self.remove(src, recursive=True)
+            return
+        with self._op("rename", ts, write=True, right="delete") as (s, client):
+            self._client(s, td, "write")
+            node = self._node(s, client, ts)
+            if not ts.rel:
+                raise Denied("the top folder of a client cannot be moved")
+            parent = self._parent_dir(s, client, td)
+            if node.is_dir and td.rel[:len(ts.rel)] == ts.rel:
+                raise BadRequest("a folder cannot be moved into itself")
+            if td.rel == ts.rel:
+                return
+            existing = repo.child(s, client.id, parent.id, td.rel[-1])
+            if existing is not None:
+                node = self._replace(s, client, node, existing, td, overwrite)
+            now = time.time()
+            s.get(Node, node.parent_id).modified_at = now
+            node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
+            self._audit(s, "rename-to", td)
+
+    def _replace(self, s, client, node, existing, td, overwrite) -> Node:
+        if not overwrite:
+            raise Conflict(f"already exists: {self.view_path(td)}")
+        if existing.is_dir and repo.subtree_ids(s, existing.id)[1:]:
+            raise Conflict(f"folder is not empty: {self.view_path(td)}")
+        if node.is_dir or existing.is_dir:
+            client.used_bytes -= repo.live_bytes(s, [existing.id])
+            existing.deleted_at = time.time()
+            s.flush()
+            return node
+        # file onto file: the moved file's versions join the replaced file's history
+        client.used_bytes -= repo.live_bytes(s, [existing.id])
+        for v in repo.versions_of(s, node.id):
+            v.node_id = existing.id
+        existing.current_version_id = node.current_version_id
+        node.deleted_at = time.time()
+        node.current_version_id = None
+        s.flush()
+        return existing
+
+    def copy(self, src, dst, *, overwrite: bool = False, recursive: bool = True) -> None:
+        """Copy a file (as a new version at `dst`) or a folder tree. Data is re-encrypted."""
+        src_entry = self.stat(src)
+        try:
+            dst_entry = self.stat(dst)
+        except NotFound:
+            dst_entry = None
+        if dst_entry is not None:
+            if not overwrite:
+                raise Conflict(f"already exists: {dst_entry.path}")
+            if dst_entry.is_dir or src_entry.is_dir:
+                self.remove(dst, recursive=True)
+        if not src_entry.is_dir:
+            self._copy_file(src, dst)
+            return
+        self.mkdir(dst)
+        if recursive:
+            for child in self.list(src):
+                self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
+
+    def _copy_file(self, src, dst, version_id=None) -> None:
+        reader = self.open_read(src, version_id)
+        try:
+            upload = self.open_write(dst)
+            try:
+                for block in reader.iter_range(0, reader.entry.size, COPY_BLOCK):
+                    upload.append(block)
+                upload.mtime = reader.entry.mtime
+                upload.commit()
+            finally:
+                upload.abort()
+        finally:
+            reader.close()
+
+    # -- versions ----------------------------------------------------------------
+
+    def versions(self, path) -> list[VersionInfo]:
+        t = self.target(path)
+        with self._op("versions", t, write=False, audited=False, right="read") as (s, client):
+            node = self._node(s, client, t)
+            if node.is_dir:
+                raise Conflict(f"is a folder: {self.view_path(t)}")
+            return [VersionInfo(v.id, v.size, v.sha256, v.mtime, v.created_at, v.author,
+                                v.id == node.current_version_id)
+                    for v in repo.versions_of(s, node.id)]
+
+    def restore(self, path, version_id: int) -> None:
+        """Make an earlier version current again, as a new version (history only grows)."""
+        if not any(v.id == version_id for v in self.versions(path)):
+            raise NotFound(f"no version {version_id} of {path}")
+        self._copy_file(path, path, version_id)
+        with self.app.db.write() as s:
+            self._audit(s, "restore", self.target(path), detail=f"version {version_id}")
+
+    def usage(self, path="/") -> tuple[int, int | None]:
+        """(bytes used, quota or None) of the client `path` is in."""
+        t = self.target(path)
+        with self._op("usage", t, write=False, audited=False, right="list") as (s, client):
+            if client is None:
+                return 0, None
+            return client.used_bytes, client.quota_bytes
+
+    def audit_event(self, action: str, path: str | None, outcome="ok", detail=None) -> None:
+        """Record an event an adapter observed (a refused shell request, say)."""
+        with self.app.db.write() as s:
+            self._audit(s, action, path or "", outcome=outcome, detail=detail)

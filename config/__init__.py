@@ -1,0 +1,9 @@
+"""Strongroom configuration: a declarative schema and a TOML loader built from it.
+
+`SCHEMA` is the single source for defaults, help texts, converters, the example
+file written by `strongroom init` and the option names errors refer to.
+"""
+from config.schema import SCHEMA, Option
+from config.loader import Config, ConfigError, load, render_example
+
+__all__ = ["SCHEMA", "Option", "Config", "ConfigError", "load", "render_example"]

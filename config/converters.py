@@ -1,0 +1,58 @@
+"""Type converters for config options. Each takes the raw TOML value and returns
+the typed value or raises ValueError with a short reason."""
+import re
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2,
+               "mib": 1024**2, "mb": 1000**2, "g": 1024**3, "gib": 1024**3,
+               "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
+
+
+def string(value):
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def port(value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer port, got {value!r}")
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value} is outside 0..65535")
+    return value
+
+
+def positive_int(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected a positive integer, got {value!r}")
+    return value
+
+
+def size(value):
+    """Accept an integer number of bytes or a string like '10GiB', '512 MiB'."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if m and m.group(2).lower() in _SIZE_UNITS:
+            return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    raise ValueError(f"expected a size such as 1048576 or '10GiB', got {value!r}")
+
+
+def chunk_size(value):
+    value = size(value)
+    if not 64 * 1024 <= value <= 1024 * 1024 or value % 4096:
+        raise ValueError("chunk size must be a multiple of 4 KiB between 64 KiB and 1 MiB")
+    return value
+
+
+def log_level(value):
+    levels = ("debug", "info", "warning", "error")
+    if not isinstance(value, str) or value.lower() not in levels:
+        raise ValueError(f"expected one of {', '.join(levels)}, got {value!r}")
+    return value.lower()
+
+
+def boolean(value):
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value

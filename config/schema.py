@@ -1,0 +1,58 @@
+"""The configuration schema: section -> option -> (default, converter, help).
+
+Relative paths are resolved against the data directory by the loader.
+"""
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from config import converters as conv
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    convert: Callable[[Any], Any]
+    help: str
+    is_path: bool = False
+
+
+SCHEMA: dict[str, dict[str, Option]] = {
+    "server": {
+        "host": Option("127.0.0.1", conv.string, "Address both servers listen on."),
+        "webdav_port": Option(8443, conv.port, "HTTPS port of the WebDAV server."),
+        "sftp_port": Option(2222, conv.port, "Port of the SFTP (SSH) server."),
+        "public_name": Option("", conv.string,
+                              "Host name clients use, added to the TLS certificate (default: host)."),
+    },
+    "tls": {
+        "cert_file": Option("tls/cert.pem", conv.string,
+                            "PEM certificate (chain) for WebDAV; init makes a self-signed one.", True),
+        "key_file": Option("tls/key.pem", conv.string, "PEM private key of cert_file.", True),
+    },
+    "ssh": {
+        "host_key_ed25519": Option("ssh/ssh_host_ed25519_key", conv.string,
+                                   "Ed25519 host key (OpenSSH format), made once by init.", True),
+        "host_key_rsa": Option("ssh/ssh_host_rsa_key", conv.string,
+                               "RSA host key for older clients, made once by init.", True),
+    },
+    "database": {
+        "url": Option("", conv.string,
+                      "SQLAlchemy URL, e.g. postgresql+psycopg2://user:pw@host/db. "
+                      "Empty: SQLite file strongroom.db in the data directory."),
+    },
+    "storage": {
+        "blob_dir": Option("blobs", conv.string, "Where encrypted file versions are stored.", True),
+        "chunk_size": Option(262144, conv.chunk_size,
+                             "Plaintext bytes per authenticated AES-GCM chunk (64 KiB to 1 MiB)."),
+        "master_key_file": Option("master.key", conv.string,
+                                  "The master key (32 random bytes, mode 0600), made by init.", True),
+    },
+    "webdav": {
+        "block_size": Option(1048576, conv.positive_int,
+                             "Bytes read from or written to a request body at a time."),
+        "threads": Option(32, conv.positive_int, "Worker threads of the HTTPS server."),
+    },
+    "log": {
+        "level": Option("info", conv.log_level, "One of debug, info, warning, error."),
+    },
+}

@@ -1,0 +1,56 @@
+"""The key hierarchy: master key (a file) -> per-client keys -> per-version data keys.
+
+Client keys are stored wrapped by the master key; data keys are stored wrapped by
+their client's key. Rotating the master key re-wraps client keys only; destroying
+a client's wrapped key makes all its data unreadable at once.
+"""
+import os
+from pathlib import Path
+
+from providers import crypto
+from providers.errors import StorageError
+
+
+def create_master_key(path: Path) -> None:
+    """Write 32 random bytes to `path` with mode 0600; refuse to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(crypto.new_key())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_master_key(path: Path) -> bytes:
+    try:
+        key = Path(path).read_bytes()
+    except OSError as e:
+        raise StorageError(f"cannot read master key {path}: {e.strerror}") from None
+    if len(key) != crypto.KEY_SIZE:
+        raise StorageError(f"master key {path} must hold exactly {crypto.KEY_SIZE} bytes")
+    return key
+
+
+class KeyRing:
+    """Makes and unwraps keys below one master key."""
+
+    def __init__(self, master_key: bytes):
+        self._master = master_key
+
+    def new_client_key(self) -> bytes:
+        """A fresh client key, returned wrapped by the master key (store this)."""
+        return crypto.wrap_key(self._master, crypto.new_key())
+
+    def new_data_key(self, wrapped_client_key: bytes) -> tuple[bytes, bytes]:
+        """A fresh data key: (plain key for the writer, key wrapped by the client key)."""
+        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
+        data_key = crypto.new_key()
+        return data_key, crypto.wrap_key(client_key, data_key)
+
+    def data_key(self, wrapped_client_key: bytes, wrapped_data_key: bytes) -> bytes:
+        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
+        return crypto.unwrap_key(client_key, wrapped_data_key)
+
+    def rewrap_client_key(self, wrapped_client_key: bytes, new_master: bytes) -> bytes:
+        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
+        return crypto.wrap_key(new_master, client_key)

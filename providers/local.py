@@ -1,0 +1,53 @@
+"""Encrypted blobs on a local disk.
+
+Layout: BLOB_DIR/ab/<32 hex id> for committed blobs, BLOB_DIR/.staging/<id>.part
+for uploads in progress. A staging file is renamed into place only after fsync.
+"""
+import os
+import uuid
+from pathlib import Path
+
+from providers.base import Capabilities, StorageProvider
+from providers.streams import ChunkedReader, ChunkedWriter
+
+
+class LocalProvider(StorageProvider):
+    capabilities = Capabilities(seekable_read=True, random_write=False)
+
+    def __init__(self, blob_dir, chunk_size: int):
+        self.root = Path(blob_dir)
+        self.chunk_size = chunk_size
+        self.staging = self.root / ".staging"
+        self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, blob_id: str) -> Path:
+        if len(blob_id) != 32 or not all(c in "0123456789abcdef" for c in blob_id):
+            raise ValueError(f"bad blob id {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id
+
+    def create_blob(self, data_key: bytes) -> ChunkedWriter:
+        blob_id = uuid.uuid4().hex
+        return ChunkedWriter(self.staging / f"{blob_id}.part", self._path(blob_id),
+                             blob_id, data_key, self.chunk_size)
+
+    def open_blob(self, blob_id: str, data_key: bytes, size: int) -> ChunkedReader:
+        return ChunkedReader(self._path(blob_id), data_key, size)
+
+    def delete_blob(self, blob_id: str) -> None:
+        try:
+            os.unlink(self._path(blob_id))
+        except FileNotFoundError:
+            pass
+
+    def blob_ids(self):
+        for sub in sorted(self.root.iterdir()):
+            if sub.is_dir() and len(sub.name) == 2:
+                for f in sorted(sub.iterdir()):
+                    yield f.name
+
+    def clean_staging(self) -> int:
+        count = 0
+        for f in self.staging.iterdir():
+            f.unlink(missing_ok=True)
+            count += 1
+        return count

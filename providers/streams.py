@@ -1,0 +1,143 @@
+"""Streaming encryption into, and seekable decryption out of, the chunked blob format."""
+import errno
+import hashlib
+import os
+
+from providers import crypto
+from providers.base import BlobReader, BlobWriter
+from providers.errors import CorruptData, StorageError
+
+
+class ChunkedWriter(BlobWriter):
+    """Encrypts chunk by chunk into a staging file; memory holds at most one block."""
+
+    def __init__(self, staging_path, final_path, blob_id: str, data_key: bytes, chunk_size: int):
+        self.blob_id = blob_id
+        self.size = 0
+        self._staging, self._final = staging_path, final_path
+        self._chunk = chunk_size
+        self._header = crypto.make_header(chunk_size, bytes.fromhex(blob_id))
+        self._cipher = crypto.ChunkCipher(data_key, self._header)
+        self._buf = bytearray()
+        self._index = 0
+        self._hash = hashlib.sha256()
+        self._closed = False
+        self._fd = os.open(staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._out(self._header)
+
+    def _out(self, data) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"cannot write blob: {os.strerror(e.errno)}") from e
+
+    def write(self, data) -> None:
+        if self._closed:
+            raise StorageError("write after close")
+        self._hash.update(data)
+        self.size += len(data)
+        buf = self._buf
+        buf += data
+        # Keep the last chunk back: only commit knows whether it is the final one.
+        cs = self._chunk
+        if len(buf) > cs:
+            n = (len(buf) - 1) // cs
+            view = memoryview(buf)
+            sealed = b"".join(self._cipher.seal(self._index + i, view[i * cs:(i + 1) * cs], False)
+                              for i in range(n))
+            view.release()
+            self._index += n
+            del buf[:n * cs]
+            self._out(sealed)
+
+    def commit(self) -> str:
+        self._out(self._cipher.seal(self._index, bytes(self._buf), True))
+        self._buf = bytearray()
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._closed = True
+            os.makedirs(os.path.dirname(self._final), exist_ok=True)
+            os.rename(self._staging, self._final)
+            _fsync_dir(os.path.dirname(self._final))
+        except OSError as e:
+            self.abort()
+            raise StorageError(f"cannot commit blob: {os.strerror(e.errno)}") from e
+        return self.blob_id
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+        try:
+            os.unlink(self._staging)
+        except FileNotFoundError:
+            pass
+
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+class ChunkedReader(BlobReader):
+    """Decrypts only the chunks a read touches; keeps the last two decrypted chunks."""
+
+    def __init__(self, path, data_key: bytes, size: int):
+        try:
+            self._fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise CorruptData("blob file is missing") from None
+            raise StorageError(f"cannot open blob: {e.strerror}") from None
+        header = os.pread(self._fd, crypto.HEADER_SIZE, 0)
+        self._chunk = crypto.parse_header(header)
+        self._cipher = crypto.ChunkCipher(data_key, header)
+        self._size = size
+        self._last = max(0, (size - 1) // self._chunk)
+        expected = crypto.HEADER_SIZE + (self._last + 1) * crypto.TAG_SIZE + size
+        if os.fstat(self._fd).st_size != expected:
+            os.close(self._fd)
+            raise CorruptData("blob length does not match the recorded size")
+        self._cache: dict[int, bytes] = {}
+
+    def _chunk_plain(self, index: int) -> bytes:
+        hit = self._cache.get(index)
+        if hit is not None:
+            return hit
+        stride = self._chunk + crypto.TAG_SIZE
+        length = (self._size - index * self._chunk if index == self._last else self._chunk)
+        data = os.pread(self._fd, length + crypto.TAG_SIZE, crypto.HEADER_SIZE + index * stride)
+        plain = self._cipher.open(index, data, index == self._last)
+        if len(self._cache) >= 2:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[index] = plain
+        return plain
+
+    def read(self, offset: int, size: int) -> bytes:
+        end = min(offset + size, self._size)
+        if offset >= end:
+            return b""
+        cs = self._chunk
+        first, last = offset // cs, (end - 1) // cs
+        if first == last:
+            return self._chunk_plain(first)[offset - first * cs:end - first * cs]
+        parts = [self._chunk_plain(i) for i in range(first, last + 1)]
+        parts[0] = parts[0][offset - first * cs:]
+        parts[-1] = parts[-1][:end - last * cs]
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._cache.clear()
+
+
+def _fsync_dir(path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
