@@ -14,11 +14,12 @@ from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, NotFound
 from appliance.session import audit, paths
+from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
 
 
-class Session:
+class Session(PropertiesMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None):
         self.app = app
         self.principal = principal
@@ -40,6 +41,15 @@ class Session:
         if self.principal.sees_all_clients:
             return t.canonical
         return paths.join(t.rel)
+
+    def view_of(self, canonical: str) -> str | None:
+        """The path in this principal's view of a canonical '/<client>/...' path, or None."""
+        parts = paths.clean(canonical)
+        if self.principal.sees_all_clients:
+            return paths.join(parts)
+        if not parts or parts[0] != self.principal.client:
+            return None
+        return paths.join(parts[1:])
 
     def _client(self, s, t: paths.Target, action: str):
         """The client row a target lives in, after the permission decision."""

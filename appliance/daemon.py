@@ -1,0 +1,47 @@
+"""`strongroom serve`: WebDAV and SFTP in one process until SIGTERM or SIGINT.
+
+Stopping closes the listeners and every connection; an upload that has not
+been closed cleanly is aborted, so no partial version ever becomes visible.
+Staging leftovers of a killed process are removed at the next start.
+"""
+import logging
+import signal
+import sys
+import threading
+
+from appliance.app import App
+from appliance.sftp.server import SFTPListener
+from appliance.webdav.server import make_server
+
+log = logging.getLogger("strongroom")
+
+
+def run(data_dir) -> None:
+    app = App(data_dir)
+    logging.basicConfig(level=app.config.log.level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    removed = app.provider.clean_staging()
+    if removed:
+        log.info("removed %d unfinished uploads left by an earlier run", removed)
+    host = app.config.server.host
+    sftp = SFTPListener(app, host, app.config.server.sftp_port)
+    web = make_server(app, host, app.config.server.webdav_port)
+    web.prepare()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),
+               threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True)]
+    for t in threads:
+        t.start()
+    log.info("serving WebDAV on https://%s:%d/ and SFTP on %s:%d (data: %s)",
+             host, web.bind_addr[1], host, sftp.port, app.data_dir)
+    stop.wait()
+    log.info("stopping")
+    sftp.shutdown()
+    web.stop()
+    for t in threads:
+        t.join(timeout=10)
+    app.close()
+    log.info("stopped")

@@ -1,0 +1,67 @@
+"""WebDAV lock records in the metadata database, keyed by canonical path
+('/<client>/<path>') so that every user's view of a node sees the same locks and
+locks survive a restart. The adapter translates view paths to canonical ones."""
+import time
+
+from sqlalchemy import delete, or_, select
+
+from appliance.db.models import Lock
+
+TIMEOUT_DEFAULT = 604800
+TIMEOUT_MAX = 4 * 604800
+_FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "timeout", "expire")
+
+
+def _as_dict(row: Lock) -> dict:
+    return {k: getattr(row, k) for k in _FIELDS}
+
+
+class LockStore:
+    def __init__(self, db):
+        self.db = db
+
+    def get(self, token: str) -> dict | None:
+        with self.db.read() as s:
+            row = s.get(Lock, token)
+            if row is None or (row.expire >= 0 and row.expire < time.time()):
+                return None
+            return _as_dict(row)
+
+    def create(self, root: str, lock: dict, token: str) -> dict:
+        timeout = float(lock.get("timeout") or TIMEOUT_DEFAULT)
+        if timeout < 0 or timeout > TIMEOUT_MAX:
+            timeout = TIMEOUT_MAX
+        lock = dict(lock, root=root, timeout=timeout, expire=time.time() + timeout, token=token)
+        with self.db.write() as s:
+            s.add(Lock(**{k: lock[k] for k in _FIELDS}))
+        return lock
+
+    def refresh(self, token: str, timeout: float) -> dict | None:
+        if timeout < 0 or timeout > TIMEOUT_MAX:
+            timeout = TIMEOUT_MAX
+        with self.db.write() as s:
+            row = s.get(Lock, token)
+            if row is None:
+                return None
+            row.timeout, row.expire = timeout, time.time() + timeout
+            return _as_dict(row)
+
+    def delete(self, token: str) -> bool:
+        with self.db.write() as s:
+            return s.execute(delete(Lock).where(Lock.token == token)).rowcount > 0
+
+    def at(self, root: str, *, include_root: bool, include_children: bool) -> list[dict]:
+        conds = []
+        if include_root:
+            conds.append(Lock.root == root)
+        if include_children:
+            prefix = root.rstrip("/") + "/"
+            conds.append(Lock.root.startswith(prefix, autoescape=True))
+        with self.db.read() as s:
+            rows = s.scalars(select(Lock).where(or_(*conds), Lock.expire >= time.time()))
+            return [_as_dict(r) for r in rows]
+
+    def purge_expired(self) -> int:
+        with self.db.write() as s:
+            return s.execute(delete(Lock).where(Lock.expire < time.time(),
+                                                Lock.expire >= 0)).rowcount

@@ -1,0 +1,1 @@
+"""SFTP adapter: a paramiko SSH server whose SFTP subsystem calls the Session layer."""

@@ -1,0 +1,33 @@
+"""The one table turning domain errors into SFTP status codes."""
+from paramiko.sftp import (SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OP_UNSUPPORTED,
+                           SFTP_PERMISSION_DENIED)
+
+from appliance import errors
+from appliance.session.transfer import MissingParent
+
+# First match wins: subclasses before their bases.
+STATUS = (
+    (MissingParent, SFTP_NO_SUCH_FILE),
+    (errors.NotFound, SFTP_NO_SUCH_FILE),
+    (errors.Denied, SFTP_PERMISSION_DENIED),
+    (errors.Unsupported, SFTP_OP_UNSUPPORTED),
+    (errors.QuotaExceeded, SFTP_FAILURE),
+    (errors.Conflict, SFTP_FAILURE),
+    (errors.BadRequest, SFTP_FAILURE),
+    (errors.CorruptData, SFTP_FAILURE),
+    (errors.StorageError, SFTP_FAILURE),
+)
+
+EXPECTED = tuple(cls for cls, _ in STATUS)
+
+
+def status_for(exc: Exception) -> tuple[int, str]:
+    """(SFTP status code, message for the client) for an error raised by the service layer."""
+    for cls, code in STATUS:
+        if isinstance(exc, cls):
+            if isinstance(exc, errors.CorruptData):
+                return code, "stored data failed its integrity check; not served"
+            if isinstance(exc, errors.QuotaExceeded):
+                return code, f"quota exceeded: {exc}"
+            return code, str(exc)
+    return SFTP_FAILURE, "internal error"

@@ -1,0 +1,150 @@
+"""The SFTP operations, each a call into the Session. Errors propagate as domain
+exceptions and are turned into SFTP statuses in one place (subsystem.py)."""
+import os
+import stat as statmod
+
+from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
+from paramiko.sftp import SFTP_OK
+
+from appliance.errors import Conflict, NotFound, Unsupported
+from appliance.session import paths
+
+FILE_MODE = statmod.S_IFREG | 0o644
+DIR_MODE = statmod.S_IFDIR | 0o755
+
+
+def attributes(entry) -> SFTPAttributes:
+    attr = SFTPAttributes()
+    attr.filename = entry.name or "/"
+    attr.st_size = entry.size
+    attr.st_mode = DIR_MODE if entry.is_dir else FILE_MODE
+    attr.st_uid = attr.st_gid = 0
+    attr.st_mtime = attr.st_atime = int(entry.mtime)
+    return attr
+
+
+class ReadHandle(SFTPHandle):
+    def __init__(self, handle):
+        super().__init__()
+        self._h = handle
+
+    def read(self, offset, length):
+        return self._h.read(offset, length)
+
+    def stat(self):
+        return attributes(self._h.entry)
+
+    def chattr(self, attr):
+        return SFTP_OK
+
+    def close(self):
+        self._h.close()
+
+    abort = close
+
+
+class WriteHandle(SFTPHandle):
+    """An upload: committed on a clean CLOSE, aborted if the session ends first."""
+
+    def __init__(self, upload, entry_name):
+        super().__init__()
+        self._u = upload
+        self._name = entry_name
+
+    def write(self, offset, data):
+        self._u.write(offset, data)
+        return SFTP_OK
+
+    def read(self, offset, length):
+        raise Unsupported("this handle was opened for writing")
+
+    def stat(self):
+        attr = SFTPAttributes()
+        attr.filename, attr.st_size, attr.st_mode = self._name, self._u.size, FILE_MODE
+        attr.st_mtime = attr.st_atime = int(self._u.mtime or 0) or None
+        return attr
+
+    def chattr(self, attr):
+        if attr.st_mtime is not None:
+            self._u.mtime = float(attr.st_mtime)
+        if attr.st_size is not None and attr.st_size != self._u.size:
+            raise Unsupported("changing the size of an open upload is not supported")
+        return SFTP_OK
+
+    def close(self):
+        self._u.commit()
+
+    def abort(self):
+        self._u.abort()
+
+
+class Handler(SFTPServerInterface):
+    """Built per SFTP channel by paramiko; `server` is our ServerInterface with the session."""
+
+    def __init__(self, server, *args, **kwargs):
+        super().__init__(server, *args, **kwargs)
+        self.session = server.session
+
+    def list_folder(self, path):
+        return [attributes(e) for e in self.session.list(path)]
+
+    def stat(self, path):
+        return attributes(self.session.stat(path))
+
+    lstat = stat
+
+    def open(self, path, flags, attr):
+        if not flags & (os.O_WRONLY | os.O_RDWR):
+            return ReadHandle(self.session.open_read(path))
+        return self._open_write(path, flags, attr)
+
+    def _open_write(self, path, flags, attr):
+        try:
+            existing = self.session.stat(path)
+        except NotFound:
+            existing = None
+        if existing is None and not flags & os.O_CREAT:
+            raise NotFound(f"no such file: {path}")
+        if existing is not None and flags & os.O_CREAT and flags & os.O_EXCL:
+            raise Conflict(f"already exists: {path}")
+        upload = self.session.open_write(path, truncate=bool(flags & os.O_TRUNC)
+                                         or existing is None)
+        if attr is not None and attr.st_mtime is not None:
+            upload.mtime = float(attr.st_mtime)
+        return WriteHandle(upload, paths.clean(path)[-1] if paths.clean(path) else "/")
+
+    def remove(self, path):
+        self.session.remove(path, dirs=False)
+        return SFTP_OK
+
+    def rename(self, oldpath, newpath):
+        self.session.rename(oldpath, newpath, overwrite=False)
+        return SFTP_OK
+
+    def posix_rename(self, oldpath, newpath):
+        self.session.rename(oldpath, newpath, overwrite=True)
+        return SFTP_OK
+
+    def mkdir(self, path, attr):
+        self.session.mkdir(path)
+        return SFTP_OK
+
+    def rmdir(self, path):
+        self.session.remove(path, files=False)
+        return SFTP_OK
+
+    def chattr(self, path, attr):
+        if attr.st_mtime is not None:
+            self.session.set_mtime(path, float(attr.st_mtime))
+        else:
+            self.session.stat(path)  # unknown attributes are accepted on existing paths
+        return SFTP_OK
+
+    def canonicalize(self, path):
+        return paths.join(paths.clean(path))
+
+    def readlink(self, path):
+        raise Unsupported("there are no symbolic links here")
+
+    def symlink(self, target_path, path):
+        raise Unsupported("links are not supported: they could lead outside your tree")

@@ -1,0 +1,1 @@
+"""WebDAV adapter: wsgidav on cheroot over HTTPS, resources backed by the Session layer."""

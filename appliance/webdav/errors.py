@@ -1,0 +1,45 @@
+"""The one table turning domain errors into HTTP/DAV errors."""
+import logging
+from contextlib import contextmanager
+
+from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
+                               HTTP_INTERNAL_ERROR, HTTP_NOT_FOUND, HTTP_NOT_IMPLEMENTED,
+                               DAVError)
+
+from appliance import errors
+from appliance.session.transfer import MissingParent
+
+log = logging.getLogger("strongroom.webdav")
+HTTP_INSUFFICIENT_STORAGE = 507
+
+STATUS = (
+    (MissingParent, HTTP_CONFLICT),
+    (errors.NotFound, HTTP_NOT_FOUND),
+    (errors.Denied, HTTP_FORBIDDEN),
+    (errors.Unsupported, HTTP_NOT_IMPLEMENTED),
+    (errors.QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
+    (errors.Conflict, HTTP_CONFLICT),
+    (errors.BadRequest, HTTP_BAD_REQUEST),
+    (errors.CorruptData, HTTP_INTERNAL_ERROR),
+    (errors.StorageError, HTTP_INTERNAL_ERROR),
+)
+EXPECTED = tuple(cls for cls, _ in STATUS)
+
+
+def to_dav(exc: Exception) -> DAVError:
+    for cls, code in STATUS:
+        if isinstance(exc, cls):
+            text = ("stored data failed its integrity check; not served"
+                    if isinstance(exc, errors.CorruptData) else str(exc))
+            return DAVError(code, context_info=text)
+    return DAVError(HTTP_INTERNAL_ERROR)
+
+
+@contextmanager
+def translated(what: str = ""):
+    """Run a service call; domain errors leave as DAVError with one log line."""
+    try:
+        yield
+    except EXPECTED as e:
+        log.info("webdav %s refused: %s: %s", what, type(e).__name__, e)
+        raise to_dav(e) from None

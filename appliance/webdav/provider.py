@@ -1,0 +1,20 @@
+"""The DAV provider: maps a request path to a resource via the Session."""
+from wsgidav.dav_provider import DAVProvider
+
+from appliance.errors import NotFound
+from appliance.webdav.errors import EXPECTED, to_dav
+from appliance.webdav.resources import make_resource
+
+
+class Provider(DAVProvider):
+    def is_readonly(self):
+        return False
+
+    def get_resource_inst(self, path, environ):
+        try:
+            entry = environ["strongroom.session"].stat(path)
+        except NotFound:
+            return None
+        except EXPECTED as e:
+            raise to_dav(e) from None
+        return make_resource(path, environ, entry)

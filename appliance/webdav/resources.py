@@ -1,0 +1,191 @@
+"""DAV resources over the Session: every method is one service call, translated."""
+import mimetypes
+
+from wsgidav.dav_provider import DAVCollection, DAVNonCollection
+
+from appliance.webdav.errors import translated
+
+
+def _child(path: str, name: str) -> str:
+    return path.rstrip("/") + "/" + name
+
+
+class _Common:
+    def _init(self, environ, entry):
+        self.session = environ["strongroom.session"]
+        self.entry = entry
+
+    def get_creation_date(self):
+        return self.entry.ctime or None if self.entry else None
+
+    def get_last_modified(self):
+        return self.entry.mtime or None if self.entry else None
+
+    def get_display_name(self):
+        return self.name
+
+    def get_used_bytes(self):
+        with translated("quota"):
+            return self.session.usage(self.path)[0]
+
+    def get_available_bytes(self):
+        with translated("quota"):
+            used, quota = self.session.usage(self.path)
+        return None if quota is None else max(0, quota - used)
+
+    def support_recursive_move(self, dest_path):
+        return True
+
+    def move_recursive(self, dest_path):
+        with translated("MOVE"):
+            self.session.rename(self.path, dest_path, overwrite=False)
+
+    def delete(self):
+        with translated("DELETE"):
+            self.session.remove(self.path, recursive=True)
+        self.remove_all_locks(recursive=True)
+
+    def set_last_modified(self, dest_path, time_stamp, *, dry_run):
+        if not dry_run:
+            with translated("mtime"):
+                self.session.set_mtime(dest_path, float(time_stamp))
+        return True
+
+
+class FileResource(_Common, DAVNonCollection):
+    """A file; `entry` is None for a file being created by PUT (not visible yet)."""
+
+    def __init__(self, path, environ, entry):
+        DAVNonCollection.__init__(self, path, environ)
+        self._init(environ, entry)
+        self._upload = None
+
+    def get_content_length(self):
+        return self.entry.size if self.entry else 0
+
+    def get_content_type(self):
+        return mimetypes.guess_type(self.name)[0] or "application/octet-stream"
+
+    def get_etag(self):
+        return self.entry.etag if self.entry else None
+
+    def support_etag(self):
+        return True
+
+    def support_ranges(self):
+        return True
+
+    def get_content(self):
+        with translated("GET"):
+            return ReadStream(self.session.open_read(self.path))
+
+    def begin_write(self, *, content_type=None):
+        with translated("PUT"):
+            self._upload = self.session.open_write(self.path)
+        return UploadStream(self._upload)
+
+    def end_write(self, *, with_errors):
+        if self._upload is None:
+            return
+        upload, self._upload = self._upload, None
+        if with_errors:
+            upload.abort()
+            return
+        with translated("PUT"):
+            self.entry = upload.commit()
+
+    def copy_move_single(self, dest_path, *, is_move):
+        with translated("MOVE" if is_move else "COPY"):
+            if is_move:
+                self.session.rename(self.path, dest_path, overwrite=True)
+            else:
+                self.session.copy(self.path, dest_path, overwrite=True)
+                self.session.copy_dead_properties(self.path, dest_path)
+
+
+class FolderResource(_Common, DAVCollection):
+    def __init__(self, path, environ, entry):
+        DAVCollection.__init__(self, path, environ)
+        self._init(environ, entry)
+
+    def get_etag(self):
+        return None
+
+    def get_member_names(self):
+        with translated("PROPFIND"):
+            return [e.name for e in self.session.list(self.path)]
+
+    def get_member_list(self):
+        with translated("PROPFIND"):
+            entries = self.session.list(self.path)
+        return [make_resource(_child(self.path, e.name), self.environ, e) for e in entries]
+
+    def get_member(self, name):
+        with translated("PROPFIND"):
+            entry = self.session.stat(_child(self.path, name))
+        return make_resource(_child(self.path, name), self.environ, entry)
+
+    def create_empty_resource(self, name):
+        path = _child(self.path, name)
+        if self.environ.get("REQUEST_METHOD") != "LOCK":
+            return FileResource(path, self.environ, None)  # PUT: visible once written
+        with translated("LOCK"):  # lock-null: an empty file the client then writes
+            upload = self.session.open_write(path)
+            return FileResource(path, self.environ, upload.commit())
+
+    def create_collection(self, name):
+        with translated("MKCOL"):
+            self.session.mkdir(_child(self.path, name))
+
+    def support_recursive_delete(self):
+        return True
+
+    def copy_move_single(self, dest_path, *, is_move):
+        with translated("COPY"):
+            self.session.mkdir(dest_path)
+            self.session.copy_dead_properties(self.path, dest_path)
+
+
+def make_resource(path, environ, entry):
+    cls = FolderResource if entry.is_dir else FileResource
+    return cls(path, environ, entry)
+
+
+class ReadStream:
+    """The file-like object wsgidav reads a GET body from (seek for Range requests)."""
+
+    def __init__(self, handle):
+        self._h = handle
+        self._pos = 0
+
+    def seek(self, pos, whence=0):
+        self._pos = pos if whence == 0 else (self._pos + pos if whence == 1
+                                             else self._h.entry.size + pos)
+
+    def tell(self):
+        return self._pos
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            size = self._h.entry.size - self._pos
+        with translated("GET"):
+            data = self._h.read(self._pos, size)
+        self._pos += len(data)
+        return data
+
+    def close(self):
+        self._h.close()
+
+
+class UploadStream:
+    """The file-like object wsgidav writes a PUT body into; commit happens in end_write."""
+
+    def __init__(self, upload):
+        self._u = upload
+
+    def write(self, data):
+        with translated("PUT"):
+            self._u.append(data)
+
+    def close(self):
+        pass

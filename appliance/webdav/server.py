@@ -1,0 +1,53 @@
+"""The HTTPS server: cheroot (the WSGI server wsgidav is built and tested with)
+with TLS 1.2+ serving the wsgidav application stack."""
+import logging
+import ssl
+
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+from wsgidav.wsgidav_app import WsgiDAVApp
+
+from appliance.session.locks import LockStore
+from appliance.webdav.domain import DomainController
+from appliance.webdav.locks import LockStorage
+from appliance.webdav.props import PropertyManager
+from appliance.webdav.provider import Provider
+
+log = logging.getLogger("strongroom.webdav")
+
+
+def make_wsgi_app(app) -> WsgiDAVApp:
+    cfg = app.config
+    return WsgiDAVApp({
+        "provider_mapping": {"/": Provider()},
+        "strongroom_app": app,
+        "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
+                               "accept_digest": False, "default_to_digest": False},
+        "lock_storage": LockStorage(LockStore(app.db)),
+        "property_manager": PropertyManager(),
+        "block_size": cfg.webdav.block_size,
+        "verbose": 1,
+        "logging": {"enable": False},
+        "suppress_version_info": True,
+        "add_header_MS_Author_Via": True,
+        "dir_browser": {"enable": True, "icon": False, "response_trailer": "Strongroom",
+                        "show_user": True, "davmount": False, "ms_sharepoint_support": False},
+        "hotfixes": {"emulate_win32_lastmod": True, "re_encode_path_info": True,
+                     "unquote_path_info": False},
+    })
+
+
+class _TLSAdapter(BuiltinSSLAdapter):
+    """cheroot's adapter with a context limited to TLS 1.2+."""
+
+    def __init__(self, certificate, private_key):
+        super().__init__(certificate, private_key)
+        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
+
+
+def make_server(app, host: str, port: int) -> wsgi.Server:
+    server = wsgi.Server((host, port), make_wsgi_app(app),
+                         numthreads=app.config.webdav.threads, server_name="Strongroom",
+                         timeout=300, request_queue_size=128)
+    server.ssl_adapter = _TLSAdapter(app.config.tls.cert_file, app.config.tls.key_file)
+    return server
