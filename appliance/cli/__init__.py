@@ -1,4 +1,6 @@
 """The `strongroom` command: thin click functions over the service layer."""
+import os
+
 import click
 
 from appliance.cli import clients, daemon, doctor, users, versions
@@ -22,6 +24,7 @@ class _Group(click.Group):
 @click.version_option(package_name="strongroom")
 def main():
     """Strongroom: encrypted, versioned client file exchange over WebDAV and SFTP."""
+    os.umask(0o077)  # keys, database and blobs are for the appliance's user only
 
 
 main.add_command(daemon.init)
