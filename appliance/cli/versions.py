@@ -4,11 +4,16 @@ import datetime
 import click
 
 from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.errors import NotFound
 from appliance.session import ADMIN
 
 
-def _session(data_dir):
-    return open_app(data_dir).session(ADMIN, "cli")
+def _session(data_dir, client_name):
+    """An admin session and the client's path prefix; a missing client is named as such."""
+    app = open_app(data_dir)
+    if client_name not in {c["name"] for c in app.admin().list_clients()}:
+        raise NotFound(f"no such client: {client_name}")
+    return app.session(ADMIN, "cli")
 
 
 def _iso(ts: float) -> str:
@@ -29,7 +34,7 @@ def list_(path, client_name, data_dir, as_json):
     """List every version of PATH, oldest first; the current one is marked."""
     rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": _iso(v.created_at),
              "mtime": _iso(v.mtime), "author": v.author, "current": v.current}
-            for v in _session(data_dir).versions(f"/{client_name}/{path.lstrip('/')}")]
+            for v in _session(data_dir, client_name).versions(f"/{client_name}/{path.lstrip('/')}")]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
          [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
           f"{' (current)' if r['current'] else ''}" for r in rs])
@@ -43,5 +48,5 @@ def list_(path, client_name, data_dir, as_json):
 @data_dir_option
 def restore(path, version_id, client_name, data_dir):
     """Make VERSION_ID of PATH current again (as a new version; nothing is lost)."""
-    _session(data_dir).restore(f"/{client_name}/{path.lstrip('/')}", version_id)
+    _session(data_dir, client_name).restore(f"/{client_name}/{path.lstrip('/')}", version_id)
     click.echo(f"restored version {version_id} of {path}")

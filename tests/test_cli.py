@@ -1,0 +1,90 @@
+"""The CLI contract of PRODUCT.md, driven as a subprocess like an admin's script would."""
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+
+def cli(data_dir, *args, input=None):
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir", str(data_dir)],
+                          capture_output=True, text=True, input=input, timeout=120)
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    d = tmp_path / "data"
+    r = cli(d, "init", "--host", "127.0.0.1", "--webdav-port", "0", "--sftp-port", "0")
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_init_makes_private_keys_and_is_idempotent(data_dir):
+    for rel in ("master.key", "ssh/ssh_host_ed25519_key", "ssh/ssh_host_rsa_key", "tls/key.pem",
+                "strongroom.toml"):
+        assert stat.S_IMODE(os.stat(data_dir / rel).st_mode) == 0o600, rel
+    before = {p: (data_dir / p).read_bytes() for p in ("master.key", "ssh/ssh_host_ed25519_key")}
+    r = cli(data_dir, "init")
+    assert r.returncode == 0, r.stderr
+    assert {p: (data_dir / p).read_bytes() for p in before} == before
+
+
+def test_user_add_json_contract(data_dir):
+    assert cli(data_dir, "client", "add", "acme", "--quota", "10GiB").returncode == 0
+    out = json.loads(cli(data_dir, "user", "add", "alice", "--client", "acme", "--json").stdout)
+    assert out["login"] == "alice" and len(out["password"]) >= 16
+    assert out["totp_secret"] and out["otpauth_uri"].startswith("otpauth://totp/")
+    r = cli(data_dir, "user", "add", "sam", "--staff", "--no-totp", "--password-stdin", "--json",
+            input="a long staff passphrase\n")
+    out = json.loads(r.stdout)
+    assert "password" not in out and "totp_secret" not in out and out["role"] == "staff"
+    users = json.loads(cli(data_dir, "user", "list", "--json").stdout)
+    assert [(u["login"], u["role"], u["client"]) for u in users] == [
+        ("alice", "client", "acme"), ("sam", "staff", None)]
+    clients = json.loads(cli(data_dir, "client", "list", "--json").stdout)
+    assert clients == [{"name": "acme", "quota_bytes": 10 * 1024**3, "used_bytes": 0}]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("client", "add", "../evil"), "client names are"),
+    (("user", "add", "x1", "--client", "nope", "--no-totp"), "no client named 'nope'"),
+    (("user", "add", "x2", "--client", "a", "--staff"), "exactly one of"),
+    (("versions", "list", "/missing.txt", "--client", "acme"), "no such client"),
+    (("versions", "restore", "/f", "1"), "Missing option '--client'"),
+])
+def test_errors_are_one_line_and_nonzero(data_dir, args, message):
+    r = cli(data_dir, *args)
+    assert r.returncode != 0
+    assert message.lower() in r.stderr.lower(), r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_weak_password_refused(data_dir):
+    cli(data_dir, "client", "add", "acme")
+    r = cli(data_dir, "user", "add", "alice", "--client", "acme", "--password-stdin",
+            input="short\n")
+    assert r.returncode == 1 and "at least 10 characters" in r.stderr
+
+
+def test_bad_config_value_names_file_and_option(data_dir):
+    cfg = data_dir / "strongroom.toml"
+    cfg.write_text(cfg.read_text().replace("webdav_port = 0", 'webdav_port = "https"'))
+    r = cli(data_dir, "client", "list")
+    assert r.returncode == 1
+    assert str(cfg) in r.stderr and "server.webdav_port" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_option_is_an_error(data_dir):
+    cfg = data_dir / "strongroom.toml"
+    cfg.write_text(cfg.read_text() + "\n[storage]\nchunksize = 5\n")
+    r = cli(data_dir, "client", "list")
+    assert r.returncode == 1 and "storage" in r.stderr
+
+
+def test_doctor_on_fresh_store(data_dir):
+    r = cli(data_dir, "doctor", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["ok"] is True
