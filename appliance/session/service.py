@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
+from sqlalchemy.exc import IntegrityError
+
 from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, NotFound
@@ -17,6 +19,10 @@ from appliance.session import audit, paths
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
+
+
+class ConcurrentChange(Conflict):
+    """Another transaction changed the same names first (a unique index fired)."""
 
 
 class Session(PropertiesMixin):
@@ -79,6 +85,9 @@ class Session(PropertiesMixin):
             with self.app.db.write() as s:
                 self._audit(s, action, t, outcome="denied", detail=str(e))
             raise
+        except IntegrityError:
+            raise ConcurrentChange(f"{self.view_path(t)} changed concurrently; try again") \
+                from None
 
     def _audit(self, s, action, t, outcome="ok", detail=None) -> None:
         path = t if isinstance(t, str) else t.canonical
@@ -165,7 +174,19 @@ class Session(PropertiesMixin):
         return Upload(self, t, writer, wrapped, base_reader, quota)
 
     def _commit_upload(self, t, writer, wrapped_key, mtime) -> "Entry":
-        """Called by Upload.commit() once the blob is durable: publish it in one transaction."""
+        """Called by Upload.commit() once the blob is durable: publish it in one transaction.
+
+        Two uploads creating the same new file race on the unique name index (on
+        PostgreSQL); the loser retries and becomes a version of the winner's file.
+        """
+        for attempt in range(3):
+            try:
+                return self._publish(t, writer, wrapped_key, mtime)
+            except ConcurrentChange:
+                if attempt == 2:
+                    raise
+
+    def _publish(self, t, writer, wrapped_key, mtime):
         now = time.time()
         with self._op("write", t, write=True, right="write") as (s, client):
             parent = self._parent_dir(s, client, t)

@@ -126,6 +126,13 @@ def upgrade() -> None:
 
 
 
+    # The audit chain's head exists from the start, so appenders only ever UPDATE it
+    # (an INSERT race between two first appenders is impossible).
+    op.bulk_insert(sa.table("audit_head", sa.column("id", sa.Integer),
+                            sa.column("last_hash", sa.String), sa.column("count", sa.BigInteger)),
+                   [{"id": 1, "last_hash": "0" * 64, "count": 0}])
+
+
 def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table('versions', schema=None) as batch_op:
