@@ -20,7 +20,8 @@ def run(data_dir) -> None:
     app = App(data_dir)
     logging.basicConfig(level=app.config.log.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    # paramiko logs a traceback for every port probe or reset; we log one line per connection
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     removed = app.provider.clean_staging()
     if removed:
         log.info("removed %d unfinished uploads left by an earlier run", removed)

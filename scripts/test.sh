@@ -18,6 +18,7 @@ if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&
     export STRONGROOM_TEST_PG_URL="postgresql+psycopg2://strongroom:strongroom@127.0.0.1:$PGPORT/postgres"
 fi
 set +e
+export PATH="$PWD/.venv/bin:$PATH"
 .venv/bin/python -m pytest -q "$@"
 rc=$?
 set -e

@@ -67,19 +67,22 @@ class Upload:
 
     def write(self, offset: int, data) -> None:
         if self._done:
-            raise Conflict("upload already closed")
-        pos = self._writer.size
-        if offset < pos:
-            raise Unsupported(f"write at {offset} is before the end of the upload ({pos}); "
-                              "rewriting an uploaded part is not supported")
-        self._check_quota(offset + len(data))
-        if offset > pos:
-            self._fill(offset)
-        self._writer.write(data)
+            raise Conflict("the upload is closed or was discarded after an error")
+        try:
+            pos = self._writer.size
+            if offset < pos:
+                raise Unsupported(f"write at {offset} is before the end of the upload ({pos}); "
+                                  "rewriting an uploaded part is not supported")
+            self._check_quota(offset + len(data))
+            if offset > pos:
+                self._fill(offset)
+            self._writer.write(data)
+        except BaseException:
+            self.abort()  # a file with a hole or a missing tail must not become a version
+            raise
 
     def _check_quota(self, end: int) -> None:
         if self._quota is not None and end > self._quota:
-            self.abort()
             raise QuotaExceeded("the client's quota is exhausted")
 
     def _fill(self, upto: int) -> None:
@@ -93,6 +96,8 @@ class Upload:
     def commit(self):
         """Publish the version; returns its Entry. Aborts (and re-raises) on any failure."""
         if self._done:
+            if self.entry is None:
+                raise Conflict("the upload failed earlier and was discarded; nothing was saved")
             return self.entry
         try:
             self._check_quota(self.size)

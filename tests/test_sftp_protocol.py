@@ -1,0 +1,153 @@
+"""SFTP protocol behaviour seen through paramiko's client: extensions, refusals,
+uploads that must never become visible half-written."""
+import os
+import time
+
+import paramiko
+import pytest
+
+from tests.conftest import HOST
+
+
+@pytest.fixture
+def connect(daemon):
+    opened = []
+
+    def _connect(login="alice", password=None):
+        user = daemon.users[login]
+        t = paramiko.Transport((HOST, daemon.sftp_port))
+        t.connect(username=login, password=password or user.password)
+        opened.append(t)
+        return t, paramiko.SFTPClient.from_transport(t)
+
+    yield _connect
+    for t in opened:
+        t.close()
+
+
+def _read(sftp, path):
+    with sftp.open(path, "rb") as f:
+        return f.read()
+
+
+def test_limits_extension_answers_256k(connect):
+    _, sftp = connect()
+    t, msg = sftp._request(paramiko.sftp.CMD_EXTENDED, "limits@openssh.com")
+    assert t == paramiko.sftp.CMD_EXTENDED_REPLY
+    packet, read, write, handles = (msg.get_int64() for _ in range(4))
+    assert packet == 256 * 1024 and read >= 255 * 1024 and write >= 255 * 1024 and handles > 0
+
+
+@pytest.mark.parametrize("op", [
+    lambda s: s.symlink("/a.txt", "/link"),
+    lambda s: s.readlink("/a.txt"),
+])
+def test_links_are_refused(connect, op):
+    _, sftp = connect()
+    with pytest.raises(IOError):
+        op(sftp)
+    assert "link" not in sftp.listdir("/")
+
+
+def test_wrong_password_and_unknown_user_fail_alike(daemon):
+    errors = []
+    for login, password in (("alice", "wrong-password-1"), ("nobody", "wrong-password-1")):
+        t = paramiko.Transport((HOST, daemon.sftp_port))
+        with pytest.raises(paramiko.AuthenticationException) as e:
+            t.connect(username=login, password=password)
+        errors.append(str(e.value))
+        t.close()
+    assert errors[0] == errors[1]
+
+
+def test_exec_and_shell_are_refused(connect):
+    t, _ = connect()
+    for request in (lambda ch: ch.exec_command("md5sum /etc/passwd"), lambda ch: ch.invoke_shell()):
+        ch = t.open_session(timeout=10)
+        with pytest.raises(paramiko.SSHException):
+            request(ch)
+        ch.close()
+
+
+def test_dropped_connection_leaves_previous_version(connect, daemon):
+    t, sftp = connect()
+    sftp.putfo(_bytes(b"old", 1000), "/drop.txt")
+    f = sftp.open("/drop.txt", "wb")
+    f.write(b"new partial content" * 5000)
+    f.flush()
+    t.close()  # no CLOSE for the handle
+    _, sftp2 = connect()
+    deadline = time.time() + 10
+    while time.time() < deadline and list(daemon.staging_dir.iterdir()):
+        time.sleep(0.1)
+    assert _read(sftp2, "/drop.txt") == b"old" * 1000
+    assert not list(daemon.staging_dir.iterdir())
+
+
+def test_write_before_end_is_refused_and_changes_nothing(connect):
+    _, sftp = connect()
+    sftp.putfo(_bytes(b"A", 10), "/rw.txt")
+    f = sftp.open("/rw.txt", "r+")
+    f.set_pipelined(False)
+    f.seek(20)
+    f.write(b"tail")
+    f.flush()
+    f.seek(0)
+    with pytest.raises(IOError):
+        f.write(b"head")
+        f.flush()
+    # paramiko's SFTPFile.close() swallows errors: send CLOSE ourselves
+    with pytest.raises(IOError, match="discarded"):
+        sftp._request(paramiko.sftp.CMD_CLOSE, f.handle)
+    f._closed = True
+    assert _read(sftp, "/rw.txt") == b"A" * 10
+
+
+def test_resume_appends_and_keeps_previous_version(connect, daemon):
+    _, sftp = connect()
+    sftp.putfo(_bytes(b"0123456789", 1), "/resume.txt")
+    with sftp.open("/resume.txt", "a") as f:
+        f.write(b"abc")
+    assert _read(sftp, "/resume.txt") == b"0123456789abc"
+    versions = daemon.cli("versions", "list", "/resume.txt", "--client", "acme", "--json",
+                          check=True).stdout
+    assert versions.count('"id"') == 2
+
+
+def test_setstat_mtime_after_upload(connect):
+    _, sftp = connect()
+    sftp.putfo(_bytes(b"x", 5), "/mtime.txt")
+    sftp.utime("/mtime.txt", (1_600_000_000, 1_600_000_000))
+    assert sftp.stat("/mtime.txt").st_mtime == 1_600_000_000
+    sftp.chmod("/mtime.txt", 0o600)  # meaningless here: accepted, not an error
+
+
+def test_rename_refuses_overwrite_posix_rename_keeps_version(connect, daemon):
+    _, sftp = connect()
+    sftp.putfo(_bytes(b"target", 1), "/t.txt")
+    sftp.putfo(_bytes(b"source", 1), "/s.txt")
+    with pytest.raises(IOError):
+        sftp.rename("/s.txt", "/t.txt")
+    sftp.posix_rename("/s.txt", "/t.txt")
+    assert _read(sftp, "/t.txt") == b"source" and "s.txt" not in sftp.listdir("/")
+    out = daemon.cli("versions", "list", "/t.txt", "--client", "acme", "--json", check=True)
+    assert out.stdout.count('"id"') == 2
+
+
+def test_quota_exceeded_mid_upload_keeps_nothing(daemon):
+    daemon.cli("client", "add", "tiny", "--quota", "1MiB", check=True)
+    password = "Tiny-quota-pass-1"
+    daemon.cli("user", "add", "tina", "--client", "tiny", "--password-stdin", "--no-totp",
+               input=(password + "\n").encode(), check=True)
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    t.connect(username="tina", password=password)
+    sftp = paramiko.SFTPClient.from_transport(t)
+    with pytest.raises(IOError):
+        sftp.putfo(_bytes(os.urandom(1024), 2048), "/big.bin")
+    assert "big.bin" not in sftp.listdir("/")
+    t.close()
+
+
+def _bytes(unit: bytes, n: int):
+    import io
+    return io.BytesIO(unit * n)
