@@ -101,6 +101,8 @@ class ChunkedReader(BlobReader):
             os.close(self._fd)
             raise CorruptData("blob length does not match the recorded size")
         self._cache: dict[int, bytes] = {}
+        if size == 0:
+            self._chunk_plain(0)  # an empty blob is one empty final chunk: authenticate it now
 
     def _chunk_plain(self, index: int) -> bytes:
         hit = self._cache.get(index)

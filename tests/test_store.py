@@ -14,9 +14,6 @@ CHUNK = 64 * 1024
 STRIDE = CHUNK + crypto.TAG_SIZE
 H = crypto.HEADER_SIZE
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5]
-EMPTY_UNCHECKED = pytest.mark.xfail(
-    strict=True, reason="BUG providers/streams.py:120: an empty blob's only chunk is never "
-    "authenticated, read() returns b'' before touching it")
 
 
 @pytest.fixture
@@ -146,8 +143,8 @@ def test_flipped_byte_is_detected(store, key, offset):
 
 
 @pytest.mark.parametrize("offset", [
-    pytest.param(10, id="nonce-prefix", marks=EMPTY_UNCHECKED),
-    pytest.param(H + 3, id="empty-chunk-tag", marks=EMPTY_UNCHECKED)])
+    pytest.param(10, id="nonce-prefix"),
+    pytest.param(H + 3, id="empty-chunk-tag")])
 def test_empty_blob_tampering_is_detected(store, key, offset):
     blob_id = write_blob(store, key, b"")
     edit(store, blob_id, flip(offset))
@@ -208,7 +205,7 @@ def test_missing_blob_is_corrupt(store, key):
         store.open_blob(blob_id, key, 1)
 
 
-@pytest.mark.parametrize("size", [pytest.param(0, marks=EMPTY_UNCHECKED), 1, SIZE])
+@pytest.mark.parametrize("size", [0, 1, SIZE])
 def test_wrong_key_fails(store, key, size):
     blob_id = write_blob(store, key, os.urandom(size))
     with pytest.raises(CorruptData):

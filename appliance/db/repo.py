@@ -1,5 +1,5 @@
 """Queries over the file tree. Every function takes an open ORM session."""
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from appliance.db.models import Client, Node, User, Version
 
@@ -29,7 +29,7 @@ def child(s, client_id: int, parent_id: int, name: str) -> Node | None:
 def children_with_versions(s, parent_id: int) -> list[tuple[Node, Version | None]]:
     q = (select(Node, Version).outerjoin(Version, Version.id == Node.current_version_id)
          .where(Node.parent_id == parent_id, Node.deleted_at.is_(None)).order_by(Node.name))
-    return list(s.execute(q).tuples())
+    return [tuple(row) for row in s.execute(q)]
 
 
 def walk(s, client_id: int, rel) -> Node | None:
@@ -64,3 +64,10 @@ def live_bytes(s, node_ids) -> int:
 
 def all_blob_ids(s) -> set[str]:
     return set(s.scalars(select(Version.blob_id)))
+
+
+def add_usage(s, client_id: int, delta: int) -> None:
+    """Adjust a client's usage in SQL, so concurrent transactions do not lose updates."""
+    if delta:
+        s.execute(update(Client).where(Client.id == client_id)
+                  .values(used_bytes=Client.used_bytes + delta))

@@ -206,7 +206,7 @@ class Session(PropertiesMixin):
             s.flush()
             node.current_version_id = version.id
             node.modified_at = now
-            client.used_bytes += version.size - (old.size if old else 0)
+            repo.add_usage(s, client.id, version.size - (old.size if old else 0))
             return file_entry(self.view_path(t), node, version)
 
     def mkdir(self, path):
@@ -236,7 +236,7 @@ class Session(PropertiesMixin):
             ids = repo.subtree_ids(s, node.id)
             if len(ids) > 1 and not recursive:
                 raise Conflict(f"folder is not empty: {self.view_path(t)}")
-            client.used_bytes -= repo.live_bytes(s, ids)
+            repo.add_usage(s, client.id, -repo.live_bytes(s, ids))
             now = time.time()
             node.deleted_at = now
             s.get(Node, node.parent_id).modified_at = now
@@ -289,12 +289,12 @@ class Session(PropertiesMixin):
         if existing.is_dir and repo.subtree_ids(s, existing.id)[1:]:
             raise Conflict(f"folder is not empty: {self.view_path(td)}")
         if node.is_dir or existing.is_dir:
-            client.used_bytes -= repo.live_bytes(s, [existing.id])
+            repo.add_usage(s, client.id, -repo.live_bytes(s, [existing.id]))
             existing.deleted_at = time.time()
             s.flush()
             return node
         # file onto file: the moved file's versions join the replaced file's history
-        client.used_bytes -= repo.live_bytes(s, [existing.id])
+        repo.add_usage(s, client.id, -repo.live_bytes(s, [existing.id]))
         for v in repo.versions_of(s, node.id):
             v.node_id = existing.id
         existing.current_version_id = node.current_version_id
@@ -318,6 +318,9 @@ class Session(PropertiesMixin):
         if not src_entry.is_dir:
             self._copy_file(src, dst)
             return
+        ts, td = self.target(src), self.target(dst)
+        if ts.client == td.client and td.rel[:len(ts.rel)] == ts.rel:
+            raise BadRequest("a folder cannot be copied into itself")
         self.mkdir(dst)
         if recursive:
             for child in self.list(src):
