@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export STRONGROOM_DATA_DIR="${STRONGROOM_DATA_DIR:-$PWD/data}"
-SR=.venv/bin/strongroom
+SR="$PWD/.venv/bin/strongroom"
 $SR init --host "${STRONGROOM_HOST:-127.0.0.1}" >/dev/null
 if ! $SR client list --json | grep -q '"name": "demo"'; then
     $SR client add demo --quota 10GiB >/dev/null

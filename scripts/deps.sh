@@ -18,5 +18,9 @@ if [ -n "$missing" ]; then
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -e ".$EXTRA"
+log=$(mktemp)
+if ! .venv/bin/pip install -e ".$EXTRA" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"
+    echo "deps.sh: pip install failed" >&2; exit 1
+fi
+rm -f "$log"
