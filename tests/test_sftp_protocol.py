@@ -6,7 +6,7 @@ import time
 import paramiko
 import pytest
 
-from tests.conftest import HOST
+from conftest import HOST
 
 
 @pytest.fixture

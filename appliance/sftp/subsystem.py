@@ -46,8 +46,11 @@ class Subsystem(SFTPServer):
             code, text = status_for(e)
             log.info("sftp %s: request %s refused: %s", self._who(), t, e)
             self._send_status(request_number, code, text)
-        except Exception:
-            log.exception("sftp %s: request %s failed", self._who(), t)
+        except Exception as e:
+            if self.sock.closed or not self.sock.get_transport().is_active():
+                log.info("sftp %s: connection closed during request %s", self._who(), t)
+                return
+            log.exception("sftp %s: request %s failed: %s", self._who(), t, e)
             self._send_status(request_number, *status_for(None))
 
     def _who(self) -> str:

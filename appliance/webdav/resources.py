@@ -1,9 +1,13 @@
 """DAV resources over the Session: every method is one service call, translated."""
+import logging
 import mimetypes
 
+from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from appliance.webdav.errors import translated
+
+log = logging.getLogger("strongroom.webdav")
 
 
 def _child(path: str, name: str) -> str:
@@ -91,6 +95,14 @@ class FileResource(_Common, DAVNonCollection):
         if with_errors:
             upload.abort()
             return
+        # A body cut short by a dropped connection reads as a normal end of body:
+        # only the announced length tells the two apart.
+        expected = self.environ.get("CONTENT_LENGTH")
+        if expected and expected.isdigit() and int(expected) != upload.position:
+            upload.abort()
+            log.info("webdav PUT %s: body ended after %d of %s bytes; discarded",
+                     self.path, upload.position, expected)
+            raise DAVError(HTTP_BAD_REQUEST, context_info="incomplete request body")
         with translated("PUT"):
             self.entry = upload.commit()
 

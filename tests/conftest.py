@@ -1,0 +1,338 @@
+"""End-to-end fixtures: the real `strongroom serve` daemon, driven by real clients.
+
+`daemon` (module-scoped) makes a data directory with the CLI exactly as an admin
+would (`strongroom init`, `client add`, `user add`), starts `strongroom serve` as
+a subprocess on free loopback ports and yields a `Daemon`: paths, ports, the
+users' credentials, and helpers that run OpenSSH sftp, rclone, curl and the CLI
+against it, each with a timeout. Nothing ever talks to an address other than
+127.0.0.1.
+
+A test needing a client binary that is missing is skipped, except under
+CI=true, where it fails: CI must never pass by silently skipping interop.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from itertools import count
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+HOST = "127.0.0.1"
+TIMEOUT = 120          # seconds, for every client subprocess
+START_TIMEOUT = 30     # seconds until both ports accept connections
+STOP_TIMEOUT = 15      # seconds a stopping daemon gets before SIGKILL
+CLIENTS = ("acme", "beta")
+
+
+@dataclass(frozen=True)
+class User:
+    login: str
+    password: str
+    client: str | None   # None: staff
+
+
+def need(*binaries: str) -> None:
+    """Skip (or, under CI=true, fail) unless every binary is on PATH."""
+    missing = [b for b in binaries if shutil.which(b) is None]
+    if not missing:
+        return
+    reason = f"end-to-end test needs {', '.join(missing)} on PATH"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so it may not be skipped")
+    pytest.skip(reason)
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports that were free a moment ago."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def sftp_quote(path) -> str:
+    """A path as one argument of an sftp batch command (quotes, spaces, non-ASCII)."""
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sftp_lines(proc) -> list[str]:
+    """The output lines of an sftp batch run, without the echoed commands."""
+    return [line.rstrip() for line in proc.stdout.decode("utf-8", "replace").splitlines()
+            if line.strip() and not line.startswith("sftp> ")]
+
+
+def _die_with_parent() -> None:
+    """Linux: a daemon whose pytest dies without teardown gets SIGTERM, not orphaned."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+@dataclass
+class Response:
+    returncode: int      # curl's exit status (18: body shorter than announced)
+    status: int          # HTTP status, 0 if none was received
+    body: bytes
+    stderr: str
+
+
+class Daemon:
+    """One data directory and the `strongroom serve` process running on it."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data_dir = root / "data"
+        self.blob_dir = self.data_dir / "blobs"
+        self.staging_dir = self.blob_dir / ".staging"
+        self.work = root / "work"           # clients' local files and cwd
+        self.log_path = root / "daemon.log"
+        self.webdav_port, self.sftp_port = free_ports(2)
+        self.base_url = f"https://{HOST}:{self.webdav_port}"
+        self.users: dict[str, User] = {}
+        self.proc: subprocess.Popen | None = None
+        self._log_offset = 0
+        self._seq = count()
+        self._rclone_conf: Path | None = None
+        self.work.mkdir(parents=True)
+
+    # -- provisioning and the process -------------------------------------------
+
+    def cli(self, *args, input: bytes | None = None, check: bool = False,
+            timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        """Run `strongroom ARGS --data-dir DATA`; output as text."""
+        proc = subprocess.run(["strongroom", *map(str, args), "--data-dir", str(self.data_dir)],
+                              input=input, capture_output=True, timeout=timeout)
+        proc.stdout, proc.stderr = (proc.stdout.decode("utf-8", "replace"),
+                                    proc.stderr.decode("utf-8", "replace"))
+        if check and proc.returncode != 0:
+            pytest.fail(f"strongroom {' '.join(map(str, args))} exited {proc.returncode}: "
+                        f"{proc.stderr.strip()}")
+        return proc
+
+    def provision(self) -> None:
+        self.cli("init", "--host", HOST, "--webdav-port", self.webdav_port,
+                 "--sftp-port", self.sftp_port, check=True)
+        for name in CLIENTS:
+            self.cli("client", "add", name, "--quota", "10GiB", check=True)
+        # hex passwords cannot contain these logins (l, i, o, s, t are not hex digits)
+        for login, client in (("alice", "acme"), ("bob", "beta"), ("staff", None)):
+            user = User(login, f"E2e-pass-{os.urandom(8).hex()}", client)
+            where = ("--client", client) if client else ("--staff",)
+            self.cli("user", "add", login, *where, "--password-stdin", "--no-totp", "--json",
+                     input=(user.password + "\n").encode(), check=True)
+            self.users[login] = user
+
+    def start(self) -> None:
+        """Start `strongroom serve`; return once both ports accept connections."""
+        assert not self.running, "daemon already running"
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["strongroom", "serve", "--data-dir", str(self.data_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_die_with_parent)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"daemon exited with {self.proc.returncode} while starting:\n"
+                            f"{self.log_since_start()}")
+            if "serving WebDAV" in self.log_since_start() and self._ports_open():
+                return
+            time.sleep(0.05)
+        self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT)
+        pytest.fail(f"daemon did not listen within {START_TIMEOUT} s:\n{self.log_since_start()}")
+
+    def _ports_open(self) -> bool:
+        for port in (self.webdav_port, self.sftp_port):
+            try:
+                socket.create_connection((HOST, port), timeout=1).close()
+            except OSError:
+                return False
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = STOP_TIMEOUT) -> int:
+        """Send `sig` and wait for the exit; return the exit status.
+
+        A daemon still alive after `timeout` is SIGKILLed and the test fails.
+        """
+        assert self.proc is not None, "daemon was never started"
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(STOP_TIMEOUT)
+            pytest.fail(f"daemon did not exit within {timeout} s of signal {sig}:\n"
+                        f"{self.log_since_start()[-4000:]}")
+
+    def stop(self) -> int:
+        return self.kill(signal.SIGTERM)
+
+    def restart(self) -> None:
+        if self.running:
+            self.stop()
+        self.start()
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+    def log_since_start(self) -> str:
+        return self.log_text()[self._log_offset:] if self._log_offset else self.log_text()
+
+    # -- clients --------------------------------------------------------------------
+
+    def path(self, name: str) -> Path:
+        """A fresh path under the work directory (unique per call)."""
+        return self.work / f"{next(self._seq):04d}-{name}"
+
+    def _sftp_argv(self, user: User, batch_lines, options=()) -> tuple[list, dict]:
+        need("sshpass", "sftp")
+        batch = self.root / f"batch-{next(self._seq):04d}.txt"
+        batch.write_text("".join(line + "\n" for line in batch_lines), "utf-8")
+        argv = ["sshpass", "-e", "sftp", "-F", "/dev/null", "-oBatchMode=no",
+                "-oStrictHostKeyChecking=no", "-oUserKnownHostsFile=/dev/null",
+                "-oLogLevel=ERROR", "-oPubkeyAuthentication=no",
+                "-oPreferredAuthentications=password,keyboard-interactive",
+                "-oConnectTimeout=10", *options, "-P", str(self.sftp_port),
+                "-b", str(batch), f"{user.login}@{HOST}"]
+        env = dict(os.environ, SSHPASS=user.password, LC_ALL="C.UTF-8")
+        return argv, env
+
+    def run_sftp(self, user, batch_lines, *, options=(),
+                 timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        """Run OpenSSH sftp in batch mode as `user` (a login or a User), cwd = work dir.
+
+        Batch mode stops at the first failing command and exits non-zero.
+        """
+        argv, env = self._sftp_argv(self._user(user), batch_lines, options)
+        return subprocess.run(argv, env=env, cwd=self.work, capture_output=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout)
+
+    def sftp_background(self, user, batch_lines, *, options=()) -> subprocess.Popen:
+        """Like run_sftp, but started in the background; the caller must wait for it.
+
+        It runs in its own process group (sshpass, sftp, ssh): `os.killpg(p.pid, sig)`
+        drops the connection the way a crashing client would.
+        """
+        argv, env = self._sftp_argv(self._user(user), batch_lines, options)
+        return subprocess.Popen(argv, env=env, cwd=self.work, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def rclone(self, user, *args, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+        """Run rclone with remotes named after each login ('alice:path'), output as text."""
+        need("rclone")
+        proc = subprocess.run(
+            ["rclone", "--config", str(self._rclone_config()), "--no-check-certificate",
+             "--retries", "1", "--low-level-retries", "1", "--contimeout", "10s",
+             "--timeout", "60s", *map(str, args)],
+            cwd=self.work, capture_output=True, stdin=subprocess.DEVNULL, timeout=timeout)
+        proc.stdout, proc.stderr = (proc.stdout.decode("utf-8", "replace"),
+                                    proc.stderr.decode("utf-8", "replace"))
+        return proc
+
+    def remote(self, user, path: str = "") -> str:
+        return f"{self._user(user).login}:{path.lstrip('/')}"
+
+    def _rclone_config(self) -> Path:
+        if self._rclone_conf is None:
+            lines = []
+            for u in self.users.values():
+                obscured = subprocess.run(["rclone", "obscure", u.password], check=True,
+                                          capture_output=True, text=True, timeout=TIMEOUT)
+                lines += [f"[{u.login}]", "type = webdav", f"url = {self.base_url}/",
+                          "vendor = other", f"user = {u.login}",
+                          f"pass = {obscured.stdout.strip()}", ""]
+            self._rclone_conf = self.root / "rclone.conf"
+            self._rclone_conf.write_text("\n".join(lines))
+            self._rclone_conf.chmod(0o600)
+        return self._rclone_conf
+
+    def curl(self, user, *args, max_time: float = TIMEOUT - 10) -> subprocess.CompletedProcess:
+        """Run curl as `user` (None: no credentials) with TLS verification off; bytes out.
+
+        curl gives up after `max_time` seconds (exit status 28).
+        """
+        need("curl")
+        auth = () if user is None else ("-u", f"{self._user(user).login}:"
+                                              f"{self._user(user).password}")
+        return subprocess.run(["curl", "-sS", "-k", "--max-time", str(max_time), *auth,
+                               *map(str, args)],
+                              cwd=self.work, capture_output=True, stdin=subprocess.DEVNULL,
+                              timeout=max_time + 10)
+
+    def curl_background(self, user, *args) -> subprocess.Popen:
+        """Like curl, but started in the background (own process group, as sftp_background)."""
+        need("curl")
+        u = self._user(user)
+        return subprocess.Popen(["curl", "-sS", "-k", "--max-time", str(TIMEOUT), "-u",
+                                 f"{u.login}:{u.password}", *map(str, args)],
+                                cwd=self.work, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+
+    def url(self, path: str, *, raw: bool = False) -> str:
+        """The HTTPS URL of a tree path; `raw` sends `path` exactly as given."""
+        return self.base_url + (path if raw else quote(path, safe="/"))
+
+    def request(self, user, method: str, path: str, *args, raw: bool = False,
+                max_time: float = TIMEOUT - 10) -> Response:
+        """One HTTP request with curl; `raw` also stops curl from resolving '..'."""
+        out = self.path("body")
+        proc = self.curl(user, "-X", method, "-o", out, "-w", "%{http_code}",
+                         *(("--path-as-is",) if raw else ()), *args, self.url(path, raw=raw),
+                         max_time=max_time)
+        body = out.read_bytes() if out.exists() else b""
+        out.unlink(missing_ok=True)
+        status = proc.stdout.decode().strip()
+        return Response(proc.returncode, int(status) if status.isdigit() else 0, body,
+                        proc.stderr.decode("utf-8", "replace"))
+
+    def _user(self, user) -> User:
+        return user if isinstance(user, User) else self.users[user]
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """A provisioned data dir and a running daemon, shared by the tests of one module."""
+    need("strongroom")
+    d = Daemon(tmp_path_factory.mktemp("e2e"))
+    d.provision()
+    d.start()
+    yield d
+    if d.running:
+        d.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the daemon's log to a failed end-to-end test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    d = getattr(item, "funcargs", {}).get("daemon")
+    if report.failed and isinstance(d, Daemon):
+        report.sections.append(("daemon log (last 6000 characters)", d.log_text()[-6000:]))
