@@ -4,16 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
-SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+SUDO=""; AS_PG="runuser -u postgres --"
+[ "$(id -u)" -eq 0 ] || { SUDO="sudo"; AS_PG="sudo -u postgres"; }
 if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&1; then
     PGVER=$(ls /usr/lib/postgresql | sort -n | tail -1)
     $SUDO pg_lsclusters -h | grep -q "^$PGVER main" || $SUDO pg_createcluster "$PGVER" main >/dev/null
     $SUDO pg_ctlcluster "$PGVER" main start 2>/dev/null || true
     for _ in $(seq 1 30); do
-        $SUDO -u postgres psql -qtAc "select 1" >/dev/null 2>&1 && break; sleep 1
+        $AS_PG psql -qtAc "select 1" >/dev/null 2>&1 && break; sleep 1
     done
-    $SUDO -u postgres psql -qtAc "select 1 from pg_roles where rolname='strongroom'" | grep -q 1 ||
-        $SUDO -u postgres psql -qc "create role strongroom login createdb password 'strongroom'"
+    $AS_PG psql -qtAc "select 1 from pg_roles where rolname='strongroom'" | grep -q 1 ||
+        $AS_PG psql -qc "create role strongroom login createdb password 'strongroom'"
     PGPORT=$($SUDO pg_lsclusters -h | awk -v v="$PGVER" '$1==v && $2=="main" {print $3}')
     export STRONGROOM_TEST_PG_URL="postgresql+psycopg2://strongroom:strongroom@127.0.0.1:$PGPORT/postgres"
 fi
