@@ -5,6 +5,7 @@ import mimetypes
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
+from appliance.errors import Conflict
 from appliance.webdav.errors import translated
 
 log = logging.getLogger("strongroom.webdav")
@@ -153,8 +154,14 @@ class FolderResource(_Common, DAVCollection):
         return True
 
     def copy_move_single(self, dest_path, *, is_move):
+        """Create the destination folder (COPY onto an existing folder merges into it:
+        wsgidav has already removed what the source does not have)."""
         with translated("COPY"):
-            self.session.mkdir(dest_path)
+            try:
+                self.session.mkdir(dest_path)
+            except Conflict:
+                if not self.session.stat(dest_path).is_dir:
+                    raise
             self.session.copy_dead_properties(self.path, dest_path)
 
 
