@@ -8,6 +8,7 @@ from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
 
 from appliance import errors
 from appliance.session.transfer import MissingParent
+from appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 HTTP_INSUFFICIENT_STORAGE = 507
@@ -41,5 +42,12 @@ def translated(what: str = ""):
     try:
         yield
     except EXPECTED as e:
-        log.info("webdav %s refused: %s: %s", what, type(e).__name__, e)
-        raise to_dav(e) from None
+        raise logged(what, e) from None
+
+
+def logged(what: str, exc: Exception) -> DAVError:
+    """The DAVError for `exc`, after its one log line (the guard then logs no other)."""
+    if not getattr(current, "logged", False):
+        current.logged = True
+        log.info("webdav %r refused: %s: %s", what[:200], type(exc).__name__, exc)
+    return to_dav(exc)

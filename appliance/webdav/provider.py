@@ -2,7 +2,7 @@
 from wsgidav.dav_provider import DAVProvider
 
 from appliance.errors import NotFound
-from appliance.webdav.errors import EXPECTED, to_dav
+from appliance.webdav.errors import EXPECTED, logged
 from appliance.webdav.resources import make_resource
 
 
@@ -16,5 +16,5 @@ class Provider(DAVProvider):
         except NotFound:
             return None
         except EXPECTED as e:
-            raise to_dav(e) from None
+            raise logged(path, e) from None
         return make_resource(path, environ, entry)

@@ -1,4 +1,5 @@
 """DAV resources over the Session: every method is one service call, translated."""
+import email.utils
 import logging
 import mimetypes
 
@@ -9,6 +10,18 @@ from appliance.errors import Conflict
 from appliance.webdav.errors import translated
 
 log = logging.getLogger("strongroom.webdav")
+
+
+def _timestamp(value) -> float | None:
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value or "").strip()
+    if text.replace(".", "", 1).isdigit():
+        return float(text)
+    try:
+        return email.utils.parsedate_to_datetime(text).timestamp()
+    except (TypeError, ValueError):
+        return None
 
 
 def _child(path: str, name: str) -> str:
@@ -51,9 +64,13 @@ class _Common:
         self.remove_all_locks(recursive=True)
 
     def set_last_modified(self, dest_path, time_stamp, *, dry_run):
+        """X-OC-Mtime (epoch seconds) or Win32LastModifiedTime (an RFC 1123 date)."""
+        mtime = _timestamp(time_stamp)
+        if mtime is None:
+            raise DAVError(HTTP_BAD_REQUEST, context_info="unreadable modification time")
         if not dry_run:
             with translated("mtime"):
-                self.session.set_mtime(dest_path, float(time_stamp))
+                self.session.set_mtime(dest_path, mtime)
         return True
 
 

@@ -5,12 +5,11 @@ import ssl
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
-from wsgidav import util
-from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from appliance.session.locks import LockStore
 from appliance.webdav.domain import DomainController
+from appliance.webdav.guard import guard
 from appliance.webdav.locks import LockStorage
 from appliance.webdav.props import PropertyManager
 from appliance.webdav.provider import Provider
@@ -32,31 +31,13 @@ def make_wsgi_app(app) -> WsgiDAVApp:
         "logging": {"enable": False},
         "suppress_version_info": True,
         "add_header_MS_Author_Via": True,
+        "honor_mtime_header": True,
         "dir_browser": {"enable": True, "icon": False, "response_trailer": "Strongroom",
-                        "show_user": True, "davmount": False, "ms_sharepoint_support": False},
+                        "show_user": True, "davmount": False, "ms_sharepoint_support": False,
+                        "directory_slash": False},
         "hotfixes": {"emulate_win32_lastmod": True, "re_encode_path_info": True,
                      "unquote_path_info": False},
     })
-
-
-def reject_bad_paths(dav_app):
-    """Answer paths that climb above the root, or are not UTF-8, with a complete 400.
-
-    wsgidav 4.4 detects these itself but returns the error from inside a
-    generator, which drops the body after the headers promised it: clients hang.
-    """
-    def app(environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if path != "*":
-            try:
-                util.normalize_path(util.re_encode_wsgi(path))
-            except (DAVError, UnicodeError) as e:
-                log.info("webdav %s %r from %s refused: bad path", environ.get("REQUEST_METHOD"),
-                         path[:200], environ.get("REMOTE_ADDR"))
-                err = e if isinstance(e, DAVError) else DAVError(HTTP_BAD_REQUEST)
-                return util.send_status_response(environ, start_response, err)
-        return dav_app(environ, start_response)
-    return app
 
 
 class _TLSAdapter(BuiltinSSLAdapter):
@@ -68,7 +49,7 @@ class _TLSAdapter(BuiltinSSLAdapter):
 
 
 def make_server(app, host: str, port: int) -> wsgi.Server:
-    server = wsgi.Server((host, port), reject_bad_paths(make_wsgi_app(app)),
+    server = wsgi.Server((host, port), guard(make_wsgi_app(app)),
                          numthreads=app.config.webdav.threads, server_name="Strongroom",
                          timeout=300, request_queue_size=128)
     server.ssl_adapter = _TLSAdapter(app.config.tls.cert_file, app.config.tls.key_file)

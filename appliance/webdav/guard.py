@@ -1,0 +1,116 @@
+"""Checks in front of wsgidav: requests refused or answered before any DAV work.
+
+Each refusal is a complete 4xx with a short body and one log line:
+- paths that climb above the root or are not UTF-8 (wsgidav 4.4 detects these
+  but sends the error from inside a generator, dropping the body: clients hang);
+- XML request bodies over MAX_XML_BODY (wsgidav reads them whole into memory);
+- PROPFIND with Depth: infinity (RFC 4918 9.1: a server may refuse it, with
+  the DAV:propfind-finite-depth precondition; a large tree would be walked whole);
+- a malformed X-OC-Mtime is dropped rather than failing the upload.
+An OPTIONS request without credentials is answered here: the Windows WebDAV
+redirector probes the server that way before it offers to log in.
+"""
+import io
+import logging
+
+from wsgidav import util
+from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
+                               PRECONDITION_CODE_PropfindFiniteDepth, DAVError)
+
+from appliance.webdav.domain import current
+
+log = logging.getLogger("strongroom.webdav")
+
+MAX_XML_BODY = 1024 * 1024
+HTTP_TOO_LARGE = 413
+XML_METHODS = {"PROPFIND", "PROPPATCH", "LOCK", "UNLOCK", "REPORT", "SEARCH"}
+ALLOW = ("OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, "
+         "LOCK, UNLOCK")
+
+
+def guard(dav_app):
+    def app(environ, start_response):
+        current.logged = False
+        refusal = _path_refusal(environ) or _body_refusal(environ) or _depth_refusal(environ)
+        if refusal is not None:
+            _log(environ, refusal)
+            return util.send_status_response(environ, start_response, refusal)
+        if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_AUTHORIZATION" not in environ:
+            return _anonymous_options(start_response)
+        _drop_bad_mtime(environ)
+        return dav_app(environ, _logging_start_response(environ, start_response))
+    return app
+
+
+def _logging_start_response(environ, start_response):
+    """One log line for an error answered inside wsgidav (malformed XML, say) that no
+    layer of ours has logged; 401 is the routine login challenge and is not logged."""
+    def wrapped(status, headers, exc_info=None):
+        code = int(status.split(" ", 1)[0])
+        if code >= 400 and code != 401 and not getattr(current, "logged", False):
+            current.logged = True
+            log.info("webdav %s %r from %s: %s", environ.get("REQUEST_METHOD"),
+                     environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), status)
+        return start_response(status, headers, exc_info) if exc_info else \
+            start_response(status, headers)
+    return wrapped
+
+
+def _log(environ, err: DAVError) -> None:
+    current.logged = True
+    log.info("webdav %s %r from %s refused: %s %s", environ.get("REQUEST_METHOD"),
+             environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), err.value,
+             err.context_info or "")
+
+
+def _path_refusal(environ):
+    path = environ.get("PATH_INFO", "")
+    if path == "*":
+        return None
+    try:
+        util.normalize_path(util.re_encode_wsgi(path))
+    except DAVError as e:
+        return DAVError(HTTP_BAD_REQUEST, context_info=e.context_info or "bad path")
+    except UnicodeError:
+        return DAVError(HTTP_BAD_REQUEST, context_info="path is not valid UTF-8")
+    return None
+
+
+def _body_refusal(environ):
+    """Refuse oversized XML bodies; buffer a chunked one (bounded) so wsgidav sees a length."""
+    if environ["REQUEST_METHOD"] not in XML_METHODS:
+        return None
+    length = environ.get("CONTENT_LENGTH", "").strip()
+    if length:
+        if length.isdigit() and int(length) > MAX_XML_BODY:
+            return DAVError(HTTP_TOO_LARGE, context_info=f"XML body over {MAX_XML_BODY} bytes")
+        return None
+    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        body = environ["wsgi.input"].read(MAX_XML_BODY + 1)
+        if len(body) > MAX_XML_BODY:
+            return DAVError(HTTP_TOO_LARGE, context_info=f"XML body over {MAX_XML_BODY} bytes")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return None
+
+
+def _depth_refusal(environ):
+    if environ["REQUEST_METHOD"] == "PROPFIND" and \
+            environ.get("HTTP_DEPTH", "infinity").strip().lower() == "infinity":
+        return DAVError(HTTP_FORBIDDEN, context_info="Depth: infinity is not supported",
+                        err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
+    return None
+
+
+def _anonymous_options(start_response):
+    start_response("200 OK", [("DAV", "1, 2"), ("MS-Author-Via", "DAV"), ("Allow", ALLOW),
+                              ("Content-Length", "0"), ("Date", util.get_rfc1123_time())])
+    return [b""]
+
+
+def _drop_bad_mtime(environ) -> None:
+    value = environ.get("HTTP_X_OC_MTIME")
+    if value is not None and not value.strip().isdigit():
+        log.info("webdav %s: ignoring malformed X-OC-Mtime %r", environ.get("PATH_INFO"),
+                 value[:40])
+        del environ["HTTP_X_OC_MTIME"]
