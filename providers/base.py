@@ -65,5 +65,9 @@ class StorageProvider(ABC):
         """Every committed blob, for consistency checks."""
 
     @abstractmethod
+    def space(self) -> tuple[int, int]:
+        """(total bytes, bytes free) of the underlying storage."""
+
+    @abstractmethod
     def clean_staging(self) -> int:
         """Remove leftovers of uploads that never committed; return how many."""

@@ -45,6 +45,10 @@ class LocalProvider(StorageProvider):
                 for f in sorted(sub.iterdir()):
                     yield f.name
 
+    def space(self) -> tuple[int, int]:
+        st = os.statvfs(self.root)
+        return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+
     def clean_staging(self) -> int:
         count = 0
         for f in self.staging.iterdir():

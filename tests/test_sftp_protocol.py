@@ -1,6 +1,8 @@
 """SFTP protocol behaviour seen through paramiko's client: extensions, refusals,
 uploads that must never become visible half-written."""
+import json
 import os
+import subprocess
 import time
 
 import paramiko
@@ -151,3 +153,52 @@ def test_quota_exceeded_mid_upload_keeps_nothing(daemon):
 def _bytes(unit: bytes, n: int):
     import io
     return io.BytesIO(unit * n)
+
+
+def test_public_key_login_managed_from_the_cli(daemon, tmp_path):
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
+                   timeout=30)
+    daemon.cli("user", "key", "add", "alice", "--file", f"{key}.pub", check=True)
+    fingerprint = json.loads(daemon.cli("user", "key", "list", "alice", "--json",
+                                        check=True).stdout)[0]["fingerprint"]
+    pkey = paramiko.Ed25519Key.from_private_key_file(str(key))
+    for login, ok in (("alice", True), ("bob", False)):
+        t = paramiko.Transport((HOST, daemon.sftp_port))
+        try:
+            if ok:
+                t.connect(username=login, pkey=pkey)
+                assert isinstance(paramiko.SFTPClient.from_transport(t).listdir("/"), list)
+            else:
+                with pytest.raises(paramiko.AuthenticationException):
+                    t.connect(username=login, pkey=pkey)
+        finally:
+            t.close()
+    daemon.cli("user", "key", "remove", "alice", fingerprint, check=True)
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    with pytest.raises(paramiko.AuthenticationException):
+        t.connect(username="alice", pkey=pkey)
+    t.close()
+
+
+def test_statvfs_reports_the_clients_quota(daemon):
+    proc = daemon.run_sftp("alice", ["df"])
+    assert proc.returncode == 0, proc.stderr
+    row = [line.split() for line in proc.stdout.decode().splitlines()
+           if line.strip() and line.split()[0].isdigit()][0]
+    size_kib, used_kib, avail_kib = int(row[0]), int(row[1]), int(row[2])
+    assert size_kib == 10 * 1024 * 1024  # the fixture's 10 GiB quota, in KiB
+    assert used_kib + avail_kib == size_kib
+
+
+def test_host_keys_are_kept_across_restarts(daemon):
+    def scan():
+        out = subprocess.run(["ssh-keyscan", "-p", str(daemon.sftp_port), "-t",
+                              "ed25519,rsa", HOST], capture_output=True, timeout=30).stdout
+        return sorted(line.split(None, 1)[1] for line in out.decode().splitlines()
+                      if line and not line.startswith("#"))
+    before = scan()
+    assert len(before) == 2 and any("ssh-ed25519" in k for k in before)
+    assert any(k.startswith("ssh-rsa") for k in before)
+    daemon.restart()
+    assert scan() == before

@@ -54,3 +54,41 @@ def list_(data_dir, as_json):
     emit(rows, as_json, lambda rs: [f"{'LOGIN':20} {'ROLE':7} {'CLIENT':20} TOTP DISABLED"] +
          [f"{r['login']:20} {r['role']:7} {r['client'] or '-':20} {'yes' if r['totp'] else 'no':4} "
           f"{'yes' if r['disabled'] else 'no'}" for r in rs])
+
+
+@user.group("key")
+def key():
+    """SSH public keys a user may log in with over SFTP."""
+
+
+@key.command("add", epilog="Example: strongroom user key add alice --file ~/alice.pub")
+@click.argument("login")
+@click.option("--file", "path", type=click.File("r"), default="-", show_default="stdin",
+              help="A file holding one OpenSSH public key line (ssh-ed25519 AAAA... comment).")
+@data_dir_option
+@json_option
+def key_add(login, path, data_dir, as_json):
+    """Authorize a public key for LOGIN."""
+    out = open_app(data_dir).admin().add_key(login, path.readline())
+    emit(out, as_json, lambda d: [f"key {d['fingerprint']} ({d['type']}) added for {login}"])
+
+
+@key.command("list")
+@click.argument("login")
+@data_dir_option
+@json_option
+def key_list(login, data_dir, as_json):
+    """List LOGIN's public keys."""
+    rows = open_app(data_dir).admin().list_keys(login)
+    emit(rows, as_json, lambda rs: [f"{r['fingerprint']}  {r['type']}  {r['comment'] or ''}"
+                                    for r in rs])
+
+
+@key.command("remove")
+@click.argument("login")
+@click.argument("fingerprint")
+@data_dir_option
+def key_remove(login, fingerprint, data_dir):
+    """Revoke the key with FINGERPRINT (as shown by 'key list') from LOGIN."""
+    open_app(data_dir).admin().remove_key(login, fingerprint)
+    click.echo(f"key {fingerprint} removed from {login}")

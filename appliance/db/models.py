@@ -43,6 +43,19 @@ class User(Base):
     client: Mapped[Client | None] = relationship(lazy="joined")
 
 
+class UserKey(Base):
+    """An SSH public key a user may log in with (as OpenSSH's authorized_keys)."""
+    __tablename__ = "user_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_type: Mapped[str] = mapped_column(String(64))
+    key_data: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    __table_args__ = (Index("uq_user_keys", "user_id", "fingerprint", unique=True),)
+
+
 class Node(Base):
     __tablename__ = "nodes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,7 +1,7 @@
 """Queries over the file tree. Every function takes an open ORM session."""
 from sqlalchemy import func, select, update
 
-from appliance.db.models import Client, Node, User, Version
+from appliance.db.models import Client, Node, User, UserKey, Version
 
 
 def client_by_name(s, name: str) -> Client | None:
@@ -71,3 +71,7 @@ def add_usage(s, client_id: int, delta: int) -> None:
     if delta:
         s.execute(update(Client).where(Client.id == client_id)
                   .values(used_bytes=Client.used_bytes + delta))
+
+
+def keys_of(s, user_id: int) -> list[UserKey]:
+    return list(s.scalars(select(UserKey).where(UserKey.user_id == user_id).order_by(UserKey.id)))

@@ -2,10 +2,10 @@
 import re
 
 from appliance.db import repo
-from appliance.db.models import Client, Node, User
+from appliance.db.models import Client, Node, User, UserKey
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.session import audit
-from auth import passwords, totp
+from auth import passwords, sshkeys, totp
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -70,6 +70,42 @@ class Admin:
             out["totp_secret"] = secret
             out["otpauth_uri"] = totp.provisioning_uri(secret, login)
         return out
+
+    def _user(self, s, login: str):
+        user = repo.user_by_login(s, login)
+        if user is None:
+            raise NotFound(f"no user named {login!r}")
+        return user
+
+    def add_key(self, login: str, line: str) -> dict:
+        """Authorize an SSH public key (an authorized_keys line) for `login`."""
+        try:
+            key_type, data, comment = sshkeys.parse(line)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        fp = sshkeys.fingerprint(data)
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            if any(k.fingerprint == fp for k in repo.keys_of(s, user.id)):
+                raise Conflict(f"key {fp} is already authorized for {login}")
+            s.add(UserKey(user_id=user.id, key_type=key_type, key_data=data, fingerprint=fp,
+                          comment=comment))
+            self._audit(s, "key-add", None, f"login={login} key={fp}")
+        return {"login": login, "type": key_type, "fingerprint": fp, "comment": comment}
+
+    def list_keys(self, login: str) -> list[dict]:
+        with self.app.db.read() as s:
+            return [{"login": login, "type": k.key_type, "fingerprint": k.fingerprint,
+                     "comment": k.comment} for k in repo.keys_of(s, self._user(s, login).id)]
+
+    def remove_key(self, login: str, fingerprint: str) -> None:
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            keys = [k for k in repo.keys_of(s, user.id) if k.fingerprint == fingerprint]
+            if not keys:
+                raise NotFound(f"no key {fingerprint} for {login}")
+            s.delete(keys[0])
+            self._audit(s, "key-remove", None, f"login={login} key={fingerprint}")
 
     def list_users(self) -> list[dict]:
         from sqlalchemy import select

@@ -50,10 +50,31 @@ class Authenticator:
         self._record(login, protocol, address, "ok")
         return principal
 
-    def _record(self, login, protocol, address, outcome) -> None:
+    def publickey_principal(self, login: str, key_type: str, key_data: str, protocol: str,
+                            address=None) -> Principal:
+        """The principal if `key_data` is one of the user's authorized keys, else AuthFailed.
+
+        The caller has not yet verified the client's signature (SSH asks before it
+        signs): it must call `record_success` once the signature has been checked.
+        """
+        with self.db.read() as s:
+            user = repo.user_by_login(s, login)
+            ok = user is not None and not user.disabled and any(
+                k.key_type == key_type and k.key_data == key_data
+                for k in repo.keys_of(s, user.id))
+            principal = _principal(user) if ok else None
+        if not ok:
+            self._record(login, protocol, address, "failed", "publickey")
+            raise AuthFailed(_FAILED)
+        return principal
+
+    def record_success(self, login: str, protocol: str, address, method: str) -> None:
+        self._record(login, protocol, address, "ok", method)
+
+    def _record(self, login, protocol, address, outcome, method="password") -> None:
         with self.db.write() as s:
             audit.append(s, actor=login, protocol=protocol, address=address, action="login",
-                         outcome=outcome)
+                         outcome=outcome, detail=method)
 
 
 def _principal(user) -> Principal:

@@ -368,6 +368,14 @@ class Session(PropertiesMixin):
                 return 0, None
             return client.used_bytes, client.quota_bytes
 
+    def space(self, path="/") -> tuple[int, int]:
+        """(total, free) bytes as a client should see them: its quota if it has one."""
+        used, quota = self.usage(path)
+        total, free = self.app.provider.space()
+        if quota is None:
+            return total, free
+        return quota, max(0, min(quota - used, free))
+
     def audit_event(self, action: str, path: str | None, outcome="ok", detail=None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""
         with self.app.db.write() as s:

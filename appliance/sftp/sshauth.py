@@ -17,9 +17,10 @@ class SSHServer(paramiko.ServerInterface):
         self.app = app
         self.address = address
         self.session = None
+        self._key_principal = None
 
     def get_allowed_auths(self, username):
-        return "password"
+        return "publickey,password"
 
     def check_auth_password(self, username, password):
         try:
@@ -31,8 +32,28 @@ class SSHServer(paramiko.ServerInterface):
         log.info("sftp login %s from %s", username, self.address)
         return AUTH_SUCCESSFUL
 
+    def check_auth_publickey(self, username, key):
+        """Asked before the client's signature is verified (and again with it): only
+        remember who the key belongs to; the login completes when paramiko, having
+        verified the signature, lets the client open a channel."""
+        try:
+            self._key_principal = self.app.auth.publickey_principal(
+                username, key.get_name(), key.get_base64(), "sftp", self.address)
+        except AuthFailed:
+            return AUTH_FAILED
+        return AUTH_SUCCESSFUL
+
+    def _authenticated(self) -> bool:
+        if self.session is None and self._key_principal is not None:
+            p = self._key_principal
+            self.app.auth.record_success(p.login, "sftp", self.address, "publickey")
+            self.session = self.app.session(p, "sftp", self.address)
+            log.info("sftp login %s (public key) from %s", p.login, self.address)
+        return self.session is not None
+
     def check_channel_request(self, kind, chanid):
-        if kind == "session":
+        # paramiko opens channels only on an authenticated transport
+        if kind == "session" and self._authenticated():
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 

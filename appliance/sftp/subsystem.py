@@ -19,8 +19,9 @@ log = logging.getLogger("strongroom.sftp")
 MAX_PACKET = 256 * 1024
 MAX_IO = MAX_PACKET - 1024
 MAX_HANDLES = 256
-EXTENSIONS = ("posix-rename@openssh.com", "1", "limits@openssh.com", "1",
-              "fsync@openssh.com", "1")
+BLOCK = 4096
+EXTENSIONS = ("posix-rename@openssh.com", "1", "statvfs@openssh.com", "2",
+              "limits@openssh.com", "1", "fsync@openssh.com", "1")
 
 
 class Subsystem(SFTPServer):
@@ -77,6 +78,8 @@ class Subsystem(SFTPServer):
             for value in (MAX_PACKET, MAX_IO, MAX_IO, MAX_HANDLES):
                 reply.add_int64(value)
             self._send_packet(CMD_EXTENDED_REPLY, reply)
+        elif tag == "statvfs@openssh.com":
+            self._statvfs(request_number, msg.get_text())
         elif tag == "fsync@openssh.com":
             # Data is made durable at commit (on CLOSE); before that nothing is visible.
             if msg.get_binary() not in self.file_table:
@@ -87,6 +90,16 @@ class Subsystem(SFTPServer):
             msg.rewind()
             msg.get_int()
             super()._process(CMD_EXTENDED, request_number, msg)
+
+    def _statvfs(self, request_number, path):
+        """statvfs@openssh.com: the client's quota (or the disk) as a file system."""
+        total, free = self.server.session.space(path)
+        reply = Message()
+        reply.add_int(request_number)
+        for value in (BLOCK, BLOCK, total // BLOCK, free // BLOCK, free // BLOCK,
+                      0, 0, 0, 0, 0, 255):   # files, ffree, favail, fsid, flag, namemax
+            reply.add_int64(value)
+        self._send_packet(CMD_EXTENDED_REPLY, reply)
 
     def finish_subsystem(self):
         handles = list(self.file_table.values())
