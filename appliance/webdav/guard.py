@@ -12,6 +12,7 @@ redirector probes the server that way before it offers to log in.
 """
 import io
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
 from wsgidav import util
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
@@ -38,6 +39,7 @@ def guard(dav_app):
         if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_AUTHORIZATION" not in environ:
             return _anonymous_options(start_response)
         _drop_bad_mtime(environ)
+        _strip_destination_login(environ)
         return dav_app(environ, _logging_start_response(environ, start_response))
     return app
 
@@ -106,6 +108,17 @@ def _anonymous_options(start_response):
     start_response("200 OK", [("DAV", "1, 2"), ("MS-Author-Via", "DAV"), ("Allow", ALLOW),
                               ("Content-Length", "0"), ("Date", util.get_rfc1123_time())])
     return [b""]
+
+
+def _strip_destination_login(environ) -> None:
+    """lftp sends 'Destination: https://user:pass@host/...'; wsgidav would then see
+    another host and refuse the MOVE with 502. The login part names no resource."""
+    dest = environ.get("HTTP_DESTINATION")
+    if dest and "@" in dest:
+        parts = urlsplit(dest)
+        if "@" in parts.netloc:
+            environ["HTTP_DESTINATION"] = urlunsplit(
+                parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _drop_bad_mtime(environ) -> None:

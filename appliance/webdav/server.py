@@ -2,6 +2,7 @@
 with TLS 1.2+ serving the wsgidav application stack."""
 import logging
 import ssl
+from pathlib import Path
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -15,6 +16,9 @@ from appliance.webdav.props import PropertyManager
 from appliance.webdav.provider import Provider
 
 log = logging.getLogger("strongroom.webdav")
+# Our own listing template: no script, icon or stylesheet links, which clients that
+# parse HTML listings (lftp) would take for files, and no third-party branding.
+HTDOCS = Path(__file__).parent / "htdocs"
 
 
 def make_wsgi_app(app) -> WsgiDAVApp:
@@ -34,7 +38,7 @@ def make_wsgi_app(app) -> WsgiDAVApp:
         "honor_mtime_header": True,
         "dir_browser": {"enable": True, "icon": False, "response_trailer": "Strongroom",
                         "show_user": True, "davmount": False, "ms_sharepoint_support": False,
-                        "directory_slash": False},
+                        "directory_slash": False, "htdocs_path": str(HTDOCS)},
         "hotfixes": {"emulate_win32_lastmod": True, "re_encode_path_info": True,
                      "unquote_path_info": False},
     })
