@@ -26,8 +26,9 @@ class App:
         self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db)
 
-    def session(self, principal, protocol: str, address: str | None = None) -> Session:
-        return Session(self, principal, protocol, address)
+    def session(self, principal, protocol: str, address: str | None = None, *,
+                per_request: bool = False) -> Session:
+        return Session(self, principal, protocol, address, per_request=per_request)
 
     def admin(self, actor: str = "admin") -> Admin:
         return Admin(self, actor)

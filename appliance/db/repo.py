@@ -1,5 +1,6 @@
 """Queries over the file tree. Every function takes an open ORM session."""
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import aliased
 
 from appliance.db.models import Client, Node, User, UserKey, Version
 
@@ -32,14 +33,21 @@ def children_with_versions(s, parent_id: int) -> list[tuple[Node, Version | None
     return [tuple(row) for row in s.execute(q)]
 
 
+# Made once: fresh aliases per call would defeat SQLAlchemy's statement cache.
+_LEVELS = [aliased(Node, name=f"n{i}") for i in range(66)]
+
+
 def walk(s, client_id: int, rel) -> Node | None:
-    """The live node at `rel` below the client's root, or None."""
-    node = root_node(s, client_id)
-    for name in rel:
-        if node is None or not node.is_dir:
-            return None
-        node = child(s, client_id, node.id, name)
-    return node
+    """The live node at `rel` below the client's root, or None: one query, any depth
+    (a chain of self-joins, each level a live child of a folder named rel[i])."""
+    levels = _LEVELS[:len(rel) + 1]
+    q = select(levels[-1]).select_from(levels[0]).where(
+        levels[0].client_id == client_id, levels[0].parent_id.is_(None),
+        levels[0].deleted_at.is_(None))
+    for parent, node, name in zip(levels, levels[1:], rel):
+        q = q.join(node, (node.parent_id == parent.id) & (node.name == name)
+                   & node.deleted_at.is_(None) & parent.is_dir)
+    return s.scalar(q)
 
 
 def versions_of(s, node_id: int) -> list[Version]:

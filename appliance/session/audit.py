@@ -26,15 +26,13 @@ def append(s, *, actor, protocol, address, action, path=None, outcome="ok", deta
     """Add one event inside the caller's write transaction."""
     fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
                   action=action, path=path, outcome=outcome, detail=detail)
-    locked = s.execute(update(AuditHead).where(AuditHead.id == 1)
-                       .values(count=AuditHead.count + 1)).rowcount
-    if not locked:
-        s.add(AuditHead(id=1, last_hash=GENESIS, count=1))
-        s.flush()
-    head = s.get(AuditHead, 1, populate_existing=True)
-    digest = _digest(head.last_hash, fields)
-    s.add(AuditEvent(prev_hash=head.last_hash, hash=digest, **fields))
-    head.last_hash = digest
+    # One statement takes the row lock and reads the chain's end (the migration made the row).
+    prev = s.execute(update(AuditHead).where(AuditHead.id == 1)
+                     .values(count=AuditHead.count + 1)
+                     .returning(AuditHead.last_hash)).scalar_one()
+    digest = _digest(prev, fields)
+    s.add(AuditEvent(prev_hash=prev, hash=digest, **fields))
+    s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
 
 
 def verify(s) -> tuple[int, int | None]:

@@ -61,6 +61,10 @@ class LockStore:
             rows = s.scalars(select(Lock).where(or_(*conds), Lock.expire >= time.time()))
             return [_as_dict(r) for r in rows]
 
+    def under(self, root: str) -> list[dict]:
+        """Every live lock at or below `root` (one query; callers filter in memory)."""
+        return self.at(root, include_root=True, include_children=True)
+
     def purge_expired(self) -> int:
         with self.db.write() as s:
             return s.execute(delete(Lock).where(Lock.expire < time.time(),

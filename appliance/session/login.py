@@ -3,8 +3,9 @@
 argon2id is deliberately slow (tens of milliseconds), and WebDAV clients send
 their Basic credentials with every request, so a successful verification is
 remembered for a short while under a salted hash of the credentials. The cached
-entry is tied to the stored password hash: a password change or a disabled
-account takes effect on the next request.
+entry is tied to the stored password hash and the account row is re-read every
+few seconds: a password change or a disabled account takes effect within
+RECHECK_SECONDS.
 """
 import hashlib
 import os
@@ -18,6 +19,9 @@ from appliance.session.principal import Principal
 from auth.passwords import verify_password
 
 CACHE_SECONDS = 300
+# How stale a cached login may be before the account row is read again: a disabled
+# account or a changed password takes effect within this many seconds.
+RECHECK_SECONDS = 5
 _FAILED = "invalid login or password"
 
 
@@ -25,30 +29,38 @@ class Authenticator:
     def __init__(self, db):
         self.db = db
         self._salt = os.urandom(16)
-        self._cache: dict[bytes, tuple[float, str]] = {}
+        # credential digest -> (cache expiry, stored hash, principal, user row checked at)
+        self._cache: dict[bytes, tuple[float, str, Principal, float]] = {}
         self._lock = threading.Lock()
 
     def password_login(self, login: str, password: str, protocol: str, address=None) -> Principal:
         """Return the principal for valid credentials; raise AuthFailed otherwise."""
+        key = hashlib.sha256(self._salt + f"{login}\0{password}".encode()).digest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit and hit[0] > now and now - hit[3] < RECHECK_SECONDS:
+            return hit[2]  # verified recently and the account was unchanged moments ago
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
             principal = _principal(user) if user is not None else None
             stored = user.password_hash if user is not None else None
             disabled = user is None or user.disabled
-        key = hashlib.sha256(self._salt + f"{login}\0{password}".encode()).digest()
-        with self._lock:
-            hit = self._cache.get(key)
-        if hit and hit[0] > time.monotonic() and hit[1] == stored and not disabled:
+        if hit and hit[0] > now and hit[1] == stored and not disabled:
+            self._remember(key, (hit[0], stored, principal, now))
             return principal
         if not verify_password(stored, password) or disabled:
             self._record(login, protocol, address, "failed")
             raise AuthFailed(_FAILED)
+        self._remember(key, (now + CACHE_SECONDS, stored, principal, now))
+        self._record(login, protocol, address, "ok")
+        return principal
+
+    def _remember(self, key, entry) -> None:
         with self._lock:
             if len(self._cache) > 10000:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic() + CACHE_SECONDS, stored)
-        self._record(login, protocol, address, "ok")
-        return principal
+            self._cache[key] = entry
 
     def publickey_principal(self, login: str, key_type: str, key_data: str, protocol: str,
                             address=None) -> Principal:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
@@ -21,16 +22,34 @@ from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entr
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
 
 
+@dataclass(frozen=True)
+class ClientInfo:
+    """What an operation needs of a client row; a snapshot, never written back
+    (usage is changed in SQL by repo.add_usage)."""
+    id: int
+    name: str
+    quota_bytes: int | None
+    used_bytes: int
+    wrapped_key: bytes
+
+
 class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
 class Session(PropertiesMixin):
-    def __init__(self, app, principal, protocol: str, address: str | None = None):
+    def __init__(self, app, principal, protocol: str, address: str | None = None, *,
+                 per_request: bool = False):
+        """`per_request`: the session lives for one request (WebDAV), so stat results
+        may be remembered until its next write; a long-lived session (SFTP) must
+        see other sessions' changes and remembers nothing."""
         self.app = app
         self.principal = principal
         self.protocol = protocol
         self.address = address
+        self._stats: dict | None = {} if per_request else None
+        # Client rows read once per request (ClientInfo snapshots).
+        self._clients: dict | None = {} if per_request else None
 
     # -- views and decisions ---------------------------------------------------------
 
@@ -65,9 +84,15 @@ class Session(PropertiesMixin):
             return None
         if not self.principal.sees_all_clients and t.client != self.principal.client:
             raise Denied("outside your tree")
-        client = repo.client_by_name(s, t.client)
+        client = self._clients.get(t.client) if self._clients is not None else None
         if client is None:
-            raise NotFound(f"no such folder: {t.canonical}")
+            row = repo.client_by_name(s, t.client)
+            if row is None:
+                raise NotFound(f"no such folder: {t.canonical}")
+            client = ClientInfo(row.id, row.name, row.quota_bytes, row.used_bytes,
+                                row.wrapped_key)
+            if self._clients is not None:
+                self._clients[t.client] = client
         return client
 
     @contextmanager
@@ -75,6 +100,8 @@ class Session(PropertiesMixin):
             right: str | None = None):
         """A transaction for one operation; audits success in it and denials after it."""
         opened = self.app.db.write if write else self.app.db.read
+        if write and self._stats:
+            self._stats.clear()
         try:
             with opened() as s:
                 client = self._client(s, t, right or action)
@@ -112,6 +139,19 @@ class Session(PropertiesMixin):
     # -- reading the tree --------------------------------------------------------
 
     def stat(self, path):
+        if self._stats is None:
+            return self._stat(path)
+        hit = self._stats.get(path)
+        if hit is None:
+            try:
+                hit = self._stats[path] = self._stat(path)
+            except NotFound as e:
+                hit = self._stats[path] = e
+        if isinstance(hit, NotFound):
+            raise hit
+        return hit
+
+    def _stat(self, path):
         t = self.target(path)
         with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
@@ -366,7 +406,8 @@ class Session(PropertiesMixin):
         with self._op("usage", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
                 return 0, None
-            return client.used_bytes, client.quota_bytes
+            row = repo.client_by_name(s, client.name)  # fresh: usage changes by the request
+            return row.used_bytes, row.quota_bytes
 
     def space(self, path="/") -> tuple[int, int]:
         """(total, free) bytes as a client should see them: its quota if it has one."""

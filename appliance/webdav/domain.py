@@ -40,7 +40,7 @@ class DomainController(BaseDomainController):
             log.info("webdav login refused for %r from %s", user_name, address)
             current.session = None
             return False
-        session = self.app.session(principal, "webdav", address)
+        session = self.app.session(principal, "webdav", address, per_request=True)
         environ["strongroom.session"] = session
         current.session = session
         return True

@@ -49,21 +49,39 @@ class LockStorage:
 
     def create(self, path, lock):
         # wsgidav reads token, root and timeout back from the dict it passed in
+        self._forget()
         stored = self.store.create(self._canonical(path), lock, generate_lock_token())
         lock.update(stored, root=normalize_lock_root(path))
         return lock
 
     def refresh(self, token, *, timeout):
+        self._forget()
         lock = self._to_view(self.store.refresh(token, timeout))
         if lock is None:
             raise ValueError("no such lock")
         return lock
 
     def delete(self, token):
+        self._forget()
         return self.store.delete(token)
 
     def get_lock_list(self, path, *, include_root, include_children, token_only):
-        locks = [self._to_view(lock) for lock in self.store.at(
-            self._canonical(path), include_root=include_root, include_children=include_children)]
+        root = self._canonical(path)
+        prefix = root.rstrip("/") + "/"
+        locks = [self._to_view(lock) for lock in self._snapshot()
+                 if (include_root and lock["root"] == root)
+                 or (include_children and lock["root"].startswith(prefix))]
         locks = [lock for lock in locks if lock is not None]
         return [lock["token"] for lock in locks] if token_only else locks
+
+    def _snapshot(self) -> list[dict]:
+        """The locks of the requesting user's view, read once per request: wsgidav
+        asks for the path and then for every parent folder in turn."""
+        session = _session()
+        snap = getattr(session, "dav_locks", None)
+        if snap is None:
+            snap = session.dav_locks = self.store.under(session.target("/").canonical)
+        return snap
+
+    def _forget(self):
+        _session().dav_locks = None
