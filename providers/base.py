@@ -13,7 +13,7 @@ from typing import Iterator
 class Capabilities:
     """What a provider can do, asked before an operation rather than failing late."""
     seekable_read: bool      # read(offset, n) costs O(n), not O(offset)
-    random_write: bool       # a writer accepts writes before its current end
+    random_write: bool       # create_scratch() exists: uploads may rewrite earlier parts
 
 
 class BlobWriter(ABC):

@@ -8,11 +8,12 @@ import uuid
 from pathlib import Path
 
 from providers.base import Capabilities, StorageProvider
+from providers.scratch import ScratchChunks
 from providers.streams import ChunkedReader, ChunkedWriter
 
 
 class LocalProvider(StorageProvider):
-    capabilities = Capabilities(seekable_read=True, random_write=False)
+    capabilities = Capabilities(seekable_read=True, random_write=True)
 
     def __init__(self, blob_dir, chunk_size: int):
         self.root = Path(blob_dir)
@@ -29,6 +30,9 @@ class LocalProvider(StorageProvider):
         blob_id = uuid.uuid4().hex
         return ChunkedWriter(self.staging / f"{blob_id}.part", self._path(blob_id),
                              blob_id, data_key, self.chunk_size)
+
+    def create_scratch(self) -> ScratchChunks:
+        return ScratchChunks(self.staging / f"{uuid.uuid4().hex}.scratch", self.chunk_size)
 
     def open_blob(self, blob_id: str, data_key: bytes, size: int) -> ChunkedReader:
         return ChunkedReader(self._path(blob_id), data_key, size)

@@ -18,6 +18,7 @@ class ChunkedWriter(BlobWriter):
         self._chunk = chunk_size
         self._header = crypto.make_header(chunk_size, bytes.fromhex(blob_id))
         self._cipher = crypto.ChunkCipher(data_key, self._header)
+        self._key = data_key
         self._buf = bytearray()
         self._index = 0
         self._hash = hashlib.sha256()
@@ -68,6 +69,16 @@ class ChunkedWriter(BlobWriter):
             raise StorageError(f"cannot commit blob: {os.strerror(e.errno)}") from e
         return self.blob_id
 
+    def reopen_for_reading(self) -> "ChunkedReader":
+        """Seal what was written (unpublished, not fsynced) and read it back; the
+        reader removes the staging file when closed. For an upload that must go
+        on as random-access writes over what it already streamed."""
+        self._out(self._cipher.seal(self._index, bytes(self._buf), True))
+        self._buf = bytearray()
+        os.close(self._fd)
+        self._closed = True
+        return ChunkedReader(self._staging, self._key, self.size, remove_on_close=True)
+
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
@@ -84,7 +95,8 @@ class ChunkedWriter(BlobWriter):
 class ChunkedReader(BlobReader):
     """Decrypts only the chunks a read touches; keeps the last two decrypted chunks."""
 
-    def __init__(self, path, data_key: bytes, size: int):
+    def __init__(self, path, data_key: bytes, size: int, *, remove_on_close: bool = False):
+        self._remove = path if remove_on_close else None
         try:
             self._fd = os.open(path, os.O_RDONLY)
         except OSError as e:
@@ -135,6 +147,12 @@ class ChunkedReader(BlobReader):
             os.close(self._fd)
             self._fd = -1
         self._cache.clear()
+        if self._remove:
+            try:
+                os.unlink(self._remove)
+            except FileNotFoundError:
+                pass
+            self._remove = None
 
 
 def _fsync_dir(path) -> None:

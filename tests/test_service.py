@@ -1,5 +1,6 @@
 """The Session service layer on a real App, once on SQLite and once on PostgreSQL."""
 import os
+import random
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -8,8 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from appliance.errors import (BadRequest, Conflict, Denied, NotFound, QuotaExceeded,
-                              Unsupported)
+from appliance.errors import BadRequest, Conflict, Denied, NotFound, QuotaExceeded
 from appliance.session import audit, consistency
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, client_session, get, put, sha
@@ -293,20 +293,45 @@ def test_resume_across_chunks(acme):
     assert acme.stat("/big.bin").sha256 == sha(first + more)
 
 
-@pytest.mark.parametrize("truncate,writes,bad_offset", [
-    (True, [(0, b"abcdef")], 3),
-    (True, [(0, b"abcdef")], 0),
-    (False, [(7, b"tail")], 2),       # resumed upload: the copied part is before the position
+@pytest.mark.parametrize("truncate,writes,expected", [
+    (True, [(0, b"abcdef"), (3, b"X")], b"abcXef"),
+    (True, [(0, b"abcdef"), (0, b"Z")], b"Zbcdef"),
+    (False, [(7, b"tail"), (2, b"X")], b"12X4567tail"),   # resumed, then an earlier part
+    (False, [(1, b"Q")], b"1Q34567"),                     # rewrite inside the old version
+    (True, [(10, b"late"), (0, b"early")], b"early" + bytes(5) + b"late"),
 ])
-def test_write_before_position_is_unsupported(acme, truncate, writes, bad_offset):
+def test_write_before_position_rewrites(acme, truncate, writes, expected):
     put(acme, "/f.txt", b"1234567")
     upload = acme.open_write("/f.txt", truncate=truncate)
     for offset, data in writes:
         upload.write(offset, data)
-    with pytest.raises(Unsupported):
-        upload.write(bad_offset, b"X")
-    upload.abort()
-    assert get(acme, "/f.txt") == b"1234567"
+    assert get(acme, "/f.txt") == b"1234567"  # nothing visible before commit
+    upload.commit()
+    assert get(acme, "/f.txt") == expected
+    assert len(acme.versions("/f.txt")) == 2
+
+
+def test_random_writes_match_a_model_and_leave_no_scratch(app, acme):
+    rng = random.Random(7)
+    for trial in range(12):
+        base = rng.randbytes(rng.randint(0, 3 * CHUNK))
+        put(acme, "/model.bin", base)
+        truncate = trial % 3 == 0
+        model = bytearray() if truncate else bytearray(base)
+        upload = acme.open_write("/model.bin", truncate=truncate)
+        for _ in range(rng.randint(1, 25)):
+            offset = rng.randint(0, len(model) + CHUNK)
+            data = rng.randbytes(rng.randint(1, 2 * CHUNK))
+            upload.write(offset, data)
+            model.extend(bytes(max(0, offset - len(model))))
+            model[offset:offset + len(data)] = data
+        if trial % 4 == 3:
+            upload.abort()
+            assert get(acme, "/model.bin") == base
+        else:
+            upload.commit()
+            assert get(acme, "/model.bin") == bytes(model)
+    assert not list(app.provider.staging.iterdir())
 
 
 @pytest.mark.parametrize("existing", [True, False], ids=["overwrite", "new-file"])

@@ -86,23 +86,39 @@ def test_dropped_connection_leaves_previous_version(connect, daemon):
     assert not list(daemon.staging_dir.iterdir())
 
 
-def test_write_before_end_is_refused_and_changes_nothing(connect):
+def test_random_access_writes_become_one_new_version(connect, daemon):
     _, sftp = connect()
     sftp.putfo(_bytes(b"A", 10), "/rw.txt")
     f = sftp.open("/rw.txt", "r+")
     f.set_pipelined(False)
     f.seek(20)
     f.write(b"tail")
-    f.flush()
     f.seek(0)
-    with pytest.raises(IOError):
-        f.write(b"head")
-        f.flush()
-    # paramiko's SFTPFile.close() swallows errors: send CLOSE ourselves
-    with pytest.raises(IOError, match="discarded"):
-        sftp._request(paramiko.sftp.CMD_CLOSE, f.handle)
-    f._closed = True
-    assert _read(sftp, "/rw.txt") == b"A" * 10
+    f.write(b"head")
+    f.flush()
+    assert _read(sftp, "/rw.txt") == b"A" * 10  # not visible before CLOSE
+    f.close()
+    assert _read(sftp, "/rw.txt") == b"head" + b"A" * 6 + bytes(10) + b"tail"
+    out = daemon.cli("versions", "list", "/rw.txt", "--client", "acme", "--json", check=True)
+    assert out.stdout.count('"id"') == 2
+
+
+def test_random_writes_then_dropped_connection_keep_previous(connect, daemon):
+    t, sftp = connect()
+    sftp.putfo(_bytes(b"B", 100_000), "/rw2.txt")
+    f = sftp.open("/rw2.txt", "r+")
+    f.seek(50_000)
+    f.write(b"x" * 1000)
+    f.seek(10)
+    f.write(b"y" * 1000)
+    f.flush()
+    t.close()
+    _, sftp2 = connect()
+    deadline = time.time() + 10
+    while time.time() < deadline and list(daemon.staging_dir.iterdir()):
+        time.sleep(0.1)
+    assert _read(sftp2, "/rw2.txt") == b"B" * 100_000
+    assert not list(daemon.staging_dir.iterdir())
 
 
 def test_resume_appends_and_keeps_previous_version(connect, daemon):

@@ -209,9 +209,14 @@ class Session(PropertiesMixin):
             if base is not None and not truncate:
                 key = self.app.keyring.data_key(client.wrapped_key, base.wrapped_key)
                 base_reader = (self.app.provider.open_blob(base.blob_id, key, base.size), base.size)
-            data_key, wrapped = self.app.keyring.new_data_key(client.wrapped_key)
-        writer = self.app.provider.create_blob(data_key)
-        return Upload(self, t, writer, wrapped, base_reader, quota)
+        wrapped_client_key = client.wrapped_key
+
+        def make_writer():
+            """A blob writer under a fresh data key, and that key wrapped for the client."""
+            data_key, wrapped = self.app.keyring.new_data_key(wrapped_client_key)
+            return self.app.provider.create_blob(data_key), wrapped
+
+        return Upload(self, t, make_writer, base_reader, quota)
 
     def _commit_upload(self, t, writer, wrapped_key, mtime) -> "Entry":
         """Called by Upload.commit() once the blob is durable: publish it in one transaction.

@@ -1,14 +1,16 @@
 """Streams in and out of the store on behalf of a Session.
 
-An `Upload` builds a new version as a sequential stream: writes must come at
-or after the current end. A gap is filled from the previous version (when the
-upload continues an existing file: resume, append) or with zeros. A write
-before the current end raises Unsupported, because the encrypted chunks already
-written cannot be changed in place; sequential and resumed uploads, which is
-what SFTP and WebDAV clients send, never do that. The version becomes visible
-only in `commit()`: blob fsynced first, then one database transaction.
+An `Upload` builds a new version. Writes in order stream straight into a new
+blob; a gap is filled from the previous version (when the upload continues an
+existing file: resume, append) or with zeros. The first write before the
+current end switches the upload to random access (appliance.session.overlay).
+Any failed write (quota, disk) discards the upload, and a later commit says so:
+a file with a hole or a missing part never becomes a version. The version
+becomes visible only in `commit()`: blob fsynced first, then one database
+transaction.
 """
-from appliance.errors import Conflict, QuotaExceeded, StrongroomError, Unsupported
+from appliance.errors import Conflict, QuotaExceeded, StrongroomError
+from appliance.session.overlay import Layered, Overlay
 
 COPY_BLOCK = 1024 * 1024
 
@@ -44,10 +46,12 @@ class ReadHandle:
 class Upload:
     """One new version being written; see the module docstring for the rules."""
 
-    def __init__(self, session, target, writer, wrapped_key, base, quota):
+    def __init__(self, session, target, make_writer, base, quota):
         self._session, self._target = session, target
-        self._writer, self._wrapped = writer, wrapped_key
+        self._make_writer = make_writer
+        self._writer, self._wrapped = make_writer()
         self._base, self._base_size = base if base else (None, 0)
+        self._overlay: Overlay | None = None
         self._quota = quota
         self._done = False
         self.mtime: float | None = None
@@ -56,30 +60,44 @@ class Upload:
     @property
     def size(self) -> int:
         """Bytes the version will have if committed now."""
+        if self._overlay is not None:
+            return self._overlay.size
         return max(self._writer.size, self._base_size)
 
     @property
     def position(self) -> int:
-        return self._writer.size
+        """Bytes received in order so far (for a stream: its length)."""
+        return self._overlay.size if self._overlay is not None else self._writer.size
 
     def append(self, data) -> None:
-        self.write(self._writer.size, data)
+        self.write(self.position, data)
 
     def write(self, offset: int, data) -> None:
         if self._done:
             raise Conflict("the upload is closed or was discarded after an error")
         try:
-            pos = self._writer.size
-            if offset < pos:
-                raise Unsupported(f"write at {offset} is before the end of the upload ({pos}); "
-                                  "rewriting an uploaded part is not supported")
             self._check_quota(offset + len(data))
-            if offset > pos:
+            if self._overlay is None and offset < self._writer.size:
+                self._go_random()
+            if self._overlay is not None:
+                self._overlay.write(offset, data)
+                return
+            if offset > self._writer.size:
                 self._fill(offset)
             self._writer.write(data)
         except BaseException:
             self.abort()  # a file with a hole or a missing tail must not become a version
             raise
+
+    def _go_random(self) -> None:
+        """Switch from streaming to random access (see appliance.session.overlay)."""
+        streamed = self._writer.size
+        first = self._writer.reopen_for_reading()
+        base = Layered(first, streamed, self._base, self._base_size)
+        self._base = None  # now owned by the overlay
+        provider = self._session.app.provider
+        self._overlay = Overlay(base, max(streamed, self._base_size), provider.create_scratch(),
+                                provider.chunk_size)
 
     def _check_quota(self, end: int) -> None:
         if self._quota is not None and end > self._quota:
@@ -93,6 +111,17 @@ class Upload:
             data = self._base.read(pos, n) if self._base and pos < self._base_size else b""
             self._writer.write(data or bytes(n))
 
+    def _finish_stream(self) -> None:
+        """Make the writer hold the complete content."""
+        if self._overlay is None:
+            self._fill(self._base_size)
+            return
+        self._writer, self._wrapped = self._make_writer()
+        for block in self._overlay.blocks():
+            self._writer.write(block)
+        self._overlay.close()
+        self._overlay = None
+
     def commit(self):
         """Publish the version; returns its Entry. Aborts (and re-raises) on any failure."""
         if self._done:
@@ -101,7 +130,7 @@ class Upload:
             return self.entry
         try:
             self._check_quota(self.size)
-            self._fill(self._base_size)
+            self._finish_stream()
             self._close_base()
             self._writer.commit()
         except BaseException:
@@ -121,6 +150,9 @@ class Upload:
         if not self._done:
             self._done = True
             self._close_base()
+            if self._overlay is not None:
+                self._overlay.close()
+                self._overlay = None
             self._writer.abort()
 
     def _close_base(self) -> None:
