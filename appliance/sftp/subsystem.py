@@ -16,6 +16,8 @@ from appliance.sftp.errors import EXPECTED, status_for
 
 log = logging.getLogger("strongroom.sftp")
 
+# What parsing a malformed request raises inside paramiko (bad UTF-8, short fields).
+MALFORMED = (UnicodeError, struct.error, IndexError, ValueError, OverflowError)
 MAX_PACKET = 256 * 1024
 MAX_IO = MAX_PACKET - 1024
 MAX_HANDLES = 256
@@ -47,6 +49,9 @@ class Subsystem(SFTPServer):
             code, text = status_for(e)
             log.info("sftp %s: request %s refused: %s", self._who(), t, e)
             self._send_status(request_number, code, text)
+        except MALFORMED as e:
+            log.info("sftp %s: malformed request %s: %s", self._who(), t, e)
+            self._send_status(request_number, SFTP_BAD_MESSAGE, "malformed request")
         except Exception as e:
             if self.sock.closed or not self.sock.get_transport().is_active():
                 log.info("sftp %s: connection closed during request %s", self._who(), t)
