@@ -2,6 +2,7 @@
 exceptions and are turned into SFTP statuses in one place (subsystem.py)."""
 import os
 import stat as statmod
+import time
 
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
 from paramiko.sftp import SFTP_OK
@@ -20,6 +21,29 @@ def attributes(entry) -> SFTPAttributes:
     attr.st_mode = DIR_MODE if entry.is_dir else FILE_MODE
     attr.st_uid = attr.st_gid = 0
     attr.st_mtime = attr.st_atime = int(entry.mtime)
+    return attr
+
+
+class ListedAttributes(SFTPAttributes):
+    """A directory entry whose `ls -l` longname names owner and group as OpenSSH's does
+    (FileZilla and WinSCP parse it): the user's login and client."""
+
+    owner = group = "-"
+
+    def __str__(self):
+        kind = "d" if statmod.S_ISDIR(self.st_mode) else "-"
+        perms = statmod.filemode(self.st_mode)[1:]
+        when = time.localtime(self.st_mtime or 0)
+        recent = abs(time.time() - (self.st_mtime or 0)) < 15_552_000  # six months
+        date = time.strftime("%b %e %H:%M" if recent else "%b %e  %Y", when)
+        return (f"{kind}{perms}    1 {self.owner[:8]:<8} {self.group[:8]:<8} "
+                f"{self.st_size:>8} {date} {self.filename}")
+
+
+def listed(entry, owner: str, group: str) -> ListedAttributes:
+    attr = ListedAttributes()
+    attr.__dict__.update(attributes(entry).__dict__)
+    attr.owner, attr.group = owner, group
     return attr
 
 
@@ -86,7 +110,9 @@ class Handler(SFTPServerInterface):
         self.session = server.session
 
     def list_folder(self, path):
-        return [attributes(e) for e in self.session.list(path)]
+        p = self.session.principal
+        owner, group = p.login, p.client or p.role
+        return [listed(e, owner, group) for e in self.session.list(path)]
 
     def stat(self, path):
         return attributes(self.session.stat(path))
