@@ -70,10 +70,11 @@ class ReadHandle(SFTPHandle):
 class WriteHandle(SFTPHandle):
     """An upload: committed on a clean CLOSE, aborted if the session ends first."""
 
-    def __init__(self, upload, entry_name):
+    def __init__(self, upload, entry_name, on_end=None):
         super().__init__()
         self._u = upload
         self._name = entry_name
+        self._on_end = on_end
 
     def write(self, offset, data):
         self._u.write(offset, data)
@@ -85,7 +86,7 @@ class WriteHandle(SFTPHandle):
     def stat(self):
         attr = SFTPAttributes()
         attr.filename, attr.st_size, attr.st_mode = self._name, self._u.size, FILE_MODE
-        attr.st_mtime = attr.st_atime = int(self._u.mtime or 0) or None
+        attr.st_mtime = attr.st_atime = int(self._u.mtime or time.time())
         return attr
 
     def chattr(self, attr):
@@ -96,10 +97,21 @@ class WriteHandle(SFTPHandle):
         return SFTP_OK
 
     def close(self):
-        self._u.commit()
+        try:
+            self._u.commit()
+        finally:
+            self._ended()
 
     def abort(self):
-        self._u.abort()
+        try:
+            self._u.abort()
+        finally:
+            self._ended()
+
+    def _ended(self):
+        if self._on_end is not None:
+            self._on_end(self)
+            self._on_end = None
 
 
 class Handler(SFTPServerInterface):
@@ -108,6 +120,10 @@ class Handler(SFTPServerInterface):
     def __init__(self, server, *args, **kwargs):
         super().__init__(server, *args, **kwargs)
         self.session = server.session
+        # Uploads this channel has open, by clean path. Their owner may stat them
+        # (sshfs checks a file right after creating it); other sessions see only
+        # committed versions.
+        self._uploads: dict[str, WriteHandle] = {}
 
     def list_folder(self, path):
         p = self.session.principal
@@ -115,6 +131,9 @@ class Handler(SFTPServerInterface):
         return [listed(e, owner, group) for e in self.session.list(path)]
 
     def stat(self, path):
+        handle = self._uploads.get(paths.join(paths.clean(path)))
+        if handle is not None:
+            return handle.stat()
         return attributes(self.session.stat(path))
 
     lstat = stat
@@ -137,7 +156,12 @@ class Handler(SFTPServerInterface):
                                          or existing is None)
         if attr is not None and attr.st_mtime is not None:
             upload.mtime = float(attr.st_mtime)
-        return WriteHandle(upload, paths.clean(path)[-1] if paths.clean(path) else "/")
+        key = paths.join(paths.clean(path))
+        handle = WriteHandle(upload, key.rsplit("/", 1)[-1] or "/",
+                             lambda h: self._uploads.pop(key, None) if self._uploads.get(key) is h
+                             else None)
+        self._uploads[key] = handle
+        return handle
 
     def remove(self, path):
         self.session.remove(path, dirs=False)
