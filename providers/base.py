@@ -34,7 +34,8 @@ class BlobWriter(ABC):
         """Discard everything written; safe to call more than once."""
 
     @abstractmethod
-    def sha256(self) -> str: ...
+    def sha256(self) -> str:
+        """Hex SHA-256 of the plaintext; complete only after commit()."""
 
 
 class BlobReader(ABC):

@@ -2,6 +2,8 @@
 import errno
 import hashlib
 import os
+import queue
+import threading
 
 from providers import crypto
 from providers.base import BlobReader, BlobWriter
@@ -9,7 +11,15 @@ from providers.errors import CorruptData, StorageError
 
 
 class ChunkedWriter(BlobWriter):
-    """Encrypts chunk by chunk into a staging file; memory holds at most one block."""
+    """Encrypts chunk by chunk into a staging file.
+
+    Whole chunks are hashed, sealed and written by a helper thread while the
+    caller receives the next block (socket reads, hashing, AES and file writes
+    all release the GIL); at most QUEUE blocks wait, so memory stays flat. Small
+    files never start the thread.
+    """
+
+    QUEUE = 1
 
     def __init__(self, staging_path, final_path, blob_id: str, data_key: bytes, chunk_size: int):
         self.blob_id = blob_id
@@ -23,8 +33,15 @@ class ChunkedWriter(BlobWriter):
         self._index = 0
         self._hash = hashlib.sha256()
         self._closed = False
+        self._queue: queue.Queue | None = None
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
         self._fd = os.open(staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._out(self._header)
+        try:
+            self._out(self._header)
+        except StorageError:
+            self.abort()
+            raise
 
     def _out(self, data) -> None:
         view = memoryview(data)
@@ -32,13 +49,42 @@ class ChunkedWriter(BlobWriter):
             while view:
                 view = view[os.write(self._fd, view):]
         except OSError as e:
-            self.abort()
             raise StorageError(f"cannot write blob: {os.strerror(e.errno)}") from e
+
+    def _seal_and_write(self, index: int, block: bytes) -> None:
+        self._hash.update(block)
+        cs, view = self._chunk, memoryview(block)
+        self._out(b"".join(self._cipher.seal(index + i, view[i * cs:(i + 1) * cs], False)
+                           for i in range(len(block) // cs)))
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None or self._error is not None:
+                if item is None:
+                    return
+                continue  # failed: keep draining so the producer never blocks
+            try:
+                self._seal_and_write(*item)
+            except BaseException as e:
+                self._error = e
+
+    def _drain(self) -> None:
+        """Wait for queued blocks; re-raise the helper's failure, if any."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            self.abort()
+            raise error if isinstance(error, StorageError) else StorageError(str(error))
 
     def write(self, data) -> None:
         if self._closed:
             raise StorageError("write after close")
-        self._hash.update(data)
+        if self._error is not None:
+            self._drain()
         self.size += len(data)
         buf = self._buf
         buf += data
@@ -46,26 +92,36 @@ class ChunkedWriter(BlobWriter):
         cs = self._chunk
         if len(buf) > cs:
             n = (len(buf) - 1) // cs
-            view = memoryview(buf)
-            sealed = b"".join(self._cipher.seal(self._index + i, view[i * cs:(i + 1) * cs], False)
-                              for i in range(n))
-            view.release()
-            self._index += n
+            block = bytes(buf[:n * cs])
             del buf[:n * cs]
-            self._out(sealed)
+            if self._worker is None:
+                self._queue = queue.Queue(self.QUEUE)
+                self._worker = threading.Thread(target=self._run, daemon=True,
+                                                name=f"seal-{self.blob_id[:8]}")
+                self._worker.start()
+            self._queue.put((self._index, block))
+            self._index += n
+
+    def _seal_tail(self) -> None:
+        self._drain()
+        tail = bytes(self._buf)
+        self._buf = bytearray()
+        self._hash.update(tail)
+        self._out(self._cipher.seal(self._index, tail, True))
 
     def commit(self) -> str:
-        self._out(self._cipher.seal(self._index, bytes(self._buf), True))
-        self._buf = bytearray()
         try:
+            self._seal_tail()
             os.fsync(self._fd)
             os.close(self._fd)
             self._closed = True
             os.makedirs(os.path.dirname(self._final), exist_ok=True)
             os.rename(self._staging, self._final)
             _fsync_dir(os.path.dirname(self._final))
-        except OSError as e:
+        except (OSError, StorageError) as e:
             self.abort()
+            if isinstance(e, StorageError):
+                raise
             raise StorageError(f"cannot commit blob: {os.strerror(e.errno)}") from e
         return self.blob_id
 
@@ -73,13 +129,17 @@ class ChunkedWriter(BlobWriter):
         """Seal what was written (unpublished, not fsynced) and read it back; the
         reader removes the staging file when closed. For an upload that must go
         on as random-access writes over what it already streamed."""
-        self._out(self._cipher.seal(self._index, bytes(self._buf), True))
-        self._buf = bytearray()
+        self._seal_tail()
         os.close(self._fd)
         self._closed = True
         return ChunkedReader(self._staging, self._key, self.size, remove_on_close=True)
 
     def abort(self) -> None:
+        if self._worker is not None:
+            self._error = self._error or StorageError("aborted")
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
         if not self._closed:
             self._closed = True
             os.close(self._fd)
