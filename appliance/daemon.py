@@ -4,6 +4,7 @@ Stopping closes the listeners and every connection; an upload that has not
 been closed cleanly is aborted, so no partial version ever becomes visible.
 Staging leftovers of a killed process are removed at the next start.
 """
+import ctypes
 import logging
 import signal
 import sys
@@ -16,7 +17,17 @@ from appliance.webdav.server import make_server
 log = logging.getLogger("strongroom")
 
 
+def _limit_malloc_arenas(count: int = 2) -> None:
+    """glibc gives every thread its own allocation arena, and freed blocks stay in it:
+    with a thread per connection and per upload that grows RSS for nothing."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, count)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc
+
+
 def run(data_dir) -> None:
+    _limit_malloc_arenas()
     app = App(data_dir)
     logging.basicConfig(level=app.config.log.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -54,8 +54,8 @@ class ChunkedWriter(BlobWriter):
     def _seal_and_write(self, index: int, block: bytes) -> None:
         self._hash.update(block)
         cs, view = self._chunk, memoryview(block)
-        self._out(b"".join(self._cipher.seal(index + i, view[i * cs:(i + 1) * cs], False)
-                           for i in range(len(block) // cs)))
+        for i in range(len(block) // cs):  # one chunk at a time: no block-sized output buffer
+            self._out(self._cipher.seal(index + i, view[i * cs:(i + 1) * cs], False))
 
     def _run(self) -> None:
         while True:
