@@ -24,7 +24,7 @@ class App:
             upgrade(self.db)
         self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
         self.provider = providers.load(self.config)
-        self.auth = Authenticator(self.db)
+        self.auth = Authenticator(self.db, self.config)
 
     def session(self, principal, protocol: str, address: str | None = None, *,
                 per_request: bool = False) -> Session:

@@ -56,3 +56,31 @@ def boolean(value):
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
     return value
+
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(value):
+    """Seconds, from a number or a string like '90s', '30m', '12h', '7d'."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+        if m and m.group(2).lower() in _DURATION_UNITS:
+            return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+    raise ValueError(f"expected a duration such as 3600, '30m', '12h' or '7d', got {value!r}")
+
+
+def prefix_length(maximum: int):
+    def convert(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+            raise ValueError(f"expected a prefix length from 0 to {maximum}, got {value!r}")
+        return value
+    return convert
+
+
+def non_negative_int(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value

@@ -52,6 +52,35 @@ SCHEMA: dict[str, dict[str, Option]] = {
                              "Bytes read from or written to a request body at a time."),
         "threads": Option(32, conv.positive_int, "Worker threads of the HTTPS server."),
     },
+    "auth": {
+        "app_passwords_sftp": Option(False, conv.boolean,
+                                     "Accept app passwords for SFTP too (always for WebDAV)."),
+        "drive_session_idle": Option("12h", conv.duration,
+                                     "A WebDAV drive session opened with password+code ends "
+                                     "after this long unused."),
+        "drive_session_lifetime": Option("7d", conv.duration,
+                                         "A drive session ends this long after it was opened, used or not."),
+        "drive_session_ipv4_prefix": Option(24, conv.prefix_length(32),
+                                            "A drive session works only from the network it "
+                                            "was opened from: IPv4 prefix length."),
+        "drive_session_ipv6_prefix": Option(64, conv.prefix_length(128),
+                                            "The same for IPv6."),
+        "account_delay_after": Option(3, conv.non_negative_int,
+                                      "Failed logins of one account before each further "
+                                      "attempt is delayed."),
+        "account_block_after": Option(10, conv.positive_int,
+                                      "Failed logins of one account before it is blocked "
+                                      "(doubling each time; 'strongroom user unlock')."),
+        "address_delay_after": Option(10, conv.non_negative_int,
+                                      "Failed logins from one address before delaying it."),
+        "address_block_after": Option(30, conv.positive_int,
+                                      "Failed logins from one address before blocking it."),
+        "delay": Option("1s", conv.duration, "How long a delayed attempt waits."),
+        "block_time": Option("1m", conv.duration, "The first block; doubles per failure."),
+        "block_max": Option("1h", conv.duration, "The longest block."),
+        "forget_after": Option("1h", conv.duration,
+                               "Failures older than this (and not blocking) are forgotten."),
+    },
     "log": {
         "level": Option("info", conv.log_level, "One of debug, info, warning, error."),
     },

@@ -135,6 +135,9 @@ class Daemon:
             self.cli("user", "add", login, *where, "--password-stdin", "--no-totp", "--json",
                      input=(user.password + "\n").encode(), check=True)
             self.users[login] = user
+        for name in CLIENTS:   # staff see only the clients they are granted
+            self.cli("acl", "grant", f"/{name}", "--user", "staff",
+                     "--rights", "read,write,delete,manage", check=True)
 
     def start(self) -> None:
         """Start `strongroom serve`; return once both ports accept connections."""

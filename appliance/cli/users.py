@@ -1,9 +1,21 @@
 """`strongroom user ...`"""
+import datetime
 import sys
 
 import click
 
 from appliance.cli.options import data_dir_option, emit, fail, json_option, open_app
+from auth import totp
+from config.converters import duration
+
+
+def _duration(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
 
 
 @click.group()
@@ -25,11 +37,7 @@ def add(login, client_name, staff, email, password_stdin, no_totp, data_dir, as_
     """Create user LOGIN. Without --password-stdin a strong password is generated and printed."""
     if bool(client_name) == staff:
         fail("give exactly one of --client NAME or --staff", 2)
-    password = None
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            fail("no password on standard input", 2)
+    password = _read_password(password_stdin)
     out = open_app(data_dir).admin().add_user(login, client=client_name, staff=staff,
                                               email=email, password=password,
                                               with_totp=not no_totp)
@@ -38,11 +46,145 @@ def add(login, client_name, staff, email, password_stdin, no_totp, data_dir, as_
 
 def _human_user(d):
     yield f"user {d['login']} created ({d['role']}{', client ' + d['client'] if d['client'] else ''})"
+    yield from _human_secrets(d)
+
+
+def _human_secrets(d):
     if "password" in d:
         yield f"password: {d['password']}"
     if "totp_secret" in d:
         yield f"TOTP secret: {d['totp_secret']}"
         yield f"otpauth URI: {d['otpauth_uri']}"
+        yield "Scan this with an authenticator app (or type the secret into it):"
+        yield totp.qr_text(d["otpauth_uri"]).rstrip("\n")
+        yield ("Log in with the password, then the app's 6-digit code when asked; clients that "
+               "ask only once (WebDAV drives, some SFTP programs) take the password followed "
+               "by the code.")
+
+
+def _read_password(password_stdin: bool) -> str | None:
+    if not password_stdin:
+        return None
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        fail("no password on standard input", 2)
+    return password
+
+
+@user.command("passwd", epilog="Example: echo 'a new long passphrase' | "
+                                "strongroom user passwd alice --password-stdin")
+@click.argument("login")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@data_dir_option
+@json_option
+def passwd(login, password_stdin, data_dir, as_json):
+    """Set LOGIN's password (generated and printed without --password-stdin).
+    Ends the user's WebDAV drive sessions."""
+    out = open_app(data_dir).admin().set_password(login, _read_password(password_stdin))
+    emit(out, as_json, lambda d: [f"password of {login} changed"] + list(_human_secrets(d)))
+
+
+@user.command("totp-reset", epilog="Example: strongroom user totp-reset alice --json")
+@click.argument("login")
+@click.option("--off", is_flag=True, help="Remove the second factor instead (not recommended).")
+@data_dir_option
+@json_option
+def totp_reset(login, off, data_dir, as_json):
+    """Enrol a new TOTP secret for LOGIN (the old one stops working at once)."""
+    out = open_app(data_dir).admin().reset_totp(login, enable=not off)
+    emit(out, as_json, lambda d: [f"TOTP of {login} {'removed' if off else 'reset'}"]
+         + list(_human_secrets(d)))
+
+
+@user.command("disable", epilog="Example: strongroom user disable alice")
+@click.argument("login")
+@data_dir_option
+@json_option
+def disable(login, data_dir, as_json):
+    """Disable LOGIN: no new logins; live SFTP sessions and drive sessions end within seconds."""
+    out = open_app(data_dir).admin().set_disabled(login, True)
+    emit(out, as_json, lambda d: [f"user {login} disabled"])
+
+
+@user.command("enable", epilog="Example: strongroom user enable alice")
+@click.argument("login")
+@data_dir_option
+@json_option
+def enable(login, data_dir, as_json):
+    """Enable LOGIN again."""
+    out = open_app(data_dir).admin().set_disabled(login, False)
+    emit(out, as_json, lambda d: [f"user {login} enabled"])
+
+
+@user.command("unlock", epilog="Examples: strongroom user unlock alice\n\n"
+                                "strongroom user unlock --address 203.0.113.7")
+@click.argument("login", required=False)
+@click.option("--address", help="Also (or only) clear the failed logins of this source address.")
+@data_dir_option
+@json_option
+def unlock(login, address, data_dir, as_json):
+    """Forget failed logins of LOGIN (and/or an address), lifting a block at once."""
+    out = open_app(data_dir).admin().unlock(login, address)
+    emit(out, as_json, lambda d: [f"cleared {d['cleared']} failed-login counter(s)"])
+
+
+@user.group("app-password")
+def app_password():
+    """Per-device passwords that log in without a TOTP code (network drives)."""
+
+
+@app_password.command("create", epilog='Example: strongroom user app-password create alice '
+                                       '--label "Laptop" --expires 90d')
+@click.argument("login")
+@click.option("--label", required=True, help="What the password is for; used to revoke it.")
+@click.option("--expires", callback=_duration, help="Lifetime, e.g. 90d or 12h (default: none).")
+@data_dir_option
+@json_option
+def app_password_create(login, label, expires, data_dir, as_json):
+    """Create an app password for LOGIN; it is printed once and stored only as a hash."""
+    out = open_app(data_dir).admin().create_app_password(login, label, expires)
+    emit(out, as_json, lambda d: [f"app password {label!r} for {login} (shown only now):",
+                                  d["password"]])
+
+
+@app_password.command("list")
+@click.argument("login")
+@data_dir_option
+@json_option
+def app_password_list(login, data_dir, as_json):
+    """List LOGIN's app passwords (labels and dates; the secrets are not kept)."""
+    rows = open_app(data_dir).admin().list_app_passwords(login)
+    emit(rows, as_json, lambda rs: [f"{'LABEL':30} {'CREATED':25} {'LAST USED':25} EXPIRES"] +
+         [f"{r['label']:30} {_when(r['created_at']):25} {_when(r['last_used_at']):25} "
+          f"{_when(r['expires_at'])}" for r in rs])
+
+
+@app_password.command("revoke", epilog='Example: strongroom user app-password revoke alice Laptop')
+@click.argument("login")
+@click.argument("label")
+@data_dir_option
+def app_password_revoke(login, label, data_dir):
+    """Revoke LOGIN's app password LABEL; it stops working at once."""
+    open_app(data_dir).admin().revoke_app_password(login, label)
+    click.echo(f"app password {label!r} of {login} revoked")
+
+
+@user.command("sessions")
+@click.argument("login")
+@data_dir_option
+@json_option
+def sessions(login, data_dir, as_json):
+    """List LOGIN's WebDAV drive sessions (opened with password+code)."""
+    rows = open_app(data_dir).admin().list_drive_sessions(login)
+    emit(rows, as_json, lambda rs: [f"{'ID':>6} {'NETWORK':20} {'LAST USED':25} EXPIRES"] +
+         [f"{r['id']:>6} {r['network']:20} {_when(r['last_used_at']):25} "
+          f"{_when(r['expires_at'])}" for r in rs])
+
+
+def _when(ts) -> str:
+    if ts is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @user.command("list")

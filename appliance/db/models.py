@@ -27,6 +27,19 @@ class Client(Base):
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    # "client": an organisation's private tree; "library": a tree staff publish
+    # read-only to every client (shared_with_all) or to the clients in library_members.
+    kind: Mapped[str] = mapped_column(String(16), default="client", server_default="client")
+    shared_with_all: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                  server_default=text("false"))
+
+
+class LibraryMember(Base):
+    __tablename__ = "library_members"
+    library_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           primary_key=True)
 
 
 class User(Base):
@@ -38,6 +51,8 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str] = mapped_column(String(200))
     totp_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last TOTP time step accepted: a code is taken once, and never an older one.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     client: Mapped[Client | None] = relationship(lazy="joined")
@@ -54,6 +69,59 @@ class UserKey(Base):
     comment: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     __table_args__ = (Index("uq_user_keys", "user_id", "fingerprint", unique=True),)
+
+
+class AppPassword(Base):
+    """A per-device secret that logs in without a TOTP code; only its SHA-256 is kept
+    (it is 120+ random bits, so a fast hash cannot be searched)."""
+    __tablename__ = "app_passwords"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(100))
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    expires_at: Mapped[float | None] = mapped_column(Float)
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("uq_app_passwords_label", "user_id", "label", unique=True),)
+
+
+class DriveSession(Base):
+    """A WebDAV mount opened with password+code: the exact credential string (argon2id
+    hash only) keeps working from the same network until idle or too old."""
+    __tablename__ = "drive_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    network: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    last_used_at: Mapped[float] = mapped_column(Float, default=_now)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class LoginThrottle(Base):
+    """Failed logins per account ('login:NAME') or source address ('addr:IP')."""
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[float] = mapped_column(Float, default=0.0)
+    blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Grant(Base):
+    """Rights on a folder of one tree (and everything below it), for one user or for
+    every user of a client. `path` is '/' or '/a/b' inside the tree."""
+    __tablename__ = "acl_grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"),
+                                           index=True)
+    path: Mapped[str] = mapped_column(Text)
+    subject_kind: Mapped[str] = mapped_column(String(8))   # "user" | "client"
+    subject_id: Mapped[int] = mapped_column(Integer)
+    rights: Mapped[str] = mapped_column(String(8))          # letters of "rwdm"
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    __table_args__ = (Index("uq_acl_grants", "client_id", "path", "subject_kind", "subject_id",
+                            unique=True),
+                      Index("ix_acl_grants_subject", "subject_kind", "subject_id"))
 
 
 class Node(Base):

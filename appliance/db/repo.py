@@ -9,8 +9,10 @@ def client_by_name(s, name: str) -> Client | None:
     return s.scalar(select(Client).where(Client.name == name))
 
 
-def clients(s) -> list[Client]:
-    return list(s.scalars(select(Client).order_by(Client.name)))
+def clients(s, kind: str | None = None) -> list[Client]:
+    """Client trees, library trees, or (kind None) both, by name."""
+    q = select(Client).order_by(Client.name)
+    return list(s.scalars(q if kind is None else q.where(Client.kind == kind)))
 
 
 def user_by_login(s, login: str) -> User | None:

@@ -2,15 +2,18 @@
 import re
 
 from appliance.db import repo
-from appliance.db.models import Client, Node, User, UserKey
+from appliance.db.models import Client, Grant, Node, User, UserKey
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.session import audit
+from appliance.session.credentials import CredentialsMixin
+from appliance.session.grants import GrantsMixin
 from auth import passwords, sshkeys, totp
 
+DEFAULT_CLIENT_RIGHTS = "rwd"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class Admin:
+class Admin(CredentialsMixin, GrantsMixin):
     def __init__(self, app, actor: str = "admin", protocol: str = "cli"):
         self.app, self.actor, self.protocol = app, actor, protocol
 
@@ -18,24 +21,30 @@ class Admin:
         audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
                      action=action, path=path, detail=detail)
 
-    def add_client(self, name: str, quota: int | None = None) -> dict:
+    def add_client(self, name: str, quota: int | None = None, *, kind: str = "client") -> dict:
         if not _NAME.match(name):
             raise BadRequest("client names are 1-64 letters, digits, '.', '_' or '-', "
                              "starting with a letter or digit")
         with self.app.db.write() as s:
-            if repo.client_by_name(s, name) is not None:
-                raise Conflict(f"client {name!r} already exists")
-            client = Client(name=name, quota_bytes=quota, used_bytes=0,
+            existing = repo.client_by_name(s, name)
+            if existing is not None:
+                raise Conflict(f"a {existing.kind} named {name!r} already exists")
+            client = Client(name=name, quota_bytes=quota, used_bytes=0, kind=kind,
                             wrapped_key=self.app.keyring.new_client_key())
             s.add(client)
             s.flush()
             s.add(Node(client_id=client.id, parent_id=None, name="", is_dir=True))
-            self._audit(s, "client-add", f"/{name}", f"quota={quota}")
+            if kind == "client":
+                # its users may read, write and delete in the whole tree until the admin
+                # replaces this grant with finer ones ('strongroom acl')
+                s.add(Grant(client_id=client.id, path="/", subject_kind="client",
+                            subject_id=client.id, rights=DEFAULT_CLIENT_RIGHTS))
+            self._audit(s, f"{kind}-add", f"/{name}", f"quota={quota}")
             return _client_dict(client)
 
     def list_clients(self) -> list[dict]:
         with self.app.db.read() as s:
-            return [_client_dict(c) for c in repo.clients(s)]
+            return [_client_dict(c) for c in repo.clients(s, "client")]
 
     def add_user(self, login: str, *, client: str | None, staff: bool, email: str | None,
                  password: str | None, with_totp: bool) -> dict:

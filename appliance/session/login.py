@@ -1,60 +1,330 @@
-"""Password login for every protocol.
+"""Logins for every protocol: passwords, TOTP codes, app passwords, drive sessions,
+SSH keys, with throttling and an audit event for every outcome.
 
-argon2id is deliberately slow (tens of milliseconds), and WebDAV clients send
-their Basic credentials with every request, so a successful verification is
-remembered for a short while under a salted hash of the credentials. The cached
-entry is tied to the stored password hash and the account row is re-read every
-few seconds: a password change or a disabled account takes effect within
-RECHECK_SECONDS.
+A TOTP user is never let in without a fresh code, except by a credential that a
+fresh code opened (a WebDAV drive session) or an app password the admin issued.
+A code is accepted once per user (the last accepted time step is kept in the
+database, so this holds across restarts and protocols).
+
+One-string logins (`password_login`: SFTP password, WebDAV Basic) accept
+- a user without TOTP: the password;
+- a TOTP user: password followed by the current code; over WebDAV this opens a
+  drive session bound to that exact string and the client's network, so the
+  drive, which resends the same string with every request, keeps working;
+- an app password (WebDAV; SFTP only if [auth] app_passwords_sftp).
+Multi-step logins (SSH keyboard-interactive, public key then code) go through
+`first_factor` / `key_factor` and `second_factor`.
+
+argon2id is deliberately slow and WebDAV clients send their credentials with
+every request, so a success is remembered in memory under a salted hash of the
+credential string and re-validated against the database (account enabled,
+password unchanged, drive session or app password still valid).
 """
 import hashlib
+import ipaddress
+import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
 
 from appliance.db import repo
-from appliance.errors import AuthFailed
+from appliance.db.models import AppPassword, DriveSession, User
+from appliance.errors import AuthFailed, NotFound
 from appliance.session import audit
+from appliance.session.lockout import Lockout
 from appliance.session.principal import Principal
-from auth.passwords import verify_password
+from auth import app_passwords, totp
+from auth.passwords import hash_password, verify_password
+
+log = logging.getLogger("strongroom.auth")
 
 CACHE_SECONDS = 300
-# How stale a cached login may be before the account row is read again: a disabled
-# account or a changed password takes effect within this many seconds.
+# A cached plain-password login re-reads the account this often; drive sessions and
+# app passwords are re-read on every request (a revocation takes effect at once).
 RECHECK_SECONDS = 5
-_FAILED = "invalid login or password"
+TOUCH_SECONDS = 60          # how often last_used of a drive session / app password is written
+MAX_DRIVE_SESSIONS = 20     # per user; the oldest go first
+FAILED = "invalid login or password"
+
+
+@dataclass(frozen=True)
+class Factor:
+    """The outcome of a first factor. `principal` is None when it failed: the caller
+    still asks for a code, so a reply never tells which factor (or account) was wrong."""
+    login: str
+    principal: Principal | None
+    needs_code: bool
+    method: str
+
+
+@dataclass
+class _Cached:
+    expires: float
+    principal: Principal
+    kind: str                # "password" | "drive" | "app"
+    row_id: int | None       # drive session or app password id
+    stored_hash: str
+    checked: float
 
 
 class Authenticator:
-    def __init__(self, db):
+    def __init__(self, db, cfg):
         self.db = db
+        self.cfg = cfg.auth
+        self.lockout = Lockout(db, cfg)
         self._salt = os.urandom(16)
-        # credential digest -> (cache expiry, stored hash, principal, user row checked at)
-        self._cache: dict[bytes, tuple[float, str, Principal, float]] = {}
+        self._cache: dict[bytes, _Cached] = {}
         self._lock = threading.Lock()
+        self._key_locks: dict[bytes, threading.Lock] = {}
 
-    def password_login(self, login: str, password: str, protocol: str, address=None) -> Principal:
-        """Return the principal for valid credentials; raise AuthFailed otherwise."""
-        key = hashlib.sha256(self._salt + f"{login}\0{password}".encode()).digest()
-        now = time.monotonic()
-        with self._lock:
+    # -- one-string logins ----------------------------------------------------------
+
+    def password_login(self, login: str, secret: str, protocol: str, address=None) -> Principal:
+        """The principal for valid credentials; AuthFailed otherwise (one message for all)."""
+        key = hashlib.sha256(self._salt + f"{login}\0{secret}".encode()).digest()
+        # Parallel requests of a freshly mounted drive carry the same new code: the
+        # first one verifies it and opens the drive session, the others wait for it.
+        with self._key_lock(key):
             hit = self._cache.get(key)
-        if hit and hit[0] > now and now - hit[3] < RECHECK_SECONDS:
-            return hit[2]  # verified recently and the account was unchanged moments ago
+            if hit is not None:
+                if self._still_valid(hit):
+                    return hit.principal
+                self._forget(key)
+            self._gate(login, protocol, address)
+            found = self._verify(login, secret, protocol, address)
+            if found is None:
+                self._failed(login, protocol, address, "password")
+            principal, kind, row_id, stored = found
+            self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
+                                        row_id, stored, time.monotonic()))
+            self._succeeded(principal, protocol, address, kind)
+            return principal
+
+    def _verify(self, login, secret, protocol, address):
+        """(principal, kind, row id, stored hash) or None; one argon2 check at least."""
+        user = self._user(login)
+        if user is None or user.disabled:
+            verify_password(None, secret)
+            return None
+        principal = _principal(user)
+        if user.totp_secret is None:
+            if verify_password(user.password_hash, secret):
+                return principal, "password", None, user.password_hash
+            return None
+        if app_passwords.looks_like(secret) and (protocol != "sftp" or
+                                                 self.cfg.app_passwords_sftp):
+            row_id = self._app_password(user, secret)
+            return (principal, "app", row_id, user.password_hash) if row_id else None
+        if protocol == "webdav":
+            row_id = self._drive_session(user, secret, address)
+            if row_id is not None:
+                return principal, "drive", row_id, user.password_hash
+        password, code = secret[:-totp.DIGITS], secret[-totp.DIGITS:]
+        if not (totp.looks_like_code(code) and verify_password(user.password_hash, password)):
+            return None
+        if not self._consume_code(user, code):
+            return None
+        if protocol != "webdav":
+            return principal, "password", None, user.password_hash
+        return principal, "drive", self._open_drive_session(user, secret, address), \
+            user.password_hash
+
+    # -- multi-step logins (SSH) ---------------------------------------------------------
+
+    def first_factor(self, login: str, password: str, protocol: str, address=None) -> Factor:
+        """Check a password typed at a prompt. A user without TOTP is done; everyone
+        else (a TOTP user, a wrong password, an unknown account) is asked for a code."""
+        self._gate(login, protocol, address)
+        user = self._user(login)
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user.disabled:
+            return Factor(login, None, True, "keyboard-interactive")
+        if user.totp_secret is None:
+            principal = _principal(user)
+            self._succeeded(principal, protocol, address, "keyboard-interactive")
+            return Factor(login, principal, False, "keyboard-interactive")
+        return Factor(login, _principal(user), True, "keyboard-interactive")
+
+    def key_factor(self, login: str, key_type: str, key_data: str) -> Factor:
+        """Whether `key_data` is one of the user's authorized keys. The signature is
+        not checked yet (SSH asks before it signs): call `key_verified` once it is."""
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
-            principal = _principal(user) if user is not None else None
-            stored = user.password_hash if user is not None else None
-            disabled = user is None or user.disabled
-        if hit and hit[0] > now and hit[1] == stored and not disabled:
-            self._remember(key, (hit[0], stored, principal, now))
-            return principal
-        if not verify_password(stored, password) or disabled:
-            self._record(login, protocol, address, "failed")
-            raise AuthFailed(_FAILED)
-        self._remember(key, (now + CACHE_SECONDS, stored, principal, now))
-        self._record(login, protocol, address, "ok")
-        return principal
+            ok = user is not None and not user.disabled and any(
+                k.key_type == key_type and k.key_data == key_data
+                for k in repo.keys_of(s, user.id))
+            if not ok:
+                raise AuthFailed(FAILED)
+            return Factor(login, _principal(user), user.totp_secret is not None, "publickey")
+
+    def key_verified(self, factor: Factor, protocol: str, address) -> None:
+        """The client proved it holds the key: a login without TOTP is complete."""
+        if not factor.needs_code:
+            self._succeeded(factor.principal, protocol, address, "publickey")
+
+    def second_factor(self, factor: Factor, code: str, protocol: str, address=None) -> Principal:
+        """The principal if `factor` passed and `code` is a fresh code of its user."""
+        method = f"{factor.method}+totp"
+        if factor.principal is None:
+            self._failed(factor.login, protocol, address, method)
+        self._gate(factor.login, protocol, address)
+        user = self._user(factor.login)
+        if user is None or user.disabled or user.id != factor.principal.user_id \
+                or not self._consume_code(user, code.strip()):
+            self._failed(factor.login, protocol, address, method)
+        self._succeeded(factor.principal, protocol, address, method)
+        return factor.principal
+
+    def principal_of(self, login: str) -> Principal:
+        """The principal of an existing account, for admin tools that act as a user."""
+        user = self._user(login)
+        if user is None:
+            raise NotFound(f"no user named {login!r}")
+        return _principal(user)
+
+    # -- live sessions --------------------------------------------------------------------
+
+    def disabled_among(self, user_ids) -> set[int]:
+        """Which of `user_ids` are disabled or gone (their live sessions must end)."""
+        ids = set(user_ids)
+        if not ids:
+            return set()
+        with self.db.read() as s:
+            live = set(s.scalars(select(User.id).where(User.id.in_(ids),
+                                                       User.disabled.is_(False))))
+        return ids - live
+
+    # -- checks -----------------------------------------------------------------------
+
+    def _user(self, login: str):
+        with self.db.read() as s:
+            return repo.user_by_login(s, login)
+
+    def _gate(self, login, protocol, address) -> None:
+        blocked, delay = self.lockout.judge(login, address)
+        if blocked:
+            self._audit(login, protocol, address, "blocked", "throttled")
+            log.info("%s login for %r from %s refused: too many failures", protocol, login,
+                     address)
+            raise AuthFailed(FAILED)
+        if delay:
+            time.sleep(delay)
+
+    def _consume_code(self, user, code: str) -> bool:
+        """Accept `code` if it is valid now and later than the last code accepted."""
+        step = totp.matching_step(user.totp_secret, code)
+        if step is None:
+            return False
+        with self.db.write() as s:
+            done = s.execute(update(User).where(
+                User.id == user.id, User.totp_secret == user.totp_secret,
+                (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+                .values(totp_last_step=step))
+            return done.rowcount == 1
+
+    def _app_password(self, user, secret: str) -> int | None:
+        now = time.time()
+        with self.db.read() as s:
+            row = s.scalar(select(AppPassword).where(
+                AppPassword.secret_sha256 == app_passwords.digest(secret),
+                AppPassword.user_id == user.id))
+            if row is None or (row.expires_at is not None and row.expires_at < now):
+                return None
+            return row.id
+
+    def _network(self, address) -> str:
+        try:
+            ip = ipaddress.ip_address(address or "0.0.0.0")
+        except ValueError:
+            ip = ipaddress.ip_address("0.0.0.0")
+        prefix = (self.cfg.drive_session_ipv4_prefix if ip.version == 4
+                  else self.cfg.drive_session_ipv6_prefix)
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+    def _drive_session(self, user, secret: str, address) -> int | None:
+        """The id of a live drive session of `user` opened with `secret` from this network."""
+        now, network = time.time(), self._network(address)
+        with self.db.read() as s:
+            rows = list(s.scalars(select(DriveSession).where(
+                DriveSession.user_id == user.id, DriveSession.network == network,
+                DriveSession.expires_at > now,
+                DriveSession.last_used_at > now - self.cfg.drive_session_idle)
+                .order_by(DriveSession.id.desc()).limit(MAX_DRIVE_SESSIONS)))
+        for row in rows:
+            if verify_password(row.secret_hash, secret):
+                return row.id
+        return None
+
+    def _open_drive_session(self, user, secret: str, address) -> int:
+        now = time.time()
+        with self.db.write() as s:
+            row = DriveSession(user_id=user.id, secret_hash=hash_password(secret),
+                               network=self._network(address), created_at=now,
+                               last_used_at=now, expires_at=now + self.cfg.drive_session_lifetime)
+            s.add(row)
+            s.flush()
+            old = list(s.scalars(select(DriveSession).where(DriveSession.user_id == user.id)
+                                 .order_by(DriveSession.id.desc()).offset(MAX_DRIVE_SESSIONS)))
+            for r in old:
+                s.delete(r)
+            return row.id
+
+    def _still_valid(self, hit: _Cached) -> bool:
+        """Re-validate a remembered login against the database (see module docstring)."""
+        mono = time.monotonic()
+        if hit.expires <= mono:
+            return False
+        if hit.kind == "password" and mono - hit.checked < RECHECK_SECONDS:
+            return True
+        now = time.time()
+        with self.db.read() as s:
+            user = s.get(User, hit.principal.user_id)
+            if user is None or user.disabled or user.password_hash != hit.stored_hash:
+                return False
+            row = None
+            if hit.kind == "drive":
+                row = s.get(DriveSession, hit.row_id)
+                if row is None or row.expires_at <= now or \
+                        row.last_used_at <= now - self.cfg.drive_session_idle:
+                    return False
+            elif hit.kind == "app":
+                row = s.get(AppPassword, hit.row_id)
+                if row is None or (row.expires_at is not None and row.expires_at <= now):
+                    return False
+        if row is not None and now - (row.last_used_at or 0) > TOUCH_SECONDS:
+            self._touch(type(row), hit.row_id, now)
+        hit.checked = mono
+        return True
+
+    def _touch(self, model, row_id: int, now: float) -> None:
+        with self.db.write() as s:
+            s.execute(update(model).where(model.id == row_id).values(last_used_at=now))
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def _failed(self, login, protocol, address, method):
+        self.lockout.failed(login, address)
+        self._audit(login, protocol, address, "failed", method)
+        log.info("%s login refused for %r from %s", protocol, login, address)
+        raise AuthFailed(FAILED)
+
+    def _succeeded(self, principal, protocol, address, method) -> None:
+        self.lockout.succeeded(principal.login)
+        self._audit(principal.login, protocol, address, "ok", method)
+
+    def _audit(self, login, protocol, address, outcome, method) -> None:
+        with self.db.write() as s:
+            audit.append(s, actor=login[:64], protocol=protocol, address=address,
+                         action="login", outcome=outcome, detail=method)
+
+    def _key_lock(self, key: bytes) -> threading.Lock:
+        with self._lock:
+            if len(self._key_locks) > 10000:
+                self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
+            return self._key_locks.setdefault(key, threading.Lock())
 
     def _remember(self, key, entry) -> None:
         with self._lock:
@@ -62,33 +332,12 @@ class Authenticator:
                 self._cache.clear()
             self._cache[key] = entry
 
-    def publickey_principal(self, login: str, key_type: str, key_data: str, protocol: str,
-                            address=None) -> Principal:
-        """The principal if `key_data` is one of the user's authorized keys, else AuthFailed.
-
-        The caller has not yet verified the client's signature (SSH asks before it
-        signs): it must call `record_success` once the signature has been checked.
-        """
-        with self.db.read() as s:
-            user = repo.user_by_login(s, login)
-            ok = user is not None and not user.disabled and any(
-                k.key_type == key_type and k.key_data == key_data
-                for k in repo.keys_of(s, user.id))
-            principal = _principal(user) if ok else None
-        if not ok:
-            self._record(login, protocol, address, "failed", "publickey")
-            raise AuthFailed(_FAILED)
-        return principal
-
-    def record_success(self, login: str, protocol: str, address, method: str) -> None:
-        self._record(login, protocol, address, "ok", method)
-
-    def _record(self, login, protocol, address, outcome, method="password") -> None:
-        with self.db.write() as s:
-            audit.append(s, actor=login, protocol=protocol, address=address, action="login",
-                         outcome=outcome, detail=method)
+    def _forget(self, key) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
 
 
 def _principal(user) -> Principal:
     return Principal(login=user.login, role=user.role,
-                     client=user.client.name if user.client else None, user_id=user.id)
+                     client=user.client.name if user.client else None, user_id=user.id,
+                     client_id=user.client_id)

@@ -56,9 +56,12 @@ def join(parts) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a cleaned path lands: the staff root (client=None), a client root, or below."""
+    """Where a cleaned path lands: the staff root (client=None), a tree's root, or below.
+    `prefix` is what stands before `rel` in the user's view ('/<client>' for staff,
+    '/<library>' for a library in a client user's view, nothing for its own tree)."""
     client: str | None
     rel: tuple[str, ...]
+    prefix: tuple[str, ...] = ()
 
     @property
     def is_view_root(self) -> bool:

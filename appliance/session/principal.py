@@ -8,6 +8,7 @@ class Principal:
     role: str                    # "admin" | "staff" | "client"
     client: str | None = None    # the client a client user belongs to
     user_id: int | None = None
+    client_id: int | None = None
 
     @property
     def sees_all_clients(self) -> bool:

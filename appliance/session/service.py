@@ -17,6 +17,8 @@ from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, NotFound
 from appliance.session import audit, paths
+from appliance.session.access import AccessMixin
+from appliance.session.grants import move_grants
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
@@ -31,13 +33,14 @@ class ClientInfo:
     quota_bytes: int | None
     used_bytes: int
     wrapped_key: bytes
+    kind: str = "client"
 
 
 class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
-class Session(PropertiesMixin):
+class Session(AccessMixin, PropertiesMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None, *,
                  per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results
@@ -50,27 +53,29 @@ class Session(PropertiesMixin):
         self._stats: dict | None = {} if per_request else None
         # Client rows read once per request (ClientInfo snapshots).
         self._clients: dict | None = {} if per_request else None
+        # Grants per tree, read once per request.
+        self._grant_cache: dict | None = {} if per_request else None
 
     # -- views and decisions ---------------------------------------------------------
 
     def target(self, path) -> paths.Target:
         """Clean `path` and place it in this principal's view."""
         parts = paths.clean(path)
-        if not self.principal.sees_all_clients:
-            return paths.Target(self.principal.client, parts)
-        if not parts:
-            return paths.Target(None, ())
-        return paths.Target(parts[0], parts[1:])
+        if self.principal.sees_all_clients:
+            if not parts:
+                return paths.Target(None, ())
+            return paths.Target(parts[0], parts[1:], parts[:1])
+        if parts and parts[0] in self.libraries():
+            return paths.Target(parts[0], parts[1:], parts[:1])
+        return paths.Target(self.principal.client, parts)
 
     def view_path(self, t: paths.Target) -> str:
-        if self.principal.sees_all_clients:
-            return t.canonical
-        return paths.join(t.rel)
+        return paths.join(t.prefix + t.rel)
 
     def view_of(self, canonical: str) -> str | None:
         """The path in this principal's view of a canonical '/<client>/...' path, or None."""
         parts = paths.clean(canonical)
-        if self.principal.sees_all_clients:
+        if self.principal.sees_all_clients or (parts and parts[0] in self.libraries()):
             return paths.join(parts)
         if not parts or parts[0] != self.principal.client:
             return None
@@ -82,17 +87,16 @@ class Session(PropertiesMixin):
             if action != "list":
                 raise Denied("the top folder only lists clients; clients are made with the CLI")
             return None
-        if not self.principal.sees_all_clients and t.client != self.principal.client:
-            raise Denied("outside your tree")
         client = self._clients.get(t.client) if self._clients is not None else None
         if client is None:
             row = repo.client_by_name(s, t.client)
             if row is None:
-                raise NotFound(f"no such folder: {t.canonical}")
+                raise NotFound(f"no such folder: {self.view_path(t)}")
             client = ClientInfo(row.id, row.name, row.quota_bytes, row.used_bytes,
-                                row.wrapped_key)
+                                row.wrapped_key, row.kind)
             if self._clients is not None:
                 self._clients[t.client] = client
+        self._decide(s, client, t, action)
         return client
 
     @contextmanager
@@ -158,7 +162,7 @@ class Session(PropertiesMixin):
                 return dir_entry("/", "")
             node = self._node(s, client, t)
             version = s.get(Version, node.current_version_id) if not node.is_dir else None
-            name = node.name or (t.client if self.principal.sees_all_clients else "")
+            name = node.name or (t.prefix[-1] if t.prefix else "")
             e = entry_for(self.view_path(t), node, version)
             return e if node.name else dir_entry(e.path, name, node)
 
@@ -167,13 +171,26 @@ class Session(PropertiesMixin):
         with self._op("list", t, write=False, audited=False) as (s, client):
             if client is None:
                 return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
-                        for c in repo.clients(s)]
+                        for c in self._visible_trees(s)]
             node = self._node(s, client, t)
             if not node.is_dir:
                 raise Conflict(f"not a folder: {self.view_path(t)}")
             base = self.view_path(t).rstrip("/")
-            return [entry_for(f"{base}/{n.name}", n, v)
-                    for n, v in repo.children_with_versions(s, node.id)]
+            everything = self._may_read_all(s, client, t.rel)
+            entries = [entry_for(f"{base}/{n.name}", n, v)
+                       for n, v in repo.children_with_versions(s, node.id)
+                       if everything or self._visible_child(s, client, t.rel, n.name)]
+            if t.prefix or self.principal.sees_all_clients or t.rel:
+                return entries
+            libraries = self.libraries()
+            return [e for e in entries if e.name not in libraries] + sorted(
+                self._library_entries(s, libraries), key=lambda e: e.name)
+
+    def _library_entries(self, s, names):
+        for name in names:
+            row = repo.client_by_name(s, name)
+            if row is not None:
+                yield dir_entry(f"/{name}", name, repo.root_node(s, row.id))
 
     def open_read(self, path, version_id: int | None = None) -> ReadHandle:
         t = self.target(path)
@@ -326,6 +343,8 @@ class Session(PropertiesMixin):
             now = time.time()
             s.get(Node, node.parent_id).modified_at = now
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
+            if node.is_dir:
+                move_grants(s, client.id, ts.rel, td.rel)
             self._audit(s, "rename-to", td)
 
     def _replace(self, s, client, node, existing, td, overwrite) -> Node:
@@ -421,6 +440,21 @@ class Session(PropertiesMixin):
         if quota is None:
             return total, free
         return quota, max(0, min(quota - used, free))
+
+    def check(self, action: str, path) -> str:
+        """'allowed', 'denied' or 'not found': what `action` at `path` would meet,
+        decided exactly as the operation itself decides (`strongroom acl check`)."""
+        t = self.target(path)
+        try:
+            with self.app.db.read() as s:
+                client = self._client(s, t, action)
+                if client is not None and action != "write":
+                    self._node(s, client, t)
+        except Denied:
+            return "denied"
+        except NotFound:
+            return "not found"
+        return "allowed"
 
     def audit_event(self, action: str, path: str | None, outcome="ok", detail=None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""

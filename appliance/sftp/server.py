@@ -17,6 +17,7 @@ from appliance.sftp.subsystem import Subsystem
 
 log = logging.getLogger("strongroom.sftp")
 
+WATCH_SECONDS = 2
 WINDOW = 32 * 1024 * 1024
 MAX_PACKET = 256 * 1024 + 1024
 CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes256-ctr")
@@ -38,9 +39,10 @@ class SFTPListener:
         self.host_keys = load_host_keys(app.config)
         self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
         self.port = self.sock.getsockname()[1]
-        self._transports: set = set()
+        self._transports: dict = {}      # Transport -> its SSHServer
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        threading.Thread(target=self._watch, name="ssh-watch", daemon=True).start()
 
     def serve_forever(self) -> None:
         while not self._stopping.is_set():
@@ -61,16 +63,17 @@ class SFTPListener:
             return
         self._configure(t)
         t.set_subsystem_handler("sftp", Subsystem, Handler)
+        server = SSHServer(self.app, address)
         with self._lock:
-            self._transports.add(t)
+            self._transports[t] = server
         try:
-            t.start_server(server=SSHServer(self.app, address))
+            t.start_server(server=server)
             t.join()
         except (paramiko.SSHException, EOFError, OSError) as e:
             log.info("ssh connection from %s ended: %s", address, e)
         finally:
             with self._lock:
-                self._transports.discard(t)
+                self._transports.pop(t, None)
             t.close()
 
     def _configure(self, t) -> None:
@@ -82,6 +85,24 @@ class SFTPListener:
         opts.kex = [k for k in KEX_ALLOWED if k in opts.kex]
         opts.key_types = [k for k in ("ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256")
                           if k in opts.key_types]
+
+    def _watch(self) -> None:
+        """End the connections of users who were disabled (checked every WATCH_SECONDS)."""
+        while not self._stopping.wait(WATCH_SECONDS):
+            try:
+                self._end_disabled()
+            except Exception:
+                log.exception("checking live SFTP sessions failed")
+
+    def _end_disabled(self) -> None:
+        with self._lock:
+            live = [(t, srv.session.principal) for t, srv in self._transports.items()
+                    if srv.session is not None]
+        gone = self.app.auth.disabled_among({p.user_id for _, p in live})
+        for t, principal in live:
+            if principal.user_id in gone:
+                log.info("ending the sftp session of %s: account disabled", principal.login)
+                t.close()
 
     def shutdown(self) -> None:
         """Stop accepting, then close every connection (open uploads are aborted)."""

@@ -1,13 +1,26 @@
-"""The SSH side of a connection: authentication and which channel requests are allowed."""
+"""The SSH side of a connection: authentication and which channel requests are allowed.
+
+Methods offered (the same for every login name, so nothing tells whether an account
+exists or has TOTP):
+- keyboard-interactive: "Password:", then, unless the account has no TOTP,
+  "Verification code:";
+- password: the password, or for a TOTP user the password followed by the code
+  (for clients that cannot answer a second prompt);
+- publickey: for a TOTP user only a first factor (partial success), after which
+  keyboard-interactive asks for the code alone.
+"""
 import logging
 
 import paramiko
-from paramiko import (AUTH_FAILED, AUTH_SUCCESSFUL, OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
-                      OPEN_SUCCEEDED)
+from paramiko import (AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL,
+                      OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED, InteractiveQuery)
 
 from appliance.errors import AuthFailed
 
 log = logging.getLogger("strongroom.sftp")
+PASSWORD_PROMPT = "Password: "
+CODE_PROMPT = "Verification code: "
+ALL_METHODS = "publickey,keyboard-interactive,password"
 
 
 class SSHServer(paramiko.ServerInterface):
@@ -17,43 +30,78 @@ class SSHServer(paramiko.ServerInterface):
         self.app = app
         self.address = address
         self.session = None
-        self._key_principal = None
+        self._key = None        # a Factor proven by a public-key signature, awaiting a code
+        self._pending = None    # keyboard-interactive: the password Factor awaiting a code
 
     def get_allowed_auths(self, username):
-        return "publickey,password"
+        if self._key is not None and self._key.login == username:
+            return "keyboard-interactive"
+        return ALL_METHODS
+
+    def _login(self, principal, method) -> int:
+        self.session = self.app.session(principal, "sftp", self.address)
+        log.info("sftp login %s (%s) from %s", principal.login, method, self.address)
+        return AUTH_SUCCESSFUL
 
     def check_auth_password(self, username, password):
         try:
             principal = self.app.auth.password_login(username, password, "sftp", self.address)
         except AuthFailed:
-            log.info("sftp login refused for %r from %s", username, self.address)
             return AUTH_FAILED
-        self.session = self.app.session(principal, "sftp", self.address)
-        log.info("sftp login %s from %s", username, self.address)
-        return AUTH_SUCCESSFUL
+        return self._login(principal, "password")
 
     def check_auth_publickey(self, username, key):
-        """Asked before the client's signature is verified (and again with it): only
-        remember who the key belongs to; the login completes when paramiko, having
-        verified the signature, lets the client open a channel."""
+        """Asked before the client signs (and again with the signature). The login
+        advances only once paramiko has verified the signature, which it does right
+        after this returns, on this same key object: that call is watched."""
         try:
-            self._key_principal = self.app.auth.publickey_principal(
-                username, key.get_name(), key.get_base64(), "sftp", self.address)
+            factor = self.app.auth.key_factor(username, key.get_name(), key.get_base64())
         except AuthFailed:
             return AUTH_FAILED
-        return AUTH_SUCCESSFUL
+        verify = key.verify_ssh_sig
 
-    def _authenticated(self) -> bool:
-        if self.session is None and self._key_principal is not None:
-            p = self._key_principal
-            self.app.auth.record_success(p.login, "sftp", self.address, "publickey")
-            self.session = self.app.session(p, "sftp", self.address)
-            log.info("sftp login %s (public key) from %s", p.login, self.address)
-        return self.session is not None
+        def watched(data, msg):
+            ok = verify(data, msg)
+            if ok:
+                self._key_proven(factor)
+            return ok
+
+        key.verify_ssh_sig = watched
+        return AUTH_PARTIALLY_SUCCESSFUL if factor.needs_code else AUTH_SUCCESSFUL
+
+    def _key_proven(self, factor) -> None:
+        self.app.auth.key_verified(factor, "sftp", self.address)
+        if factor.needs_code:
+            self._key = factor
+        else:
+            self._login(factor.principal, "publickey")
+
+    def check_auth_interactive(self, username, submethods):
+        if self._key is not None and self._key.login == username:
+            self._pending = self._key
+            return InteractiveQuery("", "", (CODE_PROMPT, False))
+        self._pending = username
+        return InteractiveQuery("", "", (PASSWORD_PROMPT, False))
+
+    def check_auth_interactive_response(self, responses):
+        pending, self._pending = self._pending, None
+        if pending is None or len(responses) != 1:
+            return AUTH_FAILED
+        try:
+            if isinstance(pending, str):
+                factor = self.app.auth.first_factor(pending, responses[0], "sftp", self.address)
+                if not factor.needs_code:
+                    return self._login(factor.principal, "keyboard-interactive")
+                self._pending = factor
+                return InteractiveQuery("", "", (CODE_PROMPT, False))
+            principal = self.app.auth.second_factor(pending, responses[0], "sftp", self.address)
+        except AuthFailed:
+            return AUTH_FAILED
+        return self._login(principal, f"{pending.method}+totp")
 
     def check_channel_request(self, kind, chanid):
         # paramiko opens channels only on an authenticated transport
-        if kind == "session" and self._authenticated():
+        if kind == "session" and self.session is not None:
             return OPEN_SUCCEEDED
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 

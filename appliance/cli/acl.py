@@ -1,0 +1,109 @@
+"""`strongroom acl ...` and `strongroom library ...`"""
+import click
+
+from appliance.cli.options import data_dir_option, emit, json_option, open_app
+
+_subject = [click.option("--user", "login", help="A user (staff, or a user of this client)."),
+            click.option("--client", "client_name", help="Every user of this client.")]
+
+
+def subject_options(f):
+    for option in reversed(_subject):
+        f = option(f)
+    return f
+
+
+def _human_grants(rows):
+    yield f"{'PATH':40} {'WHO':28} RIGHTS"
+    for r in rows:
+        who = f"user {r['user']}" if "user" in r else f"client {r['client']}"
+        yield f"{r['path']:40} {who:28} {r['rights'] or '-'}"
+
+
+@click.group()
+def acl():
+    """Folder rights: read (list and download), write, delete, manage; inherited below."""
+
+
+@acl.command("grant", epilog="Examples: strongroom acl grant /acme --user sam "
+                             "--rights read,write,delete\n\n"
+                             "strongroom acl grant /acme/reports --client acme --rights read")
+@click.argument("path")
+@subject_options
+@click.option("--rights", required=True, help="Comma-separated: read, write, delete, manage.")
+@data_dir_option
+@json_option
+def grant(path, login, client_name, rights, data_dir, as_json):
+    """Give rights on folder PATH (/CLIENT/... or /LIBRARY/...) and everything below it."""
+    out = open_app(data_dir).admin().grant(path, login=login, client=client_name, rights=rights)
+    emit(out, as_json, _human_grants_one)
+
+
+def _human_grants_one(d):
+    return list(_human_grants([d]))[1:]
+
+
+@acl.command("revoke", epilog="Example: strongroom acl revoke /acme --user sam --rights delete")
+@click.argument("path")
+@subject_options
+@click.option("--rights", help="Only these rights (default: the whole grant).")
+@data_dir_option
+@json_option
+def revoke(path, login, client_name, rights, data_dir, as_json):
+    """Take rights granted on exactly PATH away again."""
+    out = open_app(data_dir).admin().revoke(path, login=login, client=client_name, rights=rights)
+    emit(out, as_json, _human_grants_one)
+
+
+@acl.command("list", epilog="Example: strongroom acl list --user sam --json")
+@click.argument("path", required=False)
+@subject_options
+@data_dir_option
+@json_option
+def list_(path, login, client_name, data_dir, as_json):
+    """List grants (all, or on PATH, or of one user or client)."""
+    rows = open_app(data_dir).admin().list_grants(path, login=login, client=client_name)
+    emit(rows, as_json, _human_grants)
+
+
+@acl.command("check", epilog="Example: strongroom acl check alice write /reports/q3.pdf")
+@click.argument("login")
+@click.argument("action", type=click.Choice(["list", "read", "write", "delete"]))
+@click.argument("path")
+@data_dir_option
+@json_option
+def check(login, action, path, data_dir, as_json):
+    """What LOGIN doing ACTION at PATH (as LOGIN sees the tree) would meet:
+    allowed, denied or not found. The same decision both protocols make."""
+    out = open_app(data_dir).admin().check(login, action, path)
+    emit(out, as_json, lambda d: [d["verdict"]])
+
+
+@click.group()
+def library():
+    """Shared libraries: folders staff publish read-only to all or chosen clients."""
+
+
+@library.command("add", epilog="Examples: strongroom library add handbook\n\n"
+                               "strongroom library add tax-guides --clients acme,beta")
+@click.argument("name")
+@click.option("--clients", help="Comma-separated clients that see it (default: every client).")
+@data_dir_option
+@json_option
+def library_add(name, clients, data_dir, as_json):
+    """Create library NAME: /NAME in the chosen clients' view, read-only for them.
+    Staff read every library; grant them write with 'strongroom acl grant /NAME ...'."""
+    names = [c.strip() for c in clients.split(",") if c.strip()] if clients else None
+    out = open_app(data_dir).admin().add_library(name, names)
+    emit(out, as_json, lambda d: [f"library {d['name']} created, shared with "
+                                  f"{'every client' if d['clients'] == '*' else ', '.join(d['clients'])}"])
+
+
+@library.command("list")
+@data_dir_option
+@json_option
+def library_list(data_dir, as_json):
+    """List libraries and who sees them."""
+    rows = open_app(data_dir).admin().list_libraries()
+    emit(rows, as_json, lambda rs: [f"{'NAME':24} CLIENTS"] + [
+        f"{r['name']:24} {'*' if r['clients'] == '*' else ','.join(r['clients'])}" for r in rs])

@@ -1,0 +1,97 @@
+"""Who may do what where: the one decision point, mixed into Session.
+
+The rules are auth.acl's; this module finds the grants that apply to the
+session's principal in a tree and the shared libraries it sees:
+- the administrator (CLI) may do everything everywhere;
+- a client user: grants to the user or to its whole client, in its client's
+  tree only; libraries shared with its client are readable, never writable;
+- staff: grants to the user, in any client's tree; every library is readable,
+  writable where granted.
+Denied means the path is visible but the right is missing; a path the principal
+cannot see at all answers NotFound, so nothing outside a view can be probed.
+"""
+import time
+
+from sqlalchemy import or_, select
+
+from appliance.db.models import Client, Grant, LibraryMember
+from appliance.errors import Denied, NotFound
+from auth import acl
+
+RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
+LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries
+_ALL = (acl.Grant((), acl.RIGHTS),)
+_READ = (acl.Grant((), "r"),)
+
+
+class AccessMixin:
+    _libs: tuple[float, frozenset] | None = None
+
+    def libraries(self) -> frozenset[str]:
+        """Names of the shared libraries this principal sees (top-level folders)."""
+        if self._libs is not None and time.monotonic() - self._libs[0] < LIBRARIES_TTL:
+            return self._libs[1]
+        p = self.principal
+        with self.app.db.read() as s:
+            q = select(Client.name).where(Client.kind == "library")
+            if not p.sees_all_clients:
+                member = select(LibraryMember.library_id).where(
+                    LibraryMember.client_id == p.client_id)
+                q = q.where(or_(Client.shared_with_all.is_(True), Client.id.in_(member)))
+            names = frozenset(s.scalars(q))
+        self._libs = (time.monotonic(), names)
+        return names
+
+    def _grants(self, s, client) -> tuple:
+        """The acl.Grants of this principal in `client`'s tree."""
+        cache = self._grant_cache
+        if cache is not None and client.id in cache:
+            return cache[client.id]
+        p = self.principal
+        if p.role == "admin":
+            grants = _ALL
+        elif client.kind == "library" and p.role != "staff":
+            grants = _READ
+        elif p.role != "staff" and client.id != p.client_id:
+            grants = ()
+        else:
+            subject = (Grant.subject_kind == "user") & (Grant.subject_id == p.user_id)
+            if p.role != "staff":
+                subject = subject | ((Grant.subject_kind == "client")
+                                     & (Grant.subject_id == p.client_id))
+            rows = s.execute(select(Grant.path, Grant.rights).where(
+                Grant.client_id == client.id, subject))
+            grants = tuple(acl.Grant(split(path), rights) for path, rights in rows)
+            if client.kind == "library":
+                grants += _READ
+        if cache is not None:
+            cache[client.id] = grants
+        return grants
+
+    def _decide(self, s, client, t, action: str) -> None:
+        """Raise Denied or NotFound unless the principal may `action` at `t`."""
+        verdict = acl.decide(self._grants(s, client), t.rel, RIGHT_OF.get(action, "m"))
+        if verdict == "denied":
+            raise Denied(f"you may not {action} here: {self.view_path(t)}")
+        if verdict == "hidden":
+            raise NotFound(f"no such file or folder: {self.view_path(t)}")
+
+    def _may_read_all(self, s, client, rel) -> bool:
+        return "r" in acl.rights_at(self._grants(s, client), rel)
+
+    def _visible_child(self, s, client, rel, name) -> bool:
+        return acl.visible(self._grants(s, client), rel + (name,))
+
+    def _visible_trees(self, s) -> list:
+        """Client and library rows whose trees appear in a staff or admin root."""
+        p = self.principal
+        q = select(Client).order_by(Client.name)
+        if p.role != "admin":
+            granted = select(Grant.client_id).where(Grant.subject_kind == "user",
+                                                    Grant.subject_id == p.user_id)
+            q = q.where(or_(Client.kind == "library", Client.id.in_(granted)))
+        return list(s.scalars(q))
+
+
+def split(path: str) -> tuple[str, ...]:
+    return tuple(part for part in path.split("/") if part)

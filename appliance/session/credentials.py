@@ -1,0 +1,105 @@
+"""Admin operations on how users log in: passwords, TOTP enrolment, app passwords,
+drive sessions, disabling, unlocking. Mixed into Admin; every change is audited."""
+import time
+
+from sqlalchemy import delete, select
+
+from appliance.db.models import AppPassword, DriveSession
+from appliance.errors import BadRequest, Conflict, NotFound
+from auth import app_passwords, passwords, totp
+
+MAX_LABEL = 100
+
+
+class CredentialsMixin:
+    def set_password(self, login: str, password: str | None) -> dict:
+        """A new password (generated when None); ends the user's drive sessions."""
+        generated = password is None
+        password = passwords.generate_password() if generated else password
+        try:
+            passwords.check_policy(login, password)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            user.password_hash = passwords.hash_password(password)
+            s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
+            self._audit(s, "user-passwd", None, f"login={login}")
+        return {"login": login, **({"password": password} if generated else {})}
+
+    def reset_totp(self, login: str, enable: bool = True) -> dict:
+        """Enrol a new TOTP secret (or, with enable=False, remove the second factor)."""
+        secret = totp.new_secret() if enable else None
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            user.totp_secret, user.totp_last_step = secret, None
+            s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
+            self._audit(s, "user-totp-reset", None, f"login={login} totp={enable}")
+        out = {"login": login}
+        if secret:
+            out.update(totp_secret=secret, otpauth_uri=totp.provisioning_uri(secret, login))
+        return out
+
+    def set_disabled(self, login: str, disabled: bool) -> dict:
+        """Disable (ending live SFTP sessions and drive sessions within seconds) or enable."""
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            user.disabled = disabled
+            if disabled:
+                s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
+            self._audit(s, "user-disable" if disabled else "user-enable", None, f"login={login}")
+        return {"login": login, "disabled": disabled}
+
+    def unlock(self, login: str | None, address: str | None) -> dict:
+        """Forget failed logins of an account and/or a source address."""
+        if not login and not address:
+            raise BadRequest("give a login or --address")
+        if login:
+            with self.app.db.read() as s:
+                self._user(s, login)
+        removed = self.app.auth.lockout.unlock(login=login, address=address)
+        with self.app.db.write() as s:
+            self._audit(s, "user-unlock", None, f"login={login} address={address}")
+        return {"login": login, "address": address, "cleared": removed}
+
+    def create_app_password(self, login: str, label: str, expires_in: float | None) -> dict:
+        label = label.strip()
+        if not label or len(label) > MAX_LABEL:
+            raise BadRequest(f"a label is 1-{MAX_LABEL} characters")
+        secret, now = app_passwords.generate(), time.time()
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            if s.scalar(select(AppPassword).where(AppPassword.user_id == user.id,
+                                                  AppPassword.label == label)):
+                raise Conflict(f"{login} already has an app password labelled {label!r}")
+            s.add(AppPassword(user_id=user.id, label=label, created_at=now,
+                              secret_sha256=app_passwords.digest(secret),
+                              expires_at=now + expires_in if expires_in else None))
+            self._audit(s, "app-password-create", None, f"login={login} label={label}")
+        return {"login": login, "label": label, "password": secret,
+                "expires_at": now + expires_in if expires_in else None}
+
+    def list_app_passwords(self, login: str) -> list[dict]:
+        with self.app.db.read() as s:
+            user = self._user(s, login)
+            rows = s.scalars(select(AppPassword).where(AppPassword.user_id == user.id)
+                             .order_by(AppPassword.label))
+            return [{"login": login, "label": r.label, "created_at": r.created_at,
+                     "expires_at": r.expires_at, "last_used_at": r.last_used_at} for r in rows]
+
+    def revoke_app_password(self, login: str, label: str) -> None:
+        with self.app.db.write() as s:
+            user = self._user(s, login)
+            done = s.execute(delete(AppPassword).where(AppPassword.user_id == user.id,
+                                                       AppPassword.label == label)).rowcount
+            if not done:
+                raise NotFound(f"{login} has no app password labelled {label!r}")
+            self._audit(s, "app-password-revoke", None, f"login={login} label={label}")
+
+    def list_drive_sessions(self, login: str) -> list[dict]:
+        with self.app.db.read() as s:
+            user = self._user(s, login)
+            rows = s.scalars(select(DriveSession).where(DriveSession.user_id == user.id)
+                             .order_by(DriveSession.id))
+            return [{"id": r.id, "network": r.network, "created_at": r.created_at,
+                     "last_used_at": r.last_used_at, "expires_at": r.expires_at} for r in rows]

@@ -1,0 +1,170 @@
+"""Admin operations on rights and shared libraries. Mixed into Admin; audited.
+
+Grants name a folder by its canonical path '/<client or library>/<folder>'. A
+client user (or a whole client) can be granted rights only inside its own
+client's tree: a client never sees another client's files, and libraries are
+read-only to clients by construction.
+"""
+from sqlalchemy import select
+
+from appliance.db import repo
+from appliance.db.models import Client, Grant, LibraryMember, User
+from appliance.errors import BadRequest, Conflict, NotFound
+from appliance.session import paths
+from appliance.session.access import split
+from auth import acl
+
+
+class GrantsMixin:
+    def _tree_path(self, s, path: str):
+        """(tree row, rel parts) of a canonical path naming an existing folder."""
+        parts = paths.clean(path)
+        if not parts:
+            raise BadRequest("give a path inside a tree: /CLIENT/FOLDER or /LIBRARY/FOLDER")
+        tree = repo.client_by_name(s, parts[0])
+        if tree is None:
+            raise NotFound(f"no client or library named {parts[0]!r}")
+        node = repo.walk(s, tree.id, parts[1:])
+        if node is None or not node.is_dir:
+            raise NotFound(f"no folder {paths.join(parts)}")
+        return tree, parts[1:]
+
+    def _subject(self, s, tree, login: str | None, client: str | None) -> tuple[str, int, str]:
+        if bool(login) == bool(client):
+            raise BadRequest("give exactly one of --user LOGIN or --client NAME")
+        if login:
+            user = self._user(s, login)
+            if user.role != "staff" and user.client_id != tree.id:
+                raise BadRequest(f"{login} is a user of another client and can only be given "
+                                 f"rights in that client's tree")
+            return "user", user.id, login
+        row = repo.client_by_name(s, client)
+        if row is None or row.kind != "client":
+            raise NotFound(f"no client named {client!r}")
+        if row.id != tree.id:
+            raise BadRequest(f"client {client} can only be given rights in its own tree")
+        return "client", row.id, client
+
+    def grant(self, path: str, *, login=None, client=None, rights: str) -> dict:
+        letters = _rights(rights)
+        with self.app.db.write() as s:
+            tree, rel = self._tree_path(s, path)
+            kind, sid, name = self._subject(s, tree, login, client)
+            row = _grant_row(s, tree.id, rel, kind, sid)
+            if row is None:
+                row = Grant(client_id=tree.id, path=paths.join(rel), subject_kind=kind,
+                            subject_id=sid, rights=letters)
+                s.add(row)
+            else:
+                row.rights = acl.rights_at([acl.Grant((), row.rights + letters)], ())
+            self._audit(s, "acl-grant", f"/{tree.name}{paths.join(rel).rstrip('/')}",
+                        f"{kind}={name} rights={row.rights}")
+            return _grant_dict(tree.name, row.path, kind, name, row.rights)
+
+    def revoke(self, path: str, *, login=None, client=None, rights: str | None = None) -> dict:
+        """Take `rights` (default: all) of the subject's grant on exactly `path`."""
+        with self.app.db.write() as s:
+            tree, rel = self._tree_path(s, path)
+            kind, sid, name = self._subject(s, tree, login, client)
+            row = _grant_row(s, tree.id, rel, kind, sid)
+            if row is None:
+                raise NotFound(f"{kind} {name} has no grant on {path}")
+            left = "".join(r for r in row.rights if rights and r not in _rights(rights))
+            if left:
+                row.rights = left
+            else:
+                s.delete(row)
+            self._audit(s, "acl-revoke", f"/{tree.name}{paths.join(rel).rstrip('/')}",
+                        f"{kind}={name} rights={left or '-'}")
+            return _grant_dict(tree.name, row.path, kind, name, left)
+
+    def list_grants(self, path: str | None = None, login=None, client=None) -> list[dict]:
+        with self.app.db.read() as s:
+            trees = {c.id: c.name for c in repo.clients(s)}
+            users = {u.id: u.login for u in s.scalars(select(User))}
+            out = []
+            for g in s.scalars(select(Grant).order_by(Grant.client_id, Grant.path)):
+                name = users.get(g.subject_id) if g.subject_kind == "user" \
+                    else trees.get(g.subject_id)
+                d = _grant_dict(trees[g.client_id], g.path, g.subject_kind, name, g.rights)
+                if _matches(d, path, login, client):
+                    out.append(d)
+            return out
+
+    def check(self, login: str, action: str, path: str) -> dict:
+        """What the service layer decides for `login` doing `action` at `path` (its view)."""
+        if action not in ("list", "read", "write", "delete"):
+            raise BadRequest("action is one of list, read, write, delete")
+        principal = self.app.auth.principal_of(login)
+        session = self.app.session(principal, "cli")
+        verdict = session.check(action, path)
+        return {"login": login, "action": action, "path": path, "verdict": verdict}
+
+    # -- libraries ---------------------------------------------------------------------
+
+    def add_library(self, name: str, clients: list[str] | None) -> dict:
+        """A read-only shared tree, at /NAME in the view of every client (or of `clients`)."""
+        with self.app.db.read() as s:
+            members = [self._member(s, c) for c in clients] if clients else \
+                repo.clients(s, "client")
+            for c in members:
+                if repo.child(s, c.id, repo.root_node(s, c.id).id, name) is not None:
+                    raise Conflict(f"client {c.name} has a top-level {name!r}; "
+                                   f"choose another library name")
+        made = self.add_client(name, None, kind="library")
+        with self.app.db.write() as s:
+            lib = repo.client_by_name(s, name)
+            lib.shared_with_all = not clients
+            for c in members if clients else ():
+                s.add(LibraryMember(library_id=lib.id, client_id=c.id))
+            self._audit(s, "library-publish", f"/{name}",
+                        "clients=" + (",".join(clients) if clients else "*"))
+        return dict(made, clients=sorted(clients) if clients else "*")
+
+    def _member(self, s, name: str):
+        row = repo.client_by_name(s, name)
+        if row is None or row.kind != "client":
+            raise NotFound(f"no client named {name!r}")
+        return row
+
+    def list_libraries(self) -> list[dict]:
+        with self.app.db.read() as s:
+            out = []
+            for lib in repo.clients(s, "library"):
+                members = s.scalars(select(Client.name).join(
+                    LibraryMember, LibraryMember.client_id == Client.id)
+                    .where(LibraryMember.library_id == lib.id).order_by(Client.name))
+                out.append({"name": lib.name, "used_bytes": lib.used_bytes,
+                            "clients": "*" if lib.shared_with_all else list(members)})
+            return out
+
+
+def move_grants(s, tree_id: int, old: tuple, new: tuple) -> None:
+    """Grants on `old` or below it follow a folder renamed to `new`."""
+    for g in s.scalars(select(Grant).where(Grant.client_id == tree_id)):
+        rel = split(g.path)
+        if rel[:len(old)] == old:
+            g.path = paths.join(new + rel[len(old):])
+
+
+def _grant_row(s, tree_id, rel, kind, sid):
+    return s.scalar(select(Grant).where(Grant.client_id == tree_id, Grant.path == paths.join(rel),
+                                        Grant.subject_kind == kind, Grant.subject_id == sid))
+
+
+def _rights(text: str) -> str:
+    try:
+        return acl.parse_rights(text)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+
+
+def _grant_dict(tree, rel_path, kind, name, rights) -> dict:
+    full = f"/{tree}{rel_path}".rstrip("/") if rel_path != "/" else f"/{tree}"
+    return {"path": full, kind: name, "rights": acl.describe(rights)}
+
+
+def _matches(d, path, login, client) -> bool:
+    if path and d["path"] != "/" + "/".join(paths.clean(path)):
+        return False
+    return (not login or d.get("user") == login) and (not client or d.get("client") == client)

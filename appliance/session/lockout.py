@@ -1,0 +1,81 @@
+"""Failed-login counters in the metadata database (so they hold across restarts,
+processes and nodes), judged by the pure rules of auth.throttle.
+
+Each attempt is judged on two counters: the account's and the source address's.
+Accounts that do not exist are counted like any other, so a block never tells
+whether an account exists.
+"""
+import time
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+
+from appliance.db.models import LoginThrottle
+from auth.throttle import Policy, State, after_failure, verdict
+
+
+def policies(cfg) -> tuple[Policy, Policy]:
+    """(account policy, address policy) from the [auth] section."""
+    a = cfg.auth
+    common = dict(delay=a.delay, block_seconds=a.block_time, block_max=a.block_max,
+                  forget_after=a.forget_after)
+    return (Policy(delay_after=a.account_delay_after, block_after=a.account_block_after,
+                   **common),
+            Policy(delay_after=a.address_delay_after, block_after=a.address_block_after,
+                   **common))
+
+
+def _state(row) -> State:
+    return State() if row is None else State(row.failures, row.last_failure, row.blocked_until)
+
+
+class Lockout:
+    def __init__(self, db, cfg):
+        self.db = db
+        self.account, self.address = policies(cfg)
+
+    def _keys(self, login, address):
+        keys = [(f"login:{login.lower()[:150]}", self.account)]
+        if address:
+            keys.append((f"addr:{address}", self.address))
+        return keys
+
+    def judge(self, login: str, address) -> tuple[bool, float]:
+        """(blocked, delay in seconds) for an attempt now."""
+        now = time.time()
+        blocked, delay = False, 0.0
+        with self.db.read() as s:
+            for key, policy in self._keys(login, address):
+                b, d = verdict(_state(s.get(LoginThrottle, key)), policy, now)
+                blocked, delay = blocked or b, max(delay, d)
+        return blocked, delay
+
+    def failed(self, login: str, address) -> None:
+        for attempt in range(3):
+            try:
+                with self.db.write() as s:
+                    now = time.time()
+                    for key, policy in self._keys(login, address):
+                        row = s.get(LoginThrottle, key)
+                        new = after_failure(_state(row), policy, now)
+                        if row is None:
+                            s.add(LoginThrottle(key=key, failures=new.failures,
+                                                last_failure=new.last_failure,
+                                                blocked_until=new.blocked_until))
+                        else:
+                            row.failures, row.last_failure = new.failures, new.last_failure
+                            row.blocked_until = new.blocked_until
+                return
+            except IntegrityError:   # another process inserted the same counter first
+                if attempt == 2:
+                    raise
+
+    def succeeded(self, login: str) -> None:
+        """A successful login clears the account's counter (not the address's)."""
+        self.unlock(login=login)
+
+    def unlock(self, *, login: str | None = None, address: str | None = None) -> int:
+        keys = ([f"login:{login.lower()[:150]}"] if login else []) + \
+               ([f"addr:{address}"] if address else [])
+        with self.db.write() as s:
+            return s.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys))).rowcount

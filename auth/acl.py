@@ -1,0 +1,73 @@
+"""Folder rights: pure rules, no storage.
+
+Rights are letters: r (list and read), w (write: create, overwrite, mkdir),
+d (delete, and move away), m (manage: grant rights below; implies the others).
+A grant gives rights on a folder path and everything below it; rights from
+several grants add up. Nothing is allowed without a grant (deny by default).
+A path that is neither granted nor on the way to a granted folder is hidden:
+it answers as if it did not exist.
+"""
+from dataclasses import dataclass
+
+RIGHTS = "rwdm"
+NAMES = {"read": "r", "write": "w", "delete": "d", "manage": "m"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    path: tuple[str, ...]
+    rights: str
+
+
+def parse_rights(text: str) -> str:
+    """'read,write' or 'rw' -> 'rw'; ValueError for anything else."""
+    letters = set()
+    for word in text.replace(",", " ").split():
+        if word in NAMES:
+            letters.add(NAMES[word])
+        elif set(word) <= set(RIGHTS):
+            letters |= set(word)
+        else:
+            raise ValueError(f"unknown right {word!r} (use read, write, delete, manage)")
+    if not letters:
+        raise ValueError("no rights given")
+    return "".join(r for r in RIGHTS if r in letters)
+
+
+def describe(rights: str) -> str:
+    return ",".join(name for name, letter in NAMES.items() if letter in rights)
+
+
+def rights_at(grants, path: tuple[str, ...]) -> str:
+    """The rights `grants` give on `path` (inherited from every granted ancestor)."""
+    letters = set()
+    for g in grants:
+        if path[:len(g.path)] == g.path:
+            letters |= set(g.rights)
+    if "m" in letters:
+        letters |= set(RIGHTS)
+    return "".join(r for r in RIGHTS if r in letters)
+
+
+def leads_to_grant(grants, path: tuple[str, ...]) -> bool:
+    """True if some grant lies strictly below `path` (so `path` may be passed through)."""
+    return any(len(g.path) > len(path) and g.path[:len(path)] == path for g in grants)
+
+
+def visible(grants, path: tuple[str, ...]) -> bool:
+    return bool(rights_at(grants, path)) or leads_to_grant(grants, path)
+
+
+def decide(grants, path: tuple[str, ...], right: str) -> str:
+    """'ok', 'denied' (the path is visible, the right is missing) or 'hidden'.
+
+    Listing ('r') a folder that only leads to granted folders is allowed: the
+    caller shows just the children that are visible.
+    """
+    if right in rights_at(grants, path):
+        return "ok"
+    if right == "r" and leads_to_grant(grants, path):
+        return "ok"
+    if visible(grants, path) or (path and visible(grants, path[:-1])):
+        return "denied"
+    return "hidden"
