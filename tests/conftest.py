@@ -35,6 +35,7 @@ class User:
     login: str
     password: str
     client: str | None   # None: staff
+    totp_secret: str | None = None
 
 
 def need(*binaries: str) -> None:
@@ -138,6 +139,36 @@ class Daemon:
         for name in CLIENTS:   # staff see only the clients they are granted
             self.cli("acl", "grant", f"/{name}", "--user", "staff",
                      "--rights", "read,write,delete,manage", check=True)
+
+    def set_options(self, section: str, **values) -> None:
+        """Change options in the data dir's strongroom.toml (takes effect at the next start)."""
+        conf = self.data_dir / "strongroom.toml"
+        lines, current = conf.read_text("utf-8").splitlines(), None
+        for i, line in enumerate(lines):
+            if line.startswith("["):
+                current = line.strip("[] ")
+            elif current == section and "=" in line and not line.startswith("#"):
+                name = line.split("=", 1)[0].strip()
+                if name in values:
+                    v = values.pop(name)
+                    lines[i] = f"{name} = " + (str(v).lower() if isinstance(v, bool) else
+                                                repr(v) if isinstance(v, (int, float))
+                                                else f'"{v}"')
+        assert not values, f"no such options in [{section}]: {values}"
+        conf.write_text("\n".join(lines) + "\n", "utf-8")
+
+    def add_user(self, login: str, client: str | None = "acme", *, totp: bool = True) -> User:
+        """Provision a user with the CLI (TOTP enrolled unless totp=False) and remember it."""
+        import json
+        password = f"E2e-pass-{os.urandom(8).hex()}"
+        where = ("--client", client) if client else ("--staff",)
+        out = self.cli("user", "add", login, *where, "--password-stdin", "--json",
+                       *(() if totp else ("--no-totp",)),
+                       input=(password + "\n").encode(), check=True)
+        user = User(login, password, client, json.loads(out.stdout).get("totp_secret"))
+        self.users[login] = user
+        self._rclone_conf = None
+        return user
 
     def start(self) -> None:
         """Start `strongroom serve`; return once both ports accept connections."""

@@ -48,6 +48,7 @@ RECHECK_SECONDS = 5
 TOUCH_SECONDS = 60          # how often last_used of a drive session / app password is written
 MAX_DRIVE_SESSIONS = 20     # per user; the oldest go first
 FAILED = "invalid login or password"
+_METHOD = {"code": "password+totp", "drive": "drive-session", "app": "app-password"}
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ class Factor:
 class _Cached:
     expires: float
     principal: Principal
-    kind: str                # "password" | "drive" | "app"
+    kind: str                # "password" | "drive" | "app" ("code" logins are not cached)
     row_id: int | None       # drive session or app password id
     stored_hash: str
     checked: float
@@ -98,9 +99,10 @@ class Authenticator:
             if found is None:
                 self._failed(login, protocol, address, "password")
             principal, kind, row_id, stored = found
-            self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
-                                        row_id, stored, time.monotonic()))
-            self._succeeded(principal, protocol, address, kind)
+            if kind != "code":   # a code is single-use: its login is never replayed from memory
+                self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
+                                            row_id, stored, time.monotonic()))
+            self._succeeded(principal, protocol, address, _METHOD.get(kind, kind))
             return principal
 
     def _verify(self, login, secret, protocol, address):
@@ -128,7 +130,7 @@ class Authenticator:
         if not self._consume_code(user, code):
             return None
         if protocol != "webdav":
-            return principal, "password", None, user.password_hash
+            return principal, "code", None, user.password_hash
         return principal, "drive", self._open_drive_session(user, secret, address), \
             user.password_hash
 
