@@ -85,7 +85,9 @@ class Authenticator:
 
     def password_login(self, login: str, secret: str, protocol: str, address=None) -> Principal:
         """The principal for valid credentials; AuthFailed otherwise (one message for all)."""
-        key = hashlib.sha256(self._salt + f"{login}\0{secret}".encode()).digest()
+        # The network is part of the key: a drive session works only where it was opened.
+        key = hashlib.sha256(self._salt + f"{login}\0{secret}\0{self._network(address)}"
+                             .encode()).digest()
         # Parallel requests of a freshly mounted drive carry the same new code: the
         # first one verifies it and opens the drive session, the others wait for it.
         with self._key_lock(key):

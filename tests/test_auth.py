@@ -1,0 +1,196 @@
+"""Logins, second factor, throttling and the pure rules behind them, in process
+(on SQLite and PostgreSQL). The protocols are driven end to end with real clients
+in test_e2e_totp.py and test_e2e_throttle.py; this covers what those cannot
+reach cheaply: time windows, networks, timing, and the SSH state machine."""
+import io
+import statistics
+import time
+
+import paramiko
+import pyotp
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import select
+
+from appliance.db.models import AuditEvent
+from appliance.errors import AuthFailed
+from appliance.sftp.sshauth import ALL_METHODS, CODE_PROMPT, PASSWORD_PROMPT, SSHServer
+from auth import acl, throttle, totp
+from tests.appfixtures import *  # noqa: F401,F403
+
+P = "Correct-horse-battery-staple-42"
+
+
+def make_user(app, login="tom", with_totp=True):
+    if not any(c["name"] == "acme" for c in app.admin().list_clients()):
+        app.admin().add_client("acme")
+    return app.admin().add_user(login, client="acme", staff=False, email=None, password=P,
+                                with_totp=with_totp)
+
+
+def now_code(secret, offset=0):
+    return pyotp.TOTP(secret).at(time.time() + offset * 30)
+
+
+# -- pure rules -------------------------------------------------------------------------
+
+GRANTS = (acl.Grant((), "r"), acl.Grant(("inbox",), "w"), acl.Grant(("staff", "deep"), "rwd"))
+
+
+@pytest.mark.parametrize("path,right,verdict", [
+    ((), "r", "ok"), (("report.pdf",), "r", "ok"), (("report.pdf",), "w", "denied"),
+    (("inbox", "a.txt"), "w", "ok"), (("inbox", "a.txt"), "d", "denied"),
+    (("staff", "deep", "x"), "d", "ok"), (("staff",), "w", "denied"),
+])
+def test_acl_inherits_and_adds_up(path, right, verdict):
+    assert acl.decide(GRANTS, path, right) == verdict
+
+
+@pytest.mark.parametrize("path,right,verdict", [
+    ((), "r", "ok"),                      # passing through to a granted folder
+    (("inbox",), "r", "ok"), (("inbox", "x"), "w", "ok"),
+    (("private",), "r", "denied"),        # a sibling of a visible path: visible, not granted
+    (("private", "x"), "r", "hidden"),    # below an invisible folder: as if absent
+    (("private", "x"), "w", "hidden"),
+    ((), "w", "denied"),
+])
+def test_acl_hides_what_is_not_on_the_way(path, right, verdict):
+    grants = (acl.Grant(("inbox",), "rw"),)
+    assert acl.decide(grants, path, right) == verdict
+
+
+def test_acl_manage_implies_everything_and_nothing_is_default():
+    assert acl.rights_at((acl.Grant(("a",), "m"),), ("a", "b")) == "rwdm"
+    assert acl.decide((), ("a",), "r") == "hidden"
+    assert acl.parse_rights("read, write") == "rw"
+    with pytest.raises(ValueError):
+        acl.parse_rights("execute")
+
+
+def test_throttle_delays_then_blocks_longer_each_time_and_forgets():
+    policy = throttle.Policy(delay_after=2, delay=1, block_after=4, block_seconds=10,
+                             block_max=25, forget_after=100)
+    s, t = throttle.State(), 1000.0
+    verdicts = []
+    for _ in range(4):
+        verdicts.append(throttle.verdict(s, policy, t))
+        s = throttle.after_failure(s, policy, t)
+    assert verdicts == [(False, 0.0), (False, 0.0), (False, 1), (False, 1)]
+    assert s.blocked_until == t + 10
+    assert throttle.verdict(s, policy, t + 9) == (True, 0.0)
+    s = throttle.after_failure(s, policy, t + 11)           # the next failure doubles it
+    assert s.blocked_until == t + 11 + 20
+    s = throttle.after_failure(s, policy, t + 32)
+    assert s.blocked_until == t + 32 + 25                   # capped at block_max
+    assert throttle.verdict(s, policy, t + 32 + 25 + 101) == (False, 0.0)   # forgotten
+
+
+def test_totp_window_is_one_step_each_way():
+    secret = totp.new_secret()
+    t = 1_700_000_000.0
+    step = int(t // 30)
+    for offset in (-1, 0, 1):
+        assert totp.matching_step(secret, pyotp.TOTP(secret).at(t + offset * 30), t) \
+            == step + offset
+    assert totp.matching_step(secret, pyotp.TOTP(secret).at(t - 60), t) is None
+    assert totp.matching_step(secret, "12345", t) is None
+
+
+# -- the Authenticator ----------------------------------------------------------------
+
+def test_a_code_is_accepted_once_across_protocols(app):
+    secret = make_user(app)["totp_secret"]
+    c = now_code(secret)
+    assert app.auth.password_login("tom", P + c, "sftp", "10.0.0.1").login == "tom"
+    for protocol in ("sftp", "webdav"):
+        with pytest.raises(AuthFailed):
+            app.auth.password_login("tom", P + c, protocol, "10.0.0.1")
+    with pytest.raises(AuthFailed):    # an older code after a newer one: refused too
+        app.auth.password_login("tom", P + now_code(secret, -1), "sftp", "10.0.0.1")
+    with pytest.raises(AuthFailed):
+        app.auth.password_login("tom", P, "webdav", "10.0.0.1")
+
+
+def test_drive_session_is_bound_to_the_network_and_expires(app):
+    secret = make_user(app)["totp_secret"]
+    mount = P + now_code(secret)
+    assert app.auth.password_login("tom", mount, "webdav", "10.1.2.3")
+    app.auth._cache.clear()            # as after a restart: found in the database
+    assert app.auth.password_login("tom", mount, "webdav", "10.1.2.200")
+    with pytest.raises(AuthFailed):
+        app.auth.password_login("tom", mount, "webdav", "10.1.3.3")
+    app.auth.cfg.drive_session_idle = 0.5
+    time.sleep(0.6)
+    with pytest.raises(AuthFailed):
+        app.auth.password_login("tom", mount, "webdav", "10.1.2.3")
+
+
+def test_failed_logins_are_audited_and_blocked_accounts_look_like_unknown_ones(app):
+    make_user(app, with_totp=False)
+    app.auth.lockout.account = throttle.Policy(delay_after=100, block_after=3)
+    for login in ("tom", "nobody"):
+        for _ in range(3):
+            with pytest.raises(AuthFailed) as e:
+                app.auth.password_login(login, "wrong-password-x", "webdav", "192.0.2.9")
+            assert str(e.value) == "invalid login or password"
+    for login in ("tom", "nobody"):     # right password or not: same refusal
+        with pytest.raises(AuthFailed) as e:
+            app.auth.password_login(login, P, "sftp", "192.0.2.9")
+        assert str(e.value) == "invalid login or password"
+    app.admin().unlock("tom", None)
+    assert app.auth.password_login("tom", P, "sftp", "192.0.2.9").login == "tom"
+    with app.db.read() as s:
+        rows = [(e.actor, e.protocol, e.address, e.outcome) for e in
+                s.scalars(select(AuditEvent).where(AuditEvent.action == "login"))]
+    assert rows.count(("tom", "webdav", "192.0.2.9", "failed")) == 3
+    assert rows.count(("nobody", "webdav", "192.0.2.9", "failed")) == 3
+    assert ("tom", "sftp", "192.0.2.9", "blocked") in rows
+    assert rows[-1] == ("tom", "sftp", "192.0.2.9", "ok")
+
+
+def test_failing_takes_as_long_for_unknown_accounts(app):
+    make_user(app)
+
+    def seconds(login):
+        t = time.perf_counter()
+        with pytest.raises(AuthFailed):
+            app.auth.password_login(login, "wrong-password-x123456", "sftp", None)
+        return time.perf_counter() - t
+
+    app.auth.lockout.account = throttle.Policy(delay_after=1000, block_after=1000)
+    known = statistics.median(seconds("tom") for _ in range(5))
+    unknown = statistics.median(seconds(f"ghost{i}") for i in range(5))
+    assert 0.5 < known / unknown < 2.0, (known, unknown)
+
+
+# -- the SSH state machine ---------------------------------------------------------------
+
+def test_ssh_key_query_without_signature_is_not_a_factor(app):
+    """Offering a key (no signature) must not let keyboard-interactive finish with a code."""
+    secret = make_user(app)["totp_secret"]
+    pem = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode()
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(pem))
+    app.admin().add_key("tom", f"{key.get_name()} {key.get_base64()}")
+    server = SSHServer(app, "127.0.0.1")
+    public = paramiko.PKey.from_type_string(key.get_name(), key.asbytes())
+    assert server.check_auth_publickey("tom", public) == paramiko.AUTH_PARTIALLY_SUCCESSFUL
+    assert server.get_allowed_auths("tom") == ALL_METHODS     # nothing proven yet
+    query = server.check_auth_interactive("tom", "")
+    assert [p[0] for p in query.prompts] == [PASSWORD_PROMPT]
+    follow = server.check_auth_interactive_response([now_code(secret)])
+    assert follow.prompts[0][0] == CODE_PROMPT                # a code is not a password
+    assert server.check_auth_interactive_response([now_code(secret)]) == paramiko.AUTH_FAILED
+    assert server.session is None
+    # with the signature verified, the code alone completes the login
+    public.verify_ssh_sig = lambda data, msg: True
+    server.check_auth_publickey("tom", public)
+    assert public.verify_ssh_sig(b"", None) is True
+    assert server.get_allowed_auths("tom") == "keyboard-interactive"
+    query = server.check_auth_interactive("tom", "")
+    assert [p[0] for p in query.prompts] == [CODE_PROMPT]
+    assert server.check_auth_interactive_response([now_code(secret, 1)]) \
+        == paramiko.AUTH_SUCCESSFUL
+    assert server.session.principal.login == "tom"
