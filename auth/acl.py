@@ -59,7 +59,8 @@ def visible(grants, path: tuple[str, ...]) -> bool:
 
 
 def decide(grants, path: tuple[str, ...], right: str) -> str:
-    """'ok', 'denied' (the path is visible, the right is missing) or 'hidden'.
+    """'ok', 'denied' (the path, or for a new name its folder, is visible but the
+    right is missing) or 'hidden' (answered as if the path did not exist).
 
     Listing ('r') a folder that only leads to granted folders is allowed: the
     caller shows just the children that are visible.
@@ -68,6 +69,8 @@ def decide(grants, path: tuple[str, ...], right: str) -> str:
         return "ok"
     if right == "r" and leads_to_grant(grants, path):
         return "ok"
-    if visible(grants, path) or (path and visible(grants, path[:-1])):
+    if visible(grants, path):
         return "denied"
+    if right == "w" and path and visible(grants, path[:-1]):
+        return "denied"       # creating in a folder one can see, but not write to
     return "hidden"

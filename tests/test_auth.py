@@ -50,7 +50,8 @@ def test_acl_inherits_and_adds_up(path, right, verdict):
 @pytest.mark.parametrize("path,right,verdict", [
     ((), "r", "ok"),                      # passing through to a granted folder
     (("inbox",), "r", "ok"), (("inbox", "x"), "w", "ok"),
-    (("private",), "r", "denied"),        # a sibling of a visible path: visible, not granted
+    (("private",), "r", "hidden"),        # not listed, so not there
+    (("private",), "w", "denied"),        # but creating it in a visible folder: denied
     (("private", "x"), "r", "hidden"),    # below an invisible folder: as if absent
     (("private", "x"), "w", "hidden"),
     ((), "w", "denied"),
