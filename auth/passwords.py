@@ -12,6 +12,17 @@ _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 MIN_LENGTH = 10
+# The most common passwords of at least MIN_LENGTH characters in published breach
+# lists, lower-cased; a password equal to one of them (ignoring case) is refused.
+COMMON = frozenset("""
+1234567890 0123456789 1q2w3e4r5t qwertyuiop 1qaz2wsx3edc password123 password12 password1!
+passw0rd123 qwerty1234 qwerty12345 1234qwerty 123456789a abcd123456 iloveyou12 football12
+letmein123 welcome123 changeme123 administrator sunshine123 princess12 superman12
+trustno1234 zaq12wsxcde qazwsxedcrfv asdfghjkl1 1234554321 0987654321 1111111111 0000000000
+abcdefghij password1234 welcome2024 welcome2025 welcome2026 summer2024 summer2025 winter2024
+winter2025 spring2025 autumn2025 strongroom strongroom1 secret1234 mypassword monkey1234
+dragon1234 baseball12 michael123 charlie123 computer12 master1234 access1234
+""".split())
 
 
 def hash_password(password: str) -> str:
@@ -37,3 +48,5 @@ def check_policy(login: str, password: str) -> None:
         raise ValueError(f"password must be at least {MIN_LENGTH} characters")
     if login.lower() in password.lower():
         raise ValueError("password must not contain the login")
+    if password.lower() in COMMON:
+        raise ValueError("password is one of the most common passwords; choose another")

@@ -61,11 +61,19 @@ def test_errors_are_one_line_and_nonzero(data_dir, args, message):
     assert "Traceback" not in r.stderr
 
 
-def test_weak_password_refused(data_dir):
+@pytest.mark.parametrize("password, reason", [
+    ("short", "at least 10 characters"), ("my-alice-password", "must not contain the login"),
+    ("Password123", "most common passwords"), ("QWERTYUIOP", "most common passwords"),
+])
+def test_weak_password_refused(data_dir, password, reason):
     cli(data_dir, "client", "add", "acme")
     r = cli(data_dir, "user", "add", "alice", "--client", "acme", "--password-stdin",
-            input="short\n")
-    assert r.returncode == 1 and "at least 10 characters" in r.stderr
+            input=f"{password}\n")
+    assert r.returncode == 1 and reason in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    cli(data_dir, "user", "add", "alice", "--client", "acme", "--no-totp")
+    r = cli(data_dir, "user", "passwd", "alice", "--password-stdin", input=f"{password}\n")
+    assert r.returncode == 1 and reason in r.stderr
 
 
 def test_bad_config_value_names_file_and_option(data_dir):
