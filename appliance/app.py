@@ -25,6 +25,8 @@ class App:
         self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
         self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db, self.config)
+        # Which libraries each client sees, remembered briefly (session.access).
+        self.library_names: dict = {}
 
     def session(self, principal, protocol: str, address: str | None = None, *,
                 per_request: bool = False) -> Session:

@@ -350,16 +350,26 @@ class Daemon:
         return user if isinstance(user, User) else self.users[user]
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    """A provisioned data dir and a running daemon, shared by the tests of one module."""
+def running_daemon(tmp_path_factory, name: str = "e2e", options=None, setup=None):
+    """Generator for module fixtures: a provisioned daemon with `options`
+    ({section: {option: value}}) in its config, `setup(daemon)` run once it listens."""
     need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp("e2e"))
+    d = Daemon(tmp_path_factory.mktemp(name))
     d.provision()
+    for section, values in (options or {}).items():
+        d.set_options(section, **values)
     d.start()
+    if setup is not None:
+        setup(d)
     yield d
     if d.running:
         d.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    """A provisioned data dir and a running daemon, shared by the tests of one module."""
+    yield from running_daemon(tmp_path_factory)
 
 
 @pytest.hookimpl(hookwrapper=True)

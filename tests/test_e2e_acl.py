@@ -19,7 +19,7 @@ from urllib.parse import quote
 import paramiko
 import pytest
 
-from conftest import HOST, Daemon, need
+from conftest import HOST, Daemon, running_daemon
 
 PROTOCOLS = ("sftp", "dav", "cli")
 PW = "Parity-pass-0123456789"
@@ -63,14 +63,7 @@ ROWS = [
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp("e2e-acl"))
-    d.provision()
-    d.start()
-    _setup(d)
-    yield d
-    if d.running:
-        d.stop()
+    yield from running_daemon(tmp_path_factory, "e2e-acl", setup=_setup)
 
 
 def _setup(d: Daemon) -> None:

@@ -9,23 +9,16 @@ import time
 
 import pytest
 
-from conftest import Daemon, need
+from conftest import User, running_daemon
 
 ACCOUNT_BLOCK, ADDRESS_BLOCK, DELAY = 4, 15, 0.5
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp("e2e-throttle"))
-    d.provision()
-    d.set_options("auth", account_delay_after=2, account_block_after=ACCOUNT_BLOCK,
-                  address_delay_after=1000, address_block_after=ADDRESS_BLOCK,
-                  delay=f"{DELAY}s", block_time="1h")
-    d.start()
-    yield d
-    if d.running:
-        d.stop()
+    yield from running_daemon(tmp_path_factory, "e2e-throttle", {"auth": dict(
+        account_delay_after=2, account_block_after=ACCOUNT_BLOCK, address_delay_after=1000,
+        address_block_after=ADDRESS_BLOCK, delay=f"{DELAY}s", block_time="1h")})
 
 
 def dav(daemon, login, password):
@@ -39,7 +32,6 @@ def dav(daemon, login, password):
 
 
 def sftp_ok(daemon, login, password) -> bool:
-    from conftest import User
     return daemon.run_sftp(User(login, password, "acme"), ["ls /"],
                            options=("-oNumberOfPasswordPrompts=1",)).returncode == 0
 

@@ -18,7 +18,7 @@ import paramiko
 import pyotp
 import pytest
 
-from conftest import HOST, Daemon, need, sftp_lines
+from conftest import HOST, need, running_daemon, sftp_lines
 from test_e2e_davclients import davfs2_mount, davfs2_shared  # noqa: F401 (fixture)
 from test_e2e_sftpclients import host_fingerprint, ok, run
 
@@ -36,15 +36,9 @@ def with_password(user, password: str):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp("e2e-totp"))
-    d.provision()
     # every refused login here comes from 127.0.0.1: keep the address counter out of the way
-    d.set_options("auth", address_block_after=10000, address_delay_after=10000)
-    d.start()
-    yield d
-    if d.running:
-        d.stop()
+    yield from running_daemon(tmp_path_factory, "e2e-totp", {
+        "auth": {"address_block_after": 10000, "address_delay_after": 10000}})
 
 
 _seq = iter(range(10000))

@@ -25,13 +25,17 @@ _READ = (acl.Grant((), "r"),)
 
 
 class AccessMixin:
-    _libs: tuple[float, frozenset] | None = None
-
     def libraries(self) -> frozenset[str]:
-        """Names of the shared libraries this principal sees (top-level folders)."""
-        if self._libs is not None and time.monotonic() - self._libs[0] < LIBRARIES_TTL:
-            return self._libs[1]
+        """Names of the shared libraries this principal sees (top-level folders).
+
+        Remembered per client for LIBRARIES_TTL seconds in the App (WebDAV makes a
+        Session per request): a new library shows up within that time."""
         p = self.principal
+        key = "staff" if p.sees_all_clients else p.client_id
+        memo = self.app.library_names
+        hit = memo.get(key)
+        if hit is not None and time.monotonic() - hit[0] < LIBRARIES_TTL:
+            return hit[1]
         with self.app.db.read() as s:
             q = select(Client.name).where(Client.kind == "library")
             if not p.sees_all_clients:
@@ -39,7 +43,7 @@ class AccessMixin:
                     LibraryMember.client_id == p.client_id)
                 q = q.where(or_(Client.shared_with_all.is_(True), Client.id.in_(member)))
             names = frozenset(s.scalars(q))
-        self._libs = (time.monotonic(), names)
+        memo[key] = (time.monotonic(), names)
         return names
 
     def _grants(self, s, client) -> tuple:

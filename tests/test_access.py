@@ -1,0 +1,97 @@
+"""Rights and views in the service layer, on SQLite and PostgreSQL: staff see only
+granted clients, grants follow renamed folders, libraries are read-only for
+clients, and grants cannot cross client boundaries."""
+import pytest
+
+from appliance.errors import BadRequest, Denied, NotFound
+from tests.appfixtures import *  # noqa: F401,F403
+from tests.appfixtures import PASSWORD, admin_session, client_session, get, put
+
+
+def staff_session(app, login="sam"):
+    app.admin().add_user(login, client=None, staff=True, email=None, password=PASSWORD,
+                         with_totp=False)
+    return app.session(app.auth.password_login(login, PASSWORD, "test"), "test")
+
+
+def names(entries):
+    return sorted(e.name for e in entries)
+
+
+def test_staff_see_only_granted_clients_and_the_way_to_granted_folders(app):
+    alice = client_session(app, "acme")
+    client_session(app, "beta")
+    put(alice, "/top.txt", b"top")
+    alice.mkdir("/inbox")
+    put(alice, "/inbox/in.txt", b"in")
+    sam = staff_session(app)
+    assert names(sam.list("/")) == []
+    with pytest.raises(NotFound):
+        sam.list("/acme")
+    app.admin().grant("/acme/inbox", login="sam", rights="read")
+    assert names(sam.list("/")) == ["acme"]
+    assert names(sam.list("/acme")) == ["inbox"]
+    assert get(sam, "/acme/inbox/in.txt") == b"in"
+    with pytest.raises(NotFound):
+        get(sam, "/acme/top.txt")
+    with pytest.raises(Denied):
+        put(sam, "/acme/inbox/new.txt", b"x")
+
+
+def test_grants_follow_a_renamed_folder(app):
+    alice = client_session(app, "acme")
+    alice.mkdir("/inbox")
+    sam = staff_session(app)
+    app.admin().grant("/acme/inbox", login="sam", rights="read,write")
+    admin_session(app).rename("/acme/inbox", "/acme/Eingang")
+    put(sam, "/acme/Eingang/from-staff.txt", b"hello")
+    assert app.admin().list_grants(login="sam") == [
+        {"path": "/acme/Eingang", "user": "sam", "rights": "read,write"}]
+
+
+def test_library_is_read_only_for_clients_and_writable_for_granted_staff(app):
+    alice = client_session(app, "acme")
+    bob = client_session(app, "beta")
+    app.admin().add_library("handbook", ["acme"])
+    sam = staff_session(app)
+    app.admin().grant("/handbook", login="sam", rights="read,write")
+    put(sam, "/handbook/guide.txt", b"how to")
+    assert "handbook" in names(alice.list("/"))
+    assert get(alice, "/handbook/guide.txt") == b"how to"
+    with pytest.raises(Denied):
+        put(alice, "/handbook/mine.txt", b"x")
+    with pytest.raises(Denied):
+        alice.remove("/handbook/guide.txt")
+    assert "handbook" not in names(bob.list("/"))       # not shared with beta
+    with pytest.raises(NotFound):
+        get(bob, "/handbook/guide.txt")
+    alice.copy("/handbook/guide.txt", "/my-copy.txt")   # copying out is reading
+    assert get(alice, "/my-copy.txt") == b"how to"
+
+
+def test_grants_never_cross_clients(app):
+    client_session(app, "acme")
+    client_session(app, "beta")
+    with pytest.raises(BadRequest):
+        app.admin().grant("/acme", login="beta-user", rights="read")
+    with pytest.raises(BadRequest):
+        app.admin().grant("/acme", client="beta", rights="read")
+    with pytest.raises(NotFound):
+        app.admin().grant("/acme/missing", client="acme", rights="read")
+    with pytest.raises(BadRequest):
+        app.admin().grant("/acme", client="acme", rights="fly")
+
+
+def test_revoking_the_default_grant_leaves_nothing(app):
+    alice = client_session(app, "acme")
+    put(alice, "/a.txt", b"a")
+    app.admin().revoke("/acme", client="acme")
+    with pytest.raises(NotFound):
+        get(alice, "/a.txt")
+    app.admin().grant("/acme", client="acme", rights="read")
+    assert get(alice, "/a.txt") == b"a"
+    with pytest.raises(Denied):
+        alice.remove("/a.txt")
+    assert alice.check("delete", "/a.txt") == "denied"
+    assert alice.check("read", "/a.txt") == "allowed"
+    assert alice.check("read", "/nope.txt") == "not found"
