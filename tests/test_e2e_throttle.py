@@ -1,4 +1,5 @@
-"""Brute-force throttling against the real daemon, over both protocols.
+"""Brute-force throttling against the real daemon, over both protocols; and the end
+of an unused WebDAV drive session (idle timeout of 3 s here).
 
 The daemon here blocks an account after 4 failures and an address after 15, and
 delays attempts after 2 failures by 0.5 s. A block holds for the right password
@@ -18,7 +19,8 @@ ACCOUNT_BLOCK, ADDRESS_BLOCK, DELAY = 4, 15, 0.5
 def daemon(tmp_path_factory):
     yield from running_daemon(tmp_path_factory, "e2e-throttle", {"auth": dict(
         account_delay_after=2, account_block_after=ACCOUNT_BLOCK, address_delay_after=1000,
-        address_block_after=ADDRESS_BLOCK, delay=f"{DELAY}s", block_time="1h")})
+        address_block_after=ADDRESS_BLOCK, delay=f"{DELAY}s", block_time="1h",
+        drive_session_idle="3s")})
 
 
 def dav(daemon, login, password):
@@ -79,3 +81,13 @@ def test_cli_errors_are_one_line(daemon):
         "strongroom: error: no user named 'no-such-user'"
     r = daemon.cli("user", "unlock")
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_idle_drive_session_is_refused(daemon):
+    import pyotp
+    daemon.cli("user", "unlock", "--address", "127.0.0.1", check=True)
+    tina = daemon.add_user("tina")
+    mount = tina.password + pyotp.TOTP(tina.totp_secret).now()
+    assert [dav(daemon, "tina", mount)[0] for _ in range(3)] == [207] * 3
+    time.sleep(4)
+    assert dav(daemon, "tina", mount)[0] == 401, "the drive session ended after 3 s unused"

@@ -298,7 +298,8 @@ class Authenticator:
                 row = s.get(AppPassword, hit.row_id)
                 if row is None or (row.expires_at is not None and row.expires_at <= now):
                     return False
-        if row is not None and now - (row.last_used_at or 0) > TOUCH_SECONDS:
+        touch_after = min(TOUCH_SECONDS, self.cfg.drive_session_idle / 4)
+        if row is not None and now - (row.last_used_at or 0) > touch_after:
             self._touch(type(row), hit.row_id, now)
         hit.checked = mono
         return True
