@@ -58,7 +58,21 @@ ROWS = [
     ("sam", "read", "/handbook/guide.txt", None, "ok"),
     ("sam", "write", "/handbook/{p}-sam.txt", None, "denied"),
     ("sam", "list", "/acme", None, "notfound"),                 # a client sam is not granted
+    # the version view: browsable and copyable with the file's rights, never writable
+    ("alice", "list", "/@versions", None, "ok"),
+    ("alice", "list", "/@versions/inbox/a.txt", None, "ok"),
+    ("alice", "read", "/@versions/inbox/a.txt/{v}", None, "ok"),
+    ("alice", "copy", "/@versions/inbox/a.txt/{v}", "/inbox/{p}-restored.txt", "ok"),
+    ("alice", "write", "/@versions/inbox/{p}-x.txt", None, "denied"),
+    ("alice", "delete", "/@versions/inbox/a.txt/{v}", None, "denied"),
+    ("alice", "rename", "/@versions/inbox/a.txt/{v}", "/inbox/{p}-moved.txt", "denied"),
+    ("bob", "read", "/@versions/inbox/a.txt/{v}", None, "ok"),
+    ("sam", "list", "/{c}/@versions/inbox", None, "ok"),
+    ("sam", "read", "/{c}/@versions/inbox/a.txt/{v}", None, "ok"),
+    ("sam", "list", "/{c}/@versions/private", None, "notfound"),
+    ("sam", "list", "/{c}/@versions/report.txt", None, "notfound"),
 ]
+FIRST_VERSION = {}     # protocol -> the name of /inbox/a.txt's first version in its tree
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +103,7 @@ def _setup(d: Daemon) -> None:
                 boss.mkdir(f"/{c}/{folder}")
             for path in ("report.txt", "inbox/a.txt", "private/secret.txt"):
                 put(boss, f"/{c}/{path}", f"{path} of {c}\n".encode())
+            FIRST_VERSION[p] = boss.list(f"/{c}/@versions/inbox/a.txt")[0].name
             admin.revoke(f"/{c}", client=c)
             admin.grant(f"/{c}", client=c, rights="read")
             admin.grant(f"/{c}/inbox", client=c, rights="read,write")
@@ -103,7 +118,9 @@ def _login(who, p):
 
 
 def _fill(path, p):
-    return None if path is None else path.replace("{p}", p).replace("{c}", f"t-{p}")
+    if path is None:
+        return None
+    return path.replace("{p}", p).replace("{c}", f"t-{p}").replace("{v}", FIRST_VERSION[p])
 
 
 # -- SFTP ----------------------------------------------------------------------------
@@ -265,7 +282,7 @@ def test_views_list_only_what_is_granted(daemon):
     try:
         assert sorted(sftp.client("sam").listdir("/")) == ["handbook", "t-cli", "t-dav",
                                                            "t-sftp"]
-        assert sorted(sftp.client("sam").listdir("/t-sftp")) == ["inbox"]
+        assert sorted(sftp.client("sam").listdir("/t-sftp")) == ["@versions", "inbox"]
         assert "handbook" in sftp.client("alice-sftp").listdir("/")
         assert "private" in sftp.client("alice-sftp").listdir("/")
     finally:

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 
 from appliance.db.models import Client, Grant, LibraryMember
 from appliance.errors import Denied, NotFound
+from appliance.session.history import real_rel
 from auth import acl
 
 RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
@@ -74,7 +75,8 @@ class AccessMixin:
 
     def _decide(self, s, client, t, action: str) -> None:
         """Raise Denied or NotFound unless the principal may `action` at `t`."""
-        verdict = acl.decide(self._grants(s, client), t.rel, RIGHT_OF.get(action, "m"))
+        verdict = acl.decide(self._grants(s, client), real_rel(t.rel),
+                             RIGHT_OF.get(action, "m"))
         if verdict == "denied":
             raise Denied(f"you may not {action} here: {self.view_path(t)}")
         if verdict == "hidden":

@@ -12,7 +12,7 @@ class PropertiesMixin:
     def dead_properties(self, path) -> dict[str, str]:
         t = self.target(path)
         with self._op("props", t, write=False, audited=False, right="list") as (s, client):
-            if client is None:
+            if client is None or t.rel[:1] == ("@versions",):
                 return {}
             node = self._node(s, client, t)
             rows = s.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))

@@ -19,6 +19,7 @@ from appliance.errors import BadRequest, Conflict, Denied, NotFound
 from appliance.session import audit, paths
 from appliance.session.access import AccessMixin
 from appliance.session.grants import move_grants
+from appliance.session.history import HistoryMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
@@ -40,7 +41,7 @@ class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
-class Session(AccessMixin, PropertiesMixin):
+class Session(AccessMixin, HistoryMixin, PropertiesMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None, *,
                  per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results
@@ -97,6 +98,7 @@ class Session(AccessMixin, PropertiesMixin):
             if self._clients is not None:
                 self._clients[t.client] = client
         self._decide(s, client, t, action)
+        self._refuse_writes_in_view(t, action)
         return client
 
     @contextmanager
@@ -160,6 +162,8 @@ class Session(AccessMixin, PropertiesMixin):
         with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
                 return dir_entry("/", "")
+            if in_view(t.rel):
+                return self._history_stat(s, client, t)
             node = self._node(s, client, t)
             version = s.get(Version, node.current_version_id) if not node.is_dir else None
             name = node.name or (t.prefix[-1] if t.prefix else "")
@@ -172,6 +176,8 @@ class Session(AccessMixin, PropertiesMixin):
             if client is None:
                 return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
                         for c in self._visible_trees(s)]
+            if in_view(t.rel):
+                return self._history_list(s, client, t)
             node = self._node(s, client, t)
             if not node.is_dir:
                 raise Conflict(f"not a folder: {self.view_path(t)}")
@@ -180,7 +186,10 @@ class Session(AccessMixin, PropertiesMixin):
             entries = [entry_for(f"{base}/{n.name}", n, v)
                        for n, v in repo.children_with_versions(s, node.id)
                        if everything or self._visible_child(s, client, t.rel, n.name)]
-            if t.prefix or self.principal.sees_all_clients or t.rel:
+            if t.rel:
+                return entries
+            entries.insert(0, self._history_root_entry(s, client, t))
+            if t.prefix or self.principal.sees_all_clients:
                 return entries
             libraries = self.libraries()
             return [e for e in entries if e.name not in libraries] + sorted(
@@ -195,15 +204,23 @@ class Session(AccessMixin, PropertiesMixin):
     def open_read(self, path, version_id: int | None = None) -> ReadHandle:
         t = self.target(path)
         with self._op("read", t, write=True, right="read") as (s, client):
-            node = self._node(s, client, t)
-            if node.is_dir:
-                raise Conflict(f"is a folder: {self.view_path(t)}")
-            version = s.get(Version, version_id or node.current_version_id)
-            if version is None or version.node_id != node.id:
-                raise NotFound(f"no version {version_id} of {self.view_path(t)}")
+            node, version = self._readable(s, client, t, version_id)
             key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
             reader = self.app.provider.open_blob(version.blob_id, key, version.size)
+            if in_view(t.rel):
+                return ReadHandle(self._history_stat(s, client, t), reader)
             return ReadHandle(file_entry(self.view_path(t), node, version), reader)
+
+    def _readable(self, s, client, t, version_id):
+        if in_view(t.rel):
+            return self._history_version(s, client, t)
+        node = self._node(s, client, t)
+        if node.is_dir:
+            raise Conflict(f"is a folder: {self.view_path(t)}")
+        version = s.get(Version, version_id or node.current_version_id)
+        if version is None or version.node_id != node.id:
+            raise NotFound(f"no version {version_id} of {self.view_path(t)}")
+        return node, version
 
     # -- writing ---------------------------------------------------------------
 
@@ -449,7 +466,7 @@ class Session(AccessMixin, PropertiesMixin):
             with self.app.db.read() as s:
                 client = self._client(s, t, action)
                 if client is not None and action != "write":
-                    self._node(s, client, t)
+                    self._history(s, client, t) if in_view(t.rel) else self._node(s, client, t)
         except Denied:
             return "denied"
         except NotFound:
