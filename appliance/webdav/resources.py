@@ -124,6 +124,20 @@ class FileResource(_Common, DAVNonCollection):
         with translated("PUT"):
             self.entry = upload.commit()
 
+    def delete(self):
+        """wsgidav deletes an existing destination before COPY or MOVE with Overwrite.
+        For a file onto a file the copy or rename that follows replaces it as a new
+        version instead, so the file keeps its history (and a version of it can be
+        copied over it to restore it)."""
+        if self.environ.get("REQUEST_METHOD") in ("COPY", "MOVE") and \
+                self.path != self.environ.get("PATH_INFO") and self._source_is_file():
+            return
+        super().delete()
+
+    def _source_is_file(self) -> bool:
+        with translated("COPY"):
+            return not self.session.stat(self.environ["PATH_INFO"]).is_dir
+
     def copy_move_single(self, dest_path, *, is_move):
         with translated("MOVE" if is_move else "COPY"):
             if is_move:

@@ -1,0 +1,53 @@
+"""The @versions view with real clients: OpenSSH sftp lists and downloads earlier
+versions, rclone (WebDAV) downloads one, a WebDAV COPY (curl) of it over the file
+restores it as a new version; the view refuses writes over both protocols."""
+import hashlib
+import json
+import os
+
+from conftest import sftp_lines, sftp_quote as q
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_browse_download_and_restore_through_the_view(daemon):
+    contents = [os.urandom(5000 + i) for i in range(3)]
+    assert daemon.run_sftp("alice", ["mkdir /hist"]).returncode == 0
+    for i, data in enumerate(contents):
+        local = daemon.path(f"v{i}.bin")
+        local.write_bytes(data)
+        assert daemon.run_sftp("alice", [f"put {q(local)} {q('/hist/Bericht März.bin')}"]) \
+            .returncode == 0
+    listing = daemon.run_sftp("alice", [f"ls -1 {q('/@versions/hist/Bericht März.bin')}"])
+    assert listing.returncode == 0, listing.stderr
+    names = [line.rsplit("/", 1)[-1] for line in sftp_lines(listing)]
+    assert len(names) == 3 and all(n.endswith(" Bericht März.bin") for n in names), names
+    first = f"/@versions/hist/Bericht März.bin/{names[0]}"
+    down = daemon.path("first.bin")
+    assert daemon.run_sftp("alice", [f"get {q(first)} {q(down)}"]).returncode == 0
+    assert down.read_bytes() == contents[0]
+    via_rclone = daemon.path("first-rclone.bin")
+    r = daemon.rclone("alice", "copyto", daemon.remote("alice", first), via_rclone)
+    assert r.returncode == 0 and via_rclone.read_bytes() == contents[0], r.stderr
+    # restore: a server-side WebDAV COPY of the old version over the file
+    r = daemon.request("alice", "COPY", first, "-H", "Overwrite: T", "-H",
+                       "Destination: " + daemon.url("/hist/Bericht März.bin"))
+    assert r.status == 204, r.body
+    back = daemon.path("restored.bin")
+    assert daemon.run_sftp("alice", [f"get {q('/hist/Bericht März.bin')} {q(back)}"]) \
+        .returncode == 0
+    assert back.read_bytes() == contents[0]
+    rows = json.loads(daemon.cli("versions", "list", "/hist/Bericht März.bin", "--client",
+                                 "acme", "--json", check=True).stdout)
+    assert len(rows) == 4 and rows[-1]["current"] and rows[-1]["sha256"] == sha(contents[0])
+
+
+def test_the_view_refuses_writes_over_both_protocols(daemon):
+    local = daemon.path("x.bin")
+    local.write_bytes(b"x")
+    assert daemon.run_sftp("alice", [f"put {q(local)} /@versions/x.bin"]).returncode != 0
+    assert daemon.run_sftp("alice", ["mkdir /@versions/new"]).returncode != 0
+    assert daemon.request("alice", "PUT", "/@versions/x.bin", "--data-binary", "x").status == 403
+    assert daemon.request("alice", "DELETE", "/@versions").status == 403
