@@ -55,8 +55,11 @@ class _Common:
         return True
 
     def move_recursive(self, dest_path):
+        # wsgidav has answered 412 already if the destination exists and Overwrite is F;
+        # a file it left in place (see FileResource.delete) is replaced as a new version
+        overwrite = self.environ.get("HTTP_OVERWRITE", "T").upper() != "F"
         with translated("MOVE"):
-            self.session.rename(self.path, dest_path, overwrite=False)
+            self.session.rename(self.path, dest_path, overwrite=overwrite)
 
     def delete(self):
         with translated("DELETE"):
