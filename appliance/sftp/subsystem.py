@@ -4,6 +4,8 @@
 - CLOSE of an upload reports the commit's real outcome (paramiko always says OK).
 - A session that ends without CLOSE aborts its uploads instead of committing them.
 - limits@openssh.com is advertised so OpenSSH clients send 255 KiB requests.
+- The channel gets a ChunkPipe receive buffer (channelio): paramiko's own
+  slows down with the backlog.
 """
 import logging
 import struct
@@ -12,6 +14,7 @@ from paramiko import Message, SFTPServer
 from paramiko.sftp import (CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_VERSION,
                            SFTP_BAD_MESSAGE, SFTP_OK, SFTPError, _VERSION)
 
+from appliance.sftp.channelio import adopt_channel
 from appliance.sftp.errors import EXPECTED, status_for
 
 log = logging.getLogger("strongroom.sftp")
@@ -27,6 +30,10 @@ EXTENSIONS = ("posix-rename@openssh.com", "1", "statvfs@openssh.com", "2",
 
 
 class Subsystem(SFTPServer):
+    def __init__(self, channel, *args, **kwargs):
+        adopt_channel(channel)  # paramiko builds us on the transport thread: see channelio
+        super().__init__(channel, *args, **kwargs)
+
     def _send_server_version(self):
         t, data = self._read_packet()
         if t != CMD_INIT:
