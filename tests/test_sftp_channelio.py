@@ -1,7 +1,9 @@
-"""The fast paths under the SFTP subsystem (appliance.sftp.channelio): same bytes
-out as in, and reads that stay cheap however much is buffered."""
+"""The fast paths under the SFTP subsystem (appliance.sftp.channelio, .framing):
+same bytes out as in, replies in order and never held back from an idle server,
+and reads that stay cheap however much is buffered."""
 import os
 import random
+import struct
 import threading
 import time
 
@@ -9,6 +11,7 @@ import pytest
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
 from appliance.sftp.channelio import ChunkPipe, adopt_channel
+from appliance.sftp.framing import FLUSH_AT, Framing
 
 
 def test_pipe_returns_the_bytes_fed_in_any_read_sizes():
@@ -62,3 +65,67 @@ def test_adopting_a_channel_keeps_buffered_data_and_event():
     assert isinstance(ch.in_buffer, ChunkPipe) and event.is_set()
     assert ch.in_buffer.read(100) == b"already here"
     assert not event.is_set()
+
+
+class FakeChannel:
+    """What Framing uses of a paramiko Channel: recv, recv_ready, sendall."""
+
+    def __init__(self, pieces):
+        self.pieces, self.sent = list(pieces), []
+
+    def recv(self, n):
+        return self.pieces.pop(0) if self.pieces else b""
+
+    def recv_ready(self):
+        return bool(self.pieces)
+
+    def sendall(self, data):
+        self.sent.append(bytes(data))
+
+
+class Framed(Framing):
+    def __init__(self, channel):
+        self.sock = channel
+        self._framing_init()
+
+
+def _packets(n, rng):
+    return [bytes([rng.randint(1, 200)]) + os.urandom(rng.randint(0, 9000)) for _ in range(n)]
+
+
+def test_packets_come_out_whole_however_the_stream_is_cut():
+    rng = random.Random(7)
+    packets = _packets(200, rng)
+    stream = b"".join(struct.pack(">I", len(p)) + p for p in packets)
+    cuts = sorted(rng.sample(range(1, len(stream)), 300))
+    pieces = [stream[i:j] for i, j in zip([0] + cuts, cuts + [len(stream)])]
+    f = Framed(FakeChannel(pieces))
+    assert [f._next_packet() for _ in packets] == packets
+    with pytest.raises(EOFError):
+        f._next_packet()
+
+
+def test_replies_wait_only_while_requests_are_queued():
+    requests = b"".join(struct.pack(">I", 5) + b"\x11abcd" for _ in range(3))
+    f = Framed(FakeChannel([requests]))
+    replies = []
+    for i in range(3):
+        f._next_packet()
+        reply = b"reply-%d" % i
+        replies.append(reply)
+        f._write_all(reply)
+    # two replies waited for the third request; the third went out with them
+    assert f.sock.sent == [b"".join(replies)]
+    f._write_all(b"x" * FLUSH_AT)   # nothing queued now: out at once
+    assert f.sock.sent[-1] == b"x" * FLUSH_AT
+
+
+def test_queued_replies_go_out_before_waiting_for_the_client():
+    packet = struct.pack(">I", 5) + b"\x11abcd"
+    f = Framed(FakeChannel([packet + packet[:6]]))   # one request and part of the next
+    f._next_packet()
+    f._write_all(b"first")        # the next request has begun arriving: held back
+    assert f.sock.sent == []
+    with pytest.raises(EOFError):  # its remaining bytes never come
+        f._next_packet()
+    assert f.sock.sent == [b"first"]
