@@ -3,6 +3,7 @@ same bytes out as in, replies in order and never held back from an idle server,
 and reads that stay cheap however much is buffered."""
 import os
 import random
+import socket
 import struct
 import threading
 import time
@@ -10,7 +11,7 @@ import time
 import pytest
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
-from appliance.sftp.channelio import ChunkPipe, adopt_channel
+from appliance.sftp.channelio import ChunkPipe, ReadAheadSocket, adopt_channel
 from appliance.sftp.framing import FLUSH_AT, Framing
 
 
@@ -65,6 +66,27 @@ def test_adopting_a_channel_keeps_buffered_data_and_event():
     assert isinstance(ch.in_buffer, ChunkPipe) and event.is_set()
     assert ch.in_buffer.read(100) == b"already here"
     assert not event.is_set()
+
+
+def test_read_ahead_socket_serves_small_reads_from_one_recv():
+    a, b = socket.socketpair()
+    try:
+        calls = []
+
+        class Counting:
+            def recv(self, n):
+                calls.append(n)
+                return b.recv(n)
+        data = os.urandom(100_000)
+        a.sendall(data)
+        time.sleep(0.05)
+        sock, out = ReadAheadSocket(Counting()), bytearray()
+        while len(out) < len(data):
+            out += sock.recv(16 if len(out) % 3 else 4000)
+        assert out == data and len(calls) <= 3
+    finally:
+        a.close()
+        b.close()
 
 
 class FakeChannel:

@@ -9,12 +9,18 @@ Shims, each with the interface of the paramiko part it replaces:
   slower, so the backlog grows: psftp uploads fell to 2 MB/s with the daemon
   at 100% CPU. A ChunkPipe keeps the received chunks in a deque; a read costs
   O(bytes read).
+- `ReadAheadSocket` wraps the connection's socket for paramiko's Packetizer,
+  which reads every SSH packet with three or more recv() calls (each a poll
+  and a recv, because the socket has a timeout). It recv()s up to 256 KiB at
+  once and serves the small reads from that.
 """
 import collections
 import threading
 import time
 
 from paramiko.buffered_pipe import PipeTimeout
+
+READ_AHEAD = 256 * 1024
 
 
 class ChunkPipe:
@@ -128,3 +134,32 @@ def adopt_channel(channel) -> None:
         new.close()
     channel.in_buffer = new
 
+
+class ReadAheadSocket:
+    """A socket whose recv(n) is served from one larger recv(); everything else
+    (settimeout, send, close, ...) goes to the wrapped socket. Only the
+    transport thread reads, so the buffer needs no lock."""
+
+    def __init__(self, sock, read_ahead: int = READ_AHEAD):
+        self._sock = sock
+        self._read_ahead = read_ahead
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, n):
+        buf, pos = self._buf, self._pos
+        if pos < len(buf):
+            end = pos + n
+            if end >= len(buf):
+                self._buf, self._pos = b"", 0
+                return buf[pos:] if pos else buf
+            self._pos = end
+            return buf[pos:end]
+        data = self._sock.recv(max(n, self._read_ahead))
+        if len(data) <= n:
+            return data
+        self._buf, self._pos = data, n
+        return data[:n]
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)

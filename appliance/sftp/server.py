@@ -2,7 +2,8 @@
 
 Tuned as measured for bulk transfers: TCP_NODELAY (Nagle plus delayed ACK
 stalls uploads), a large channel window, 256 KiB maximum packets to match the
-limits@openssh.com answer, and AES-GCM first (paramiko lists it last).
+limits@openssh.com answer, AES-GCM first (paramiko lists it last), and the
+socket reads ahead for paramiko's packet reader (channelio.ReadAheadSocket).
 Only modern algorithms are offered: no SHA-1, no CBC.
 """
 import logging
@@ -11,6 +12,7 @@ import threading
 
 import paramiko
 
+from appliance.sftp.channelio import ReadAheadSocket
 from appliance.sftp.handler import Handler
 from appliance.sftp.sshauth import SSHServer
 from appliance.sftp.subsystem import Subsystem
@@ -54,7 +56,7 @@ class SFTPListener:
     def _handle(self, conn, address) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            t = paramiko.Transport(conn, default_window_size=WINDOW,
+            t = paramiko.Transport(ReadAheadSocket(conn), default_window_size=WINDOW,
                                    default_max_packet_size=MAX_PACKET)
         except Exception:
             conn.close()
