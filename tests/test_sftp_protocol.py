@@ -51,6 +51,22 @@ def test_links_are_refused(connect, op):
     assert "link" not in sftp.listdir("/")
 
 
+def test_clients_that_prefer_aes_ctr_get_aes_gcm(daemon):
+    """OpenSSH's sftp and PuTTY list AES-CTR before GCM; CTR would add paramiko's
+    per-packet HMAC to the daemon's cost (appliance/sftp/server.py)."""
+    user = daemon.users["alice"]
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    t.get_security_options().ciphers = ("aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com")
+    t.connect(username="alice", password=user.password)
+    assert (t.local_cipher, t.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+    t.close()
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    t.get_security_options().ciphers = ("aes128-ctr", "aes256-ctr")
+    with pytest.raises(paramiko.SSHException):
+        t.connect(username="alice", password=user.password)
+    t.close()
+
+
 def test_wrong_password_and_unknown_user_fail_alike(daemon):
     errors = []
     for login, password in (("alice", "wrong-password-1"), ("nobody", "wrong-password-1")):
