@@ -40,6 +40,19 @@ def test_limits_extension_answers_256k(connect):
     assert packet == 256 * 1024 and read >= 255 * 1024 and write >= 255 * 1024 and handles > 0
 
 
+def test_a_read_returns_at_most_what_limits_promises(connect):
+    _, sftp = connect()
+    content = os.urandom(1 << 20)
+    sftp.putfo(_bytes(content, 1), "/bigread.bin")
+    with sftp.open("/bigread.bin", "rb") as f:
+        t, msg = sftp._request(paramiko.sftp.CMD_READ, f.handle, paramiko.sftp.int64(1000),
+                               64 << 20)   # the daemon must not hold 64 MiB for this
+        assert t == paramiko.sftp.CMD_DATA
+        assert msg.get_binary() == content[1000:1000 + 255 * 1024]
+        with pytest.raises(EOFError):   # paramiko's client turns SSH_FX_EOF into this
+            sftp._request(paramiko.sftp.CMD_READ, f.handle, paramiko.sftp.int64(1 << 20), 100)
+
+
 @pytest.mark.parametrize("op", [
     lambda s: s.symlink("/a.txt", "/link"),
     lambda s: s.readlink("/a.txt"),
