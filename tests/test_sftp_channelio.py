@@ -74,6 +74,8 @@ def test_read_ahead_socket_serves_small_reads_from_one_recv():
         calls = []
 
         class Counting:
+            send = b.send
+
             def recv(self, n):
                 calls.append(n)
                 return b.recv(n)
@@ -90,10 +92,13 @@ def test_read_ahead_socket_serves_small_reads_from_one_recv():
 
 
 class FakeChannel:
-    """What Framing uses of a paramiko Channel: recv, recv_ready, sendall."""
+    """What Framing uses of a paramiko Channel: recv, recv_ready, send (which, like
+    paramiko's, sends at most one SSH packet)."""
+
+    out_max_packet_size = 32768 + 64
 
     def __init__(self, pieces):
-        self.pieces, self.sent = list(pieces), []
+        self.pieces, self.packets = list(pieces), []
 
     def recv(self, n):
         return self.pieces.pop(0) if self.pieces else b""
@@ -101,8 +106,10 @@ class FakeChannel:
     def recv_ready(self):
         return bool(self.pieces)
 
-    def sendall(self, data):
-        self.sent.append(bytes(data))
+    def send(self, data):
+        n = min(len(data), self.out_max_packet_size - 64)
+        self.packets.append(bytes(data[:n]))
+        return n
 
 
 class Framed(Framing):
@@ -137,9 +144,17 @@ def test_replies_wait_only_while_requests_are_queued():
         replies.append(reply)
         f._write_all(reply)
     # two replies waited for the third request; the third went out with them
-    assert f.sock.sent == [b"".join(replies)]
+    assert f.sock.packets == [b"".join(replies)]
     f._write_all(b"x" * FLUSH_AT)   # nothing queued now: out at once
-    assert f.sock.sent[-1] == b"x" * FLUSH_AT
+    assert f.sock.packets[-1] == b"x" * FLUSH_AT
+
+
+def test_a_large_reply_goes_out_whole_in_packet_sized_pieces():
+    f = Framed(FakeChannel([]))
+    reply = os.urandom(255 * 1024 + 9)
+    f._write_all(reply)
+    assert b"".join(f.sock.packets) == reply
+    assert max(map(len, f.sock.packets)) == 32768 and len(f.sock.packets) == 8
 
 
 def test_queued_replies_go_out_before_waiting_for_the_client():
@@ -147,7 +162,7 @@ def test_queued_replies_go_out_before_waiting_for_the_client():
     f = Framed(FakeChannel([packet + packet[:6]]))   # one request and part of the next
     f._next_packet()
     f._write_all(b"first")        # the next request has begun arriving: held back
-    assert f.sock.sent == []
+    assert f.sock.packets == []
     with pytest.raises(EOFError):  # its remaining bytes never come
         f._next_packet()
-    assert f.sock.sent == [b"first"]
+    assert f.sock.packets == [b"first"]

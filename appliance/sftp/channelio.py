@@ -142,6 +142,7 @@ class ReadAheadSocket:
 
     def __init__(self, sock, read_ahead: int = READ_AHEAD):
         self._sock = sock
+        self.send = sock.send   # every packet sent: not through __getattr__
         self._read_ahead = read_ahead
         self._buf = b""
         self._pos = 0

@@ -80,5 +80,14 @@ class Framing:
     def _flush(self) -> None:
         out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
         self._out, self._out_size = [], 0
-        # a memoryview: Channel.sendall re-slices what is left after each SSH packet
-        self.sock.sendall(memoryview(out))
+        # One SSH packet's worth per send(): Channel.sendall would copy all that is
+        # left after every packet, and a memoryview costs paramiko two exceptions
+        # per packet (util.asbytes). Slicing bytes copies each piece once; a piece
+        # that is the whole reply is not copied at all.
+        piece = max(1024, self.sock.out_max_packet_size - 64)
+        pos = 0
+        while pos < len(out):
+            sent = self.sock.send(out[pos:pos + piece])
+            if sent <= 0:
+                raise EOFError()
+            pos += sent
