@@ -27,7 +27,9 @@ checked by SHA-256. A psftp run still going after max(60 s, size / 8 MB/s) is cu
 and scores the rate it had (from the client's /proc/PID/io); psftp 0.78 never sets
 TCP_NODELAY, and about one upload in ten against OpenSSH 9.2 decays into 40 ms
 round trips. Clients use their default ciphers unless --cipher: OpenSSH's sftp picks
-chacha20-poly1305 with sshd but aes128-ctr + hmac-sha2-256-etm with paramiko.
+chacha20-poly1305 with sshd but aes128-gcm with Strongroom (which offers only AES-GCM;
+psftp: AES-256-CTR with sshd, AES-128-GCM with Strongroom). `--cipher aes128-gcm@openssh.com`
+compares OpenSSH's sftp rows with one cipher on both.
 
     python bench/sftp.py [--repeat 3] [--psftp-mib 512] [--cipher NAME] [--profile DIR]
                          [--sizes] [--patch NAME,..] [--only openssh|strongroom]
@@ -974,7 +976,7 @@ def main() -> None:
     ap.add_argument("--sizes", action="store_true", help="Strongroom RSS for 10 MiB..4 GiB")
     ap.add_argument("--cipher", default="", metavar="NAME",
                     help="OpenSSH sftp -c NAME for both servers (default: the client's "
-                         "choice, chacha20-poly1305 with OpenSSH and aes128-ctr with paramiko)")
+                         "choice, chacha20-poly1305 with OpenSSH and aes128-gcm with Strongroom)")
     ap.add_argument("--patch", default="", metavar="NAME[,NAME]",
                     help="run Strongroom with experimental fixes from bench/sftp_patches.py "
                          "(pipe, readbuf, window4m, gcm)")
