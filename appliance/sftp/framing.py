@@ -8,7 +8,7 @@ up to 1 MiB in flight) that per-packet cost is most of the server's work.
 
 `Framing` is a mixin for paramiko's SFTPServer that replaces `_read_packet`
 and `_write_all`:
-- reads recv() up to 256 KiB at a time and cut packets out of it;
+- reads: up to 256 KiB per recv(), packets are cut out of that;
 - replies are queued and sent together, in order, when the queue reaches
   FLUSH_AT bytes or when no more requests are waiting to be read (so a
   reply is held back only while the server is busy with the next request
