@@ -27,7 +27,9 @@ checked by SHA-256. A psftp run still going after max(60 s, size / 8 MB/s) is cu
 and scores the rate it had (from the client's /proc/PID/io); psftp 0.78 never sets
 TCP_NODELAY, and about one upload in ten against OpenSSH 9.2 decays into 40 ms
 round trips. Clients use their default ciphers unless --cipher: OpenSSH's sftp picks
-chacha20-poly1305 with sshd but aes128-ctr + hmac-sha2-256-etm with paramiko.
+chacha20-poly1305 with sshd but aes128-gcm with Strongroom (which offers only AES-GCM;
+psftp: AES-256-CTR with sshd, AES-128-GCM with Strongroom). `--cipher aes128-gcm@openssh.com`
+compares OpenSSH's sftp rows with one cipher on both.
 
     python bench/sftp.py [--repeat 3] [--psftp-mib 512] [--cipher NAME] [--profile DIR]
                          [--sizes] [--patch NAME,..] [--only openssh|strongroom]
@@ -36,7 +38,8 @@ chacha20-poly1305 with sshd but aes128-ctr + hmac-sha2-256-etm with paramiko.
 --profile DIR  after the table, `py-spy record --nonblocking --threads` (raw collapsed
                stacks in DIR/*.txt, which speedscope and inferno read) of Strongroom
                during an OpenSSH sftp put (all threads, then the GIL holder only), a
-               psftp put of 32 MiB (same two) and the rclone row, each summarised by
+               psftp put of 128 MiB (same two), the rclone row, and the GIL holder
+               during an OpenSSH sftp get and a psftp get, each summarised by
                area (packetizer, SSH cipher and MAC, channel buffer, SFTP parsing,
                handler, at-rest encryption, blob I/O, DB), by thread, by Strongroom
                function (inclusive) and by the hottest source lines.
@@ -77,7 +80,7 @@ BIG, PART, PARTS, SMALL, SMALL_FILES = 512 * MIB, 128 * MIB, 4, 4096, 500
 RCLONE_TRANSFERS = 4
 CLIENT_TIMEOUT = 600
 PSFTP_TIMEOUT, PSFTP_SLOWEST = 60, 8 * MB   # s; bytes/s: cut-off time is the larger
-PROFILE_PSFTP = 32 * MIB
+PROFILE_PSFTP = 128 * MIB
 SLOW_RUN = 20   # s: a (row, server) whose run took longer is not repeated
 SSHD = "/usr/sbin/sshd"
 GOALS = {"put": 0.8, "get": 0.8, "put4": 0.8, "psput": 0.5, "psget": 0.8, "small": 0.8}
@@ -868,7 +871,10 @@ def profile(sr: Strongroom, work: Workload, out_dir: str) -> None:
             ("psftp-put", f"psftp put {PROFILE_PSFTP // MIB} MiB", "psput", False),
             ("psftp-put", f"psftp put {PROFILE_PSFTP // MIB} MiB, GIL holder only", "psput",
              True),
-            ("rclone-small", f"rclone {SMALL_FILES} x {SMALL // 1024} KiB", "small", False))
+            ("rclone-small", f"rclone {SMALL_FILES} x {SMALL // 1024} KiB", "small", False),
+            ("sftp-get", "OpenSSH sftp get 512 MiB, GIL holder only", "get", True),
+            ("psftp-get", f"psftp get {work.psftp_size // MIB} MiB, GIL holder only", "psget",
+             True))
     small = Workload.__new__(Workload)  # the same workload with a shorter psftp file
     small.__dict__.update(work.__dict__)
     small.psftp_size = min(work.psftp_size, PROFILE_PSFTP)
@@ -878,7 +884,9 @@ def profile(sr: Strongroom, work: Workload, out_dir: str) -> None:
             dst.write(src.read(small.psftp_size))
     for name, label, row, gil in jobs:
         try:
-            figure, raw = prof.record(name, lambda row=row: small.run(row, sr, 90), gil)
+            # psftp get downloads the file the probe uploaded: the whole workload's
+            w = work if row == "psget" else small
+            figure, raw = prof.record(name, lambda row=row, w=w: w.run(row, sr, 90), gil)
         except RuntimeError as e:
             print(f"{label}: FAILED: {e}")
             continue
@@ -968,7 +976,7 @@ def main() -> None:
     ap.add_argument("--sizes", action="store_true", help="Strongroom RSS for 10 MiB..4 GiB")
     ap.add_argument("--cipher", default="", metavar="NAME",
                     help="OpenSSH sftp -c NAME for both servers (default: the client's "
-                         "choice, chacha20-poly1305 with OpenSSH and aes128-ctr with paramiko)")
+                         "choice, chacha20-poly1305 with OpenSSH and aes128-gcm with Strongroom)")
     ap.add_argument("--patch", default="", metavar="NAME[,NAME]",
                     help="run Strongroom with experimental fixes from bench/sftp_patches.py "
                          "(pipe, readbuf, window4m, gcm)")

@@ -17,6 +17,12 @@ window4m  a 4 MiB channel window instead of 32 MiB: bounds the memmove above
           without touching paramiko (the cheap stopgap).
 gcm       offer only aes128-gcm/aes256-gcm: clients that prefer aes-ctr (OpenSSH's
           sftp, PuTTY) then use AES-GCM, and paramiko skips the separate HMAC.
+
+pipe, readbuf and gcm are now part of appliance/sftp (channelio.ChunkPipe,
+framing.Framing, server.CIPHERS), and window4m is superseded by pipe. On the
+current code pipe and gcm change nothing, and readbuf must not be used (it
+would read the INIT packet with its own buffer and lose what the client sent
+after it). They stay to measure commits before 6cec0f6.
 """
 import collections
 import struct

@@ -92,7 +92,7 @@ class ChunkedWriter(BlobWriter):
         cs = self._chunk
         if len(buf) > cs:
             n = (len(buf) - 1) // cs
-            block = bytes(buf[:n * cs])
+            block = buf[:n * cs]   # a copy the helper owns (bytes() would copy it again)
             del buf[:n * cs]
             if self._worker is None:
                 self._queue = queue.Queue(self.QUEUE)

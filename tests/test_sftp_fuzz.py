@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import HOST
 
 FXP_INIT, FXP_VERSION, FXP_REALPATH, FXP_NAME, FXP_STATUS = 1, 2, 16, 104, 101
+FXP_OPEN, FXP_CLOSE, FXP_WRITE, FXP_HANDLE = 3, 4, 6, 102
 REQUEST_TYPES = list(range(3, 21)) + [200]   # OPEN .. SYMLINK, EXTENDED
 
 
@@ -92,6 +93,31 @@ def test_garbage_framing_ends_only_that_session(daemon):
     fresh = RawSFTP(daemon)
     assert fresh.realpath_works(7)
     fresh.close()
+
+
+def _status(conn) -> int:
+    kind, body = conn.recv()
+    assert kind == FXP_STATUS
+    return struct.unpack(">I", body[4:8])[0]
+
+
+def test_a_write_shorter_than_its_length_field_writes_nothing(daemon):
+    conn = RawSFTP(daemon)
+    name = b"/short-write.bin"
+    conn.send(FXP_OPEN, struct.pack(">II", 1, len(name)) + name + struct.pack(">II", 0x1a, 0))
+    kind, body = conn.recv()   # flags: WRITE | CREAT | TRUNC, no attributes
+    assert kind == FXP_HANDLE
+    handle = body[4:]          # the handle as an SSH string
+    conn.send(FXP_WRITE, struct.pack(">I", 2) + handle + struct.pack(">QI", 0, 100) + b"x" * 10)
+    assert _status(conn) == 5  # SSH_FX_BAD_MESSAGE
+    conn.send(FXP_WRITE, struct.pack(">I", 3) + handle + struct.pack(">QI", 0, 4) + b"good")
+    assert _status(conn) == 0
+    conn.send(FXP_CLOSE, struct.pack(">I", 4) + handle)
+    assert _status(conn) == 0
+    with paramiko.SFTPClient.from_transport(conn.t) as sftp:
+        with sftp.open(name.decode()) as f:
+            assert f.read() == b"good"
+    conn.close()
 
 
 def test_hardlink_and_symlink_requests_are_refused(raw):

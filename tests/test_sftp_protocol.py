@@ -40,6 +40,19 @@ def test_limits_extension_answers_256k(connect):
     assert packet == 256 * 1024 and read >= 255 * 1024 and write >= 255 * 1024 and handles > 0
 
 
+def test_a_read_returns_at_most_what_limits_promises(connect):
+    _, sftp = connect()
+    content = os.urandom(1 << 20)
+    sftp.putfo(_bytes(content, 1), "/bigread.bin")
+    with sftp.open("/bigread.bin", "rb") as f:
+        t, msg = sftp._request(paramiko.sftp.CMD_READ, f.handle, paramiko.sftp.int64(1000),
+                               64 << 20)   # the daemon must not hold 64 MiB for this
+        assert t == paramiko.sftp.CMD_DATA
+        assert msg.get_binary() == content[1000:1000 + 255 * 1024]
+        with pytest.raises(EOFError):   # paramiko's client turns SSH_FX_EOF into this
+            sftp._request(paramiko.sftp.CMD_READ, f.handle, paramiko.sftp.int64(1 << 20), 100)
+
+
 @pytest.mark.parametrize("op", [
     lambda s: s.symlink("/a.txt", "/link"),
     lambda s: s.readlink("/a.txt"),
@@ -49,6 +62,22 @@ def test_links_are_refused(connect, op):
     with pytest.raises(IOError):
         op(sftp)
     assert "link" not in sftp.listdir("/")
+
+
+def test_clients_that_prefer_aes_ctr_get_aes_gcm(daemon):
+    """OpenSSH's sftp and PuTTY list AES-CTR before GCM; CTR would add paramiko's
+    per-packet HMAC to the daemon's cost (appliance/sftp/server.py)."""
+    user = daemon.users["alice"]
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    t.get_security_options().ciphers = ("aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com")
+    t.connect(username="alice", password=user.password)
+    assert (t.local_cipher, t.remote_cipher) == ("aes128-gcm@openssh.com",) * 2
+    t.close()
+    t = paramiko.Transport((HOST, daemon.sftp_port))
+    t.get_security_options().ciphers = ("aes128-ctr", "aes256-ctr")
+    with pytest.raises(paramiko.SSHException):
+        t.connect(username="alice", password=user.password)
+    t.close()
 
 
 def test_wrong_password_and_unknown_user_fail_alike(daemon):

@@ -4,15 +4,22 @@
 - CLOSE of an upload reports the commit's real outcome (paramiko always says OK).
 - A session that ends without CLOSE aborts its uploads instead of committing them.
 - limits@openssh.com is advertised so OpenSSH clients send 255 KiB requests.
+- Speed: the channel gets a ChunkPipe receive buffer (channelio), packets are
+  read ahead and replies batched (framing), and WRITE and READ, the requests
+  that come by the thousand, are parsed and answered without paramiko's
+  Message. A READ returns at most MAX_IO bytes, whatever the client asks for.
 """
 import logging
 import struct
 
 from paramiko import Message, SFTPServer
-from paramiko.sftp import (CMD_CLOSE, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT, CMD_VERSION,
-                           SFTP_BAD_MESSAGE, SFTP_OK, SFTPError, _VERSION)
+from paramiko.sftp import (CMD_CLOSE, CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT,
+                           CMD_READ, CMD_STATUS, CMD_VERSION, CMD_WRITE, SFTP_BAD_MESSAGE,
+                           SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
 
+from appliance.sftp.channelio import adopt_channel
 from appliance.sftp.errors import EXPECTED, status_for
+from appliance.sftp.framing import Framing
 
 log = logging.getLogger("strongroom.sftp")
 
@@ -24,9 +31,89 @@ MAX_HANDLES = 256
 BLOCK = 4096
 EXTENSIONS = ("posix-rename@openssh.com", "1", "statvfs@openssh.com", "2",
               "limits@openssh.com", "1", "fsync@openssh.com", "1")
+# The body of an SSH_FXP_STATUS "OK" reply after its request id: code, message, language.
+OK_TAIL = struct.pack(">II", SFTP_OK, 7) + b"Success" + struct.pack(">I", 0)
+HEAD = struct.Struct(">II")         # request id, handle length (after the type byte)
+AT = struct.Struct(">QI")           # WRITE and READ after the handle: offset, length
+STATUS_HEAD = struct.Struct(">IBI")     # packet length, type, request id
+DATA_HEAD = struct.Struct(">IBII")      # packet length, type, request id, data length
+FAILED = object()
 
 
-class Subsystem(SFTPServer):
+class Subsystem(Framing, SFTPServer):
+    def __init__(self, channel, *args, **kwargs):
+        adopt_channel(channel)  # paramiko builds us on the transport thread: see channelio
+        super().__init__(channel, *args, **kwargs)
+        self._framing_init()
+
+    def start_subsystem(self, name, transport, channel):
+        """paramiko's request loop, with WRITE and READ taken on a fast path."""
+        self.sock = channel
+        self._send_server_version()
+        self.server.session_started()
+        while True:
+            try:
+                packet = self._next_packet()
+            except EOFError:
+                return
+            except Exception as e:   # garbage framing: only this session ends
+                log.info("sftp %s: session ended: %s", self._who(), e)
+                return
+            if self._fast(packet):
+                continue
+            msg = Message(packet[1:])
+            self._process(packet[0] if packet else 0, msg.get_int(), msg)
+
+    def _fast(self, packet) -> bool:
+        """WRITE and READ on an open file, without paramiko's Message. False leaves the
+        packet (any other request, a handle that is not open) to _process."""
+        kind = packet[0] if packet else 0
+        if kind not in (CMD_WRITE, CMD_READ) or len(packet) < 21:
+            return False
+        request_number, hlen = HEAD.unpack_from(packet, 1)
+        start = 9 + hlen + AT.size
+        handle = self.file_table.get(packet[9:9 + hlen]) if start <= len(packet) else None
+        if handle is None:
+            return False
+        offset, length = AT.unpack_from(packet, 9 + hlen)
+        if kind == CMD_WRITE:
+            self._write(request_number, handle, offset, packet, start, length)
+        else:
+            self._read(request_number, handle, offset, length)
+        return True
+
+    def _write(self, request_number, handle, offset, packet, start, length):
+        end = start + length
+        if end > len(packet):
+            # paramiko would write the data of a short packet padded with zeros
+            log.info("sftp %s: malformed request %s: %d data bytes announced, %d sent",
+                     self._who(), CMD_WRITE, length, len(packet) - start)
+            self._send_status(request_number, SFTP_BAD_MESSAGE, "malformed request")
+            return
+        # Bytes after the data are ignored, as paramiko does: rclone (Go's pkg/sftp)
+        # sends 32 KiB packets around shorter writes.
+        code = self._guarded(CMD_WRITE, request_number, handle.write, offset,
+                             memoryview(packet)[start:end])
+        if code == SFTP_OK:
+            self._write_all(STATUS_HEAD.pack(5 + len(OK_TAIL), CMD_STATUS, request_number)
+                            + OK_TAIL)
+        elif code is not FAILED:
+            self._send_status(request_number, code)
+
+    def _read(self, request_number, handle, offset, length):
+        # At most MAX_IO (what limits@openssh.com promises): a client asking for
+        # gigabytes at once must not make the daemon hold them in memory.
+        data = self._guarded(CMD_READ, request_number, handle.read, offset, min(length, MAX_IO))
+        if data is FAILED:
+            return
+        if isinstance(data, int):
+            self._send_status(request_number, data)
+        elif not data:
+            self._send_status(request_number, SFTP_EOF)
+        else:
+            self._write_all(DATA_HEAD.pack(9 + len(data), CMD_DATA, request_number, len(data))
+                            + data)
+
     def _send_server_version(self):
         t, data = self._read_packet()
         if t != CMD_INIT:
@@ -38,13 +125,20 @@ class Subsystem(SFTPServer):
         return struct.unpack(">I", data[:4])[0]
 
     def _process(self, t, request_number, msg):
+        self._guarded(t, request_number, self._dispatch, t, request_number, msg)
+
+    def _dispatch(self, t, request_number, msg):
+        if t == CMD_CLOSE:
+            self._close(request_number, msg)
+        elif t == CMD_EXTENDED:
+            self._extended(request_number, msg)
+        else:
+            super()._process(t, request_number, msg)
+
+    def _guarded(self, t, request_number, fn, *args):
+        """fn(*args), or FAILED after an error has become the request's status."""
         try:
-            if t == CMD_CLOSE:
-                self._close(request_number, msg)
-            elif t == CMD_EXTENDED:
-                self._extended(request_number, msg)
-            else:
-                super()._process(t, request_number, msg)
+            return fn(*args)
         except EXPECTED as e:
             code, text = status_for(e)
             log.info("sftp %s: request %s refused: %s", self._who(), t, e)
@@ -55,9 +149,10 @@ class Subsystem(SFTPServer):
         except Exception as e:
             if self.sock.closed or not self.sock.get_transport().is_active():
                 log.info("sftp %s: connection closed during request %s", self._who(), t)
-                return
+                return FAILED
             log.exception("sftp %s: request %s failed: %s", self._who(), t, e)
             self._send_status(request_number, *status_for(None))
+        return FAILED
 
     def _who(self) -> str:
         session = getattr(self.server, "session", None)
@@ -107,6 +202,11 @@ class Subsystem(SFTPServer):
         self._send_packet(CMD_EXTENDED_REPLY, reply)
 
     def finish_subsystem(self):
+        try:
+            if self._out:
+                self._flush()
+        except (OSError, EOFError):
+            pass   # the client is gone; nothing is owed to it
         handles = list(self.file_table.values())
         self.file_table = {}
         for h in handles:
