@@ -128,13 +128,14 @@ class Session(PropertiesMixin):
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
         return node
 
-    def _parent_dir(self, s, client, t) -> Node:
+    def _place(self, s, client, t) -> tuple[Node, Node | None, Version | None]:
+        """The folder `t` goes in, the live node at `t` (or None) and its version."""
         if not t.rel:
             raise Denied("the top folder cannot be replaced")
-        parent = repo.walk(s, client.id, t.rel[:-1])
+        parent, node, version = repo.locate(s, client.id, t.rel)
         if parent is None or not parent.is_dir:
             raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
-        return parent
+        return parent, node, version
 
     # -- reading the tree --------------------------------------------------------
 
@@ -156,11 +157,16 @@ class Session(PropertiesMixin):
         with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
                 return dir_entry("/", "")
-            node = self._node(s, client, t)
-            version = s.get(Version, node.current_version_id) if not node.is_dir else None
-            name = node.name or (t.client if self.principal.sees_all_clients else "")
-            e = entry_for(self.view_path(t), node, version)
-            return e if node.name else dir_entry(e.path, name, node)
+            if t.rel:
+                parent, node, version = repo.locate(s, client.id, t.rel)
+            else:
+                node, version = repo.walk(s, client.id, ()), None
+            if node is None:
+                raise NotFound(f"no such file or folder: {self.view_path(t)}")
+            if node.name:
+                return entry_for(self.view_path(t), node, version)
+            return dir_entry(self.view_path(t),
+                             t.client if self.principal.sees_all_clients else "", node)
 
     def list(self, path):
         t = self.target(path)
@@ -198,11 +204,9 @@ class Session(PropertiesMixin):
         """
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            _, node, base = self._place(s, client, t)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
-            base = s.get(Version, node.current_version_id) if node is not None else None
             quota = None if client.quota_bytes is None else (
                 client.quota_bytes - client.used_bytes + (base.size if base else 0))
             base_reader = None
@@ -234,11 +238,9 @@ class Session(PropertiesMixin):
     def _publish(self, t, writer, wrapped_key, mtime):
         now = time.time()
         with self._op("write", t, write=True, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            parent, node, old = self._place(s, client, t)
             if node is not None and node.is_dir:
                 raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
-            old = s.get(Version, node.current_version_id) if node is not None else None
             if node is None:
                 node = Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=False)
                 s.add(node)
@@ -257,8 +259,8 @@ class Session(PropertiesMixin):
     def mkdir(self, path):
         t = self.target(path)
         with self._op("mkdir", t, write=True, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            if repo.child(s, client.id, parent.id, t.rel[-1]) is not None:
+            parent, existing, _ = self._place(s, client, t)
+            if existing is not None:
                 raise Conflict(f"already exists: {self.view_path(t)}")
             s.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
             parent.modified_at = time.time()
@@ -315,12 +317,11 @@ class Session(PropertiesMixin):
             node = self._node(s, client, ts)
             if not ts.rel:
                 raise Denied("the top folder of a client cannot be moved")
-            parent = self._parent_dir(s, client, td)
+            parent, existing, _ = self._place(s, client, td)
             if node.is_dir and td.rel[:len(ts.rel)] == ts.rel:
                 raise BadRequest("a folder cannot be moved into itself")
             if td.rel == ts.rel:
                 return
-            existing = repo.child(s, client.id, parent.id, td.rel[-1])
             if existing is not None:
                 node = self._replace(s, client, node, existing, td, overwrite)
             now = time.time()
