@@ -128,5 +128,31 @@ def add_usage(s, client_id: int, delta: int) -> None:
         s.execute(_ADD_USAGE, {"client_id": client_id, "delta": delta})
 
 
+_NODES, _VERSIONS = Node.__table__, Version.__table__
+# Core statements: publishing a version is the hot path of every upload, and the
+# unit of work costs more than these three statements.
+_ADD_NODE = _NODES.insert().returning(_NODES.c.id)
+_ADD_VERSION = _VERSIONS.insert().returning(_VERSIONS.c.id)
+_MAKE_CURRENT = (_NODES.update().where(_NODES.c.id == bindparam("node_id"))
+                 .values(current_version_id=bindparam("version_id"), modified_at=bindparam("now")))
+
+
+def add_file(s, client_id: int, parent_id: int, name: str, now: float) -> int:
+    """Insert a live file node without a version yet; return its id."""
+    return s.execute(_ADD_NODE, dict(client_id=client_id, parent_id=parent_id, name=name,
+                                     is_dir=False, created_at=now, modified_at=now)).scalar_one()
+
+
+def add_version(s, version: Version) -> int:
+    """Insert the row of a transient `version`; return its id (also set on it)."""
+    fields = {c.key: getattr(version, c.key) for c in _VERSIONS.c if c.key != "id"}
+    version.id = s.execute(_ADD_VERSION, fields).scalar_one()
+    return version.id
+
+
+def make_current(s, node_id: int, version_id: int, now: float) -> None:
+    s.execute(_MAKE_CURRENT, {"node_id": node_id, "version_id": version_id, "now": now})
+
+
 def keys_of(s, user_id: int) -> list[UserKey]:
     return list(s.scalars(select(UserKey).where(UserKey.user_id == user_id).order_by(UserKey.id)))

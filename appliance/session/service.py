@@ -241,18 +241,14 @@ class Session(PropertiesMixin):
             parent, node, old = self._place(s, client, t)
             if node is not None and node.is_dir:
                 raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
-            if node is None:
-                node = Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=False)
-                s.add(node)
-                s.flush()
+            if node is None:  # a transient record of the new row, for the Entry
+                node = Node(id=repo.add_file(s, client.id, parent.id, t.rel[-1], now),
+                            name=t.rel[-1], is_dir=False)
             version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
                               sha256=writer.sha256(), wrapped_key=wrapped_key,
                               mtime=mtime if mtime is not None else now, created_at=now,
                               author=self.principal.login)
-            s.add(version)
-            s.flush()
-            node.current_version_id = version.id
-            node.modified_at = now
+            repo.make_current(s, node.id, repo.add_version(s, version), now)
             repo.add_usage(s, client.id, version.size - (old.size if old else 0))
             return file_entry(self.view_path(t), node, version)
 
