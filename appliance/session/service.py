@@ -48,6 +48,8 @@ class Session(PropertiesMixin):
         self.protocol = protocol
         self.address = address
         self._stats: dict | None = {} if per_request else None
+        # Rows this request's lookups found: target -> (parent, node, version).
+        self._located: dict | None = {} if per_request else None
         # Client rows read once per request (ClientInfo snapshots).
         self._clients: dict | None = {} if per_request else None
 
@@ -100,8 +102,8 @@ class Session(PropertiesMixin):
             right: str | None = None):
         """A transaction for one operation; audits success in it and denials after it."""
         opened = self.app.db.write if write else self.app.db.read
-        if write and self._stats:
-            self._stats.clear()
+        if write:
+            self._forget()
         try:
             with opened() as s:
                 client = self._client(s, t, right or action)
@@ -128,11 +130,15 @@ class Session(PropertiesMixin):
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
         return node
 
-    def _place(self, s, client, t) -> tuple[Node, Node | None, Version | None]:
-        """The folder `t` goes in, the live node at `t` (or None) and its version."""
+    def _place(self, s, client, t, *, recall: bool = False
+               ) -> tuple[Node, Node | None, Version | None]:
+        """The folder `t` goes in, the live node at `t` (or None) and its version.
+        `recall`: rows this request already looked up will do (reads only: a write
+        must decide on what its own transaction sees)."""
         if not t.rel:
             raise Denied("the top folder cannot be replaced")
-        parent, node, version = repo.locate(s, client.id, t.rel)
+        hit = self._located.get(t) if recall and self._located is not None else None
+        parent, node, version = hit or repo.locate(s, client.id, t.rel)
         if parent is None or not parent.is_dir:
             raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
         return parent, node, version
@@ -157,16 +163,45 @@ class Session(PropertiesMixin):
         with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
                 return dir_entry("/", "")
-            if t.rel:
-                parent, node, version = repo.locate(s, client.id, t.rel)
-            else:
-                node, version = repo.walk(s, client.id, ()), None
-            if node is None:
-                raise NotFound(f"no such file or folder: {self.view_path(t)}")
-            if node.name:
+            node, version = self._lookup(s, client, t)
+            if node is not None and node.name:
                 return entry_for(self.view_path(t), node, version)
-            return dir_entry(self.view_path(t),
-                             t.client if self.principal.sees_all_clients else "", node)
+            if node is not None:
+                return dir_entry(self.view_path(t),
+                                 t.client if self.principal.sees_all_clients else "", node)
+        # Raised after a clean end of the transaction: a rollback would expire the
+        # rows _lookup remembered.
+        raise NotFound(f"no such file or folder: {self.view_path(t)}")
+
+    def _lookup(self, s, client, t) -> tuple[Node | None, Version | None]:
+        """The live node at `t` and its version: one query, or none if this request
+        has seen the rows (a PUT looks at the file, then at its folder)."""
+        recalled = self._recall(t)
+        if recalled is not None:
+            return recalled
+        if not t.rel:
+            return repo.walk(s, client.id, ()), None
+        parent, node, version = repo.locate(s, client.id, t.rel)
+        if self._located is not None:
+            self._located[t] = (parent, node, version)
+        return node, version
+
+    def _recall(self, t) -> tuple[Node | None, Version | None] | None:
+        """(node, version) at `t` as this request's lookups found them, or None."""
+        for seen, (parent, node, version) in (self._located or {}).items():
+            if seen == t:
+                return node, version
+            if seen.client == t.client and seen.rel[:-1] == t.rel and \
+                    (parent is None or parent.is_dir):
+                return parent, None  # a located row's folder (or its absence)
+        return None
+
+    def _forget(self) -> None:
+        """Drop what a per-request session remembered: it is about to write."""
+        if self._stats:
+            self._stats.clear()
+        if self._located:
+            self._located.clear()
 
     def list(self, path):
         t = self.target(path)
@@ -204,7 +239,7 @@ class Session(PropertiesMixin):
         """
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write") as (s, client):
-            _, node, base = self._place(s, client, t)
+            _, node, base = self._place(s, client, t, recall=True)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             quota = None if client.quota_bytes is None else (
