@@ -3,9 +3,14 @@
 SQLite runs in WAL mode. Write transactions start with BEGIN IMMEDIATE so two
 writers queue on the busy timeout instead of failing when a read snapshot
 would have to be upgraded; reads use plain deferred BEGIN and never block.
+Within one process, SQLite writers also queue on a lock: SQLite's busy handler
+polls with sleeps that grow to 100 ms, so threads that waited on it took many
+times longer than the transaction they waited for. Other processes (the CLI)
+still meet the busy timeout.
 """
 from contextlib import contextmanager
 from pathlib import Path
+import threading
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
@@ -39,6 +44,8 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
+        # Reentrant: a nested write (none is known) meets SQLite's busy timeout as before.
+        self._writers = threading.RLock() if url.startswith("sqlite") else None
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self._read_engine = _sqlite_engine(url, "BEGIN")
@@ -50,7 +57,11 @@ class Database:
 
     @contextmanager
     def write(self) -> OrmSession:
-        with self._write.begin() as s:
+        if self._writers is None:
+            with self._write.begin() as s:
+                yield s
+            return
+        with self._writers, self._write.begin() as s:
             yield s
 
     @contextmanager

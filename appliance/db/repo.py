@@ -1,12 +1,15 @@
 """Queries over the file tree. Every function takes an open ORM session."""
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
 from appliance.db.models import Client, Node, User, UserKey, Version
 
 
+_CLIENT_BY_NAME = select(Client).where(Client.name == bindparam("name"))
+
+
 def client_by_name(s, name: str) -> Client | None:
-    return s.scalar(select(Client).where(Client.name == name))
+    return s.scalar(_CLIENT_BY_NAME, {"name": name})
 
 
 def clients(s, kind: str | None = None) -> list[Client]:
@@ -24,11 +27,6 @@ def root_node(s, client_id: int) -> Node:
                                        Node.deleted_at.is_(None)))
 
 
-def child(s, client_id: int, parent_id: int, name: str) -> Node | None:
-    return s.scalar(select(Node).where(Node.client_id == client_id, Node.parent_id == parent_id,
-                                       Node.name == name, Node.deleted_at.is_(None)))
-
-
 def children_with_versions(s, parent_id: int) -> list[tuple[Node, Version | None]]:
     q = (select(Node, Version).outerjoin(Version, Version.id == Node.current_version_id)
          .where(Node.parent_id == parent_id, Node.deleted_at.is_(None)).order_by(Node.name))
@@ -37,19 +35,62 @@ def children_with_versions(s, parent_id: int) -> list[tuple[Node, Version | None
 
 # Made once: fresh aliases per call would defeat SQLAlchemy's statement cache.
 _LEVELS = [aliased(Node, name=f"n{i}") for i in range(66)]
+# Statements by kind and depth, built on first use with bound parameters: building a
+# chain of joins and its cache key costs more than running it, and a reused
+# statement remembers its cache key (at most 2 * (MAX_DEPTH + 1) entries).
+_CHAINS: dict[tuple[str, int], object] = {}
+
+
+def _chain(entities, depth: int):
+    """SELECT `entities` over the live folders from the client's root down `depth`
+    levels, level i+1 being the child of folder i named :name<i>."""
+    levels = _LEVELS[:depth + 1]
+    stmt = select(*entities).select_from(levels[0]).where(
+        levels[0].client_id == bindparam("client_id"), levels[0].parent_id.is_(None),
+        levels[0].deleted_at.is_(None))
+    for i, (parent, node) in enumerate(zip(levels, levels[1:])):
+        stmt = stmt.join(node, (node.parent_id == parent.id)
+                         & (node.name == bindparam(f"name{i}"))
+                         & node.deleted_at.is_(None) & parent.is_dir)
+    return stmt
+
+
+def _statement(kind: str, depth: int):
+    stmt = _CHAINS.get((kind, depth))
+    if stmt is None:
+        if kind == "walk":
+            stmt = _chain([_LEVELS[depth]], depth)
+        else:  # the folder at `depth`, its child :leaf if any, and the child's version
+            folder, node = _LEVELS[depth], _LEVELS[depth + 1]
+            stmt = (_chain([folder, node, Version], depth)
+                    .outerjoin(node, (node.parent_id == folder.id) & folder.is_dir
+                               & (node.name == bindparam("leaf")) & node.deleted_at.is_(None))
+                    .outerjoin(Version, Version.id == node.current_version_id))
+        _CHAINS[(kind, depth)] = stmt
+    return stmt
+
+
+def _names(client_id: int, rel) -> dict:
+    params = {f"name{i}": name for i, name in enumerate(rel)}
+    params["client_id"] = client_id
+    return params
 
 
 def walk(s, client_id: int, rel) -> Node | None:
     """The live node at `rel` below the client's root, or None: one query, any depth
     (a chain of self-joins, each level a live child of a folder named rel[i])."""
-    levels = _LEVELS[:len(rel) + 1]
-    q = select(levels[-1]).select_from(levels[0]).where(
-        levels[0].client_id == client_id, levels[0].parent_id.is_(None),
-        levels[0].deleted_at.is_(None))
-    for parent, node, name in zip(levels, levels[1:], rel):
-        q = q.join(node, (node.parent_id == parent.id) & (node.name == name)
-                   & node.deleted_at.is_(None) & parent.is_dir)
-    return s.scalar(q)
+    return s.scalar(_statement("walk", len(rel)), _names(client_id, rel))
+
+
+def locate(s, client_id: int, rel) -> tuple[Node | None, Node | None, Version | None]:
+    """(parent, node, version) for a non-empty `rel` in one query: the node at
+    rel[:-1] (None if there is none; maybe not a folder), the live node named
+    rel[-1] in it (None if there is none) and that node's current version
+    (None for a folder)."""
+    params = _names(client_id, rel[:-1])
+    params["leaf"] = rel[-1]
+    row = s.execute(_statement("locate", len(rel) - 1), params).first()
+    return tuple(row) if row is not None else (None, None, None)
 
 
 def versions_of(s, node_id: int) -> list[Version]:
@@ -76,11 +117,43 @@ def all_blob_ids(s) -> set[str]:
     return set(s.scalars(select(Version.blob_id)))
 
 
+# No ORM synchronisation: it would evaluate the bound parameters as None, and the
+# callers hold ClientInfo snapshots, not Client rows.
+_ADD_USAGE = (update(Client).where(Client.id == bindparam("client_id"))
+              .values(used_bytes=Client.used_bytes + bindparam("delta", type_=BigInteger))
+              .execution_options(synchronize_session=False))
+
+
 def add_usage(s, client_id: int, delta: int) -> None:
     """Adjust a client's usage in SQL, so concurrent transactions do not lose updates."""
     if delta:
-        s.execute(update(Client).where(Client.id == client_id)
-                  .values(used_bytes=Client.used_bytes + delta))
+        s.execute(_ADD_USAGE, {"client_id": client_id, "delta": delta})
+
+
+_NODES, _VERSIONS = Node.__table__, Version.__table__
+# Core statements: publishing a version is the hot path of every upload, and the
+# unit of work costs more than these three statements.
+_ADD_NODE = _NODES.insert().returning(_NODES.c.id)
+_ADD_VERSION = _VERSIONS.insert().returning(_VERSIONS.c.id)
+_MAKE_CURRENT = (_NODES.update().where(_NODES.c.id == bindparam("node_id"))
+                 .values(current_version_id=bindparam("version_id"), modified_at=bindparam("now")))
+
+
+def add_file(s, client_id: int, parent_id: int, name: str, now: float) -> int:
+    """Insert a live file node without a version yet; return its id."""
+    return s.execute(_ADD_NODE, dict(client_id=client_id, parent_id=parent_id, name=name,
+                                     is_dir=False, created_at=now, modified_at=now)).scalar_one()
+
+
+def add_version(s, version: Version) -> int:
+    """Insert the row of a transient `version`; return its id (also set on it)."""
+    fields = {c.key: getattr(version, c.key) for c in _VERSIONS.c if c.key != "id"}
+    version.id = s.execute(_ADD_VERSION, fields).scalar_one()
+    return version.id
+
+
+def make_current(s, node_id: int, version_id: int, now: float) -> None:
+    s.execute(_MAKE_CURRENT, {"node_id": node_id, "version_id": version_id, "now": now})
 
 
 def keys_of(s, user_id: int) -> list[UserKey]:

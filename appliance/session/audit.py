@@ -9,7 +9,7 @@ import hashlib
 import json
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from appliance.db.models import AuditEvent, AuditHead
 
@@ -22,17 +22,40 @@ def _digest(prev_hash: str, fields: dict) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+# Statements built once (with bound parameters they keep their compiled form).
+_ADVANCE = (update(AuditHead).where(AuditHead.id == 1,
+                                    AuditHead.last_hash == bindparam("prev"))
+            .values(count=AuditHead.count + 1, last_hash=bindparam("digest"))
+            .execution_options(synchronize_session=False))
+_LOCK_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(count=AuditHead.count + 1)
+              .returning(AuditHead.last_hash).execution_options(synchronize_session=False))
+_SET_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(last_hash=bindparam("digest"))
+             .execution_options(synchronize_session=False))
+_INSERT = AuditEvent.__table__.insert()
+
+# The chain's end as this process last wrote it: a guess that saves a round trip.
+# _ADVANCE applies only if the head still holds it, so a stale guess (another
+# process appended, or our transaction rolled back) costs the slow path, never a
+# broken chain.
+_last_written: str | None = None
+
+
 def append(s, *, actor, protocol, address, action, path=None, outcome="ok", detail=None) -> None:
     """Add one event inside the caller's write transaction."""
+    global _last_written
     fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
                   action=action, path=path, outcome=outcome, detail=detail)
-    # One statement takes the row lock and reads the chain's end (the migration made the row).
-    prev = s.execute(update(AuditHead).where(AuditHead.id == 1)
-                     .values(count=AuditHead.count + 1)
-                     .returning(AuditHead.last_hash)).scalar_one()
-    digest = _digest(prev, fields)
-    s.add(AuditEvent(prev_hash=prev, hash=digest, **fields))
-    s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=digest))
+    prev = _last_written
+    digest = _digest(prev, fields) if prev is not None else None
+    if digest is None or s.execute(_ADVANCE, {"prev": prev, "digest": digest}).rowcount != 1:
+        # One statement takes the row lock and reads the chain's end (the migration
+        # made the row); the lock is held until the caller commits.
+        prev = s.execute(_LOCK_HEAD).scalar_one()
+        digest = _digest(prev, fields)
+        s.execute(_SET_HEAD, {"digest": digest})
+    # Inserted while the head row is locked: event ids follow the chain's order.
+    s.execute(_INSERT, dict(prev_hash=prev, hash=digest, **fields))
+    _last_written = digest
 
 
 def verify(s) -> tuple[int, int | None]:

@@ -3,7 +3,7 @@
 locks survive a restart. The adapter translates view paths to canonical ones."""
 import time
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 
 from appliance.db.models import Lock
 
@@ -14,6 +14,25 @@ _FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "tim
 
 def _as_dict(row: Lock) -> dict:
     return {k: getattr(row, k) for k in _FIELDS}
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (escape character '/') matching strings that start with `prefix`."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+
+
+def _at(include_root: bool, include_children: bool):
+    table = Lock.__table__
+    conds = []
+    if include_root:
+        conds.append(table.c.root == bindparam("root"))
+    if include_children:
+        conds.append(table.c.root.like(bindparam("below"), escape="/"))
+    return select(table).where(or_(*conds), table.c.expire >= bindparam("now"))
+
+
+# Built once, Core rows: wsgidav asks for the locks of every write request.
+_AT = {(r, c): _at(r, c) for r in (True, False) for c in (True, False) if r or c}
 
 
 class LockStore:
@@ -51,15 +70,11 @@ class LockStore:
             return s.execute(delete(Lock).where(Lock.token == token)).rowcount > 0
 
     def at(self, root: str, *, include_root: bool, include_children: bool) -> list[dict]:
-        conds = []
-        if include_root:
-            conds.append(Lock.root == root)
-        if include_children:
-            prefix = root.rstrip("/") + "/"
-            conds.append(Lock.root.startswith(prefix, autoescape=True))
+        params = {"root": root, "below": _like_prefix(root.rstrip("/") + "/"),
+                  "now": time.time()}
         with self.db.read() as s:
-            rows = s.scalars(select(Lock).where(or_(*conds), Lock.expire >= time.time()))
-            return [_as_dict(r) for r in rows]
+            rows = s.execute(_AT[include_root, include_children], params).mappings()
+            return [dict(r) for r in rows]
 
     def under(self, root: str) -> list[dict]:
         """Every live lock at or below `root` (one query; callers filter in memory)."""

@@ -52,6 +52,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         self.protocol = protocol
         self.address = address
         self._stats: dict | None = {} if per_request else None
+        # Rows this request's lookups found: target -> (parent, node, version).
+        self._located: dict | None = {} if per_request else None
         # Client rows read once per request (ClientInfo snapshots).
         self._clients: dict | None = {} if per_request else None
         # Grants per tree, read once per request.
@@ -106,8 +108,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             right: str | None = None):
         """A transaction for one operation; audits success in it and denials after it."""
         opened = self.app.db.write if write else self.app.db.read
-        if write and self._stats:
-            self._stats.clear()
+        if write:
+            self._forget()
         try:
             with opened() as s:
                 client = self._client(s, t, right or action)
@@ -134,13 +136,18 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
         return node
 
-    def _parent_dir(self, s, client, t) -> Node:
+    def _place(self, s, client, t, *, recall: bool = False
+               ) -> tuple[Node, Node | None, Version | None]:
+        """The folder `t` goes in, the live node at `t` (or None) and its version.
+        `recall`: rows this request already looked up will do (reads only: a write
+        must decide on what its own transaction sees)."""
         if not t.rel:
             raise Denied("the top folder cannot be replaced")
-        parent = repo.walk(s, client.id, t.rel[:-1])
+        hit = self._located.get(t) if recall and self._located is not None else None
+        parent, node, version = hit or repo.locate(s, client.id, t.rel)
         if parent is None or not parent.is_dir:
             raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
-        return parent
+        return parent, node, version
 
     # -- reading the tree --------------------------------------------------------
 
@@ -164,11 +171,44 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
                 return dir_entry("/", "")
             if in_view(t.rel):
                 return self._history_stat(s, client, t)
-            node = self._node(s, client, t)
-            version = s.get(Version, node.current_version_id) if not node.is_dir else None
-            name = node.name or (t.prefix[-1] if t.prefix else "")
-            e = entry_for(self.view_path(t), node, version)
-            return e if node.name else dir_entry(e.path, name, node)
+            node, version = self._lookup(s, client, t)
+            if node is not None and node.name:
+                return entry_for(self.view_path(t), node, version)
+            if node is not None:
+                return dir_entry(self.view_path(t), t.prefix[-1] if t.prefix else "", node)
+        # Raised after a clean end of the transaction: a rollback would expire the
+        # rows _lookup remembered.
+        raise NotFound(f"no such file or folder: {self.view_path(t)}")
+
+    def _lookup(self, s, client, t) -> tuple[Node | None, Version | None]:
+        """The live node at `t` and its version: one query, or none if this request
+        has seen the rows (a PUT looks at the file, then at its folder)."""
+        recalled = self._recall(t)
+        if recalled is not None:
+            return recalled
+        if not t.rel:
+            return repo.walk(s, client.id, ()), None
+        parent, node, version = repo.locate(s, client.id, t.rel)
+        if self._located is not None:
+            self._located[t] = (parent, node, version)
+        return node, version
+
+    def _recall(self, t) -> tuple[Node | None, Version | None] | None:
+        """(node, version) at `t` as this request's lookups found them, or None."""
+        for seen, (parent, node, version) in (self._located or {}).items():
+            if seen == t:
+                return node, version
+            if seen.client == t.client and seen.rel[:-1] == t.rel and \
+                    (parent is None or parent.is_dir):
+                return parent, None  # a located row's folder (or its absence)
+        return None
+
+    def _forget(self) -> None:
+        """Drop what a per-request session remembered: it is about to write."""
+        if self._stats:
+            self._stats.clear()
+        if self._located:
+            self._located.clear()
 
     def list(self, path):
         t = self.target(path)
@@ -232,11 +272,9 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         """
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            _, node, base = self._place(s, client, t, recall=True)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
-            base = s.get(Version, node.current_version_id) if node is not None else None
             quota = None if client.quota_bytes is None else (
                 client.quota_bytes - client.used_bytes + (base.size if base else 0))
             base_reader = None
@@ -268,31 +306,25 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
     def _publish(self, t, writer, wrapped_key, mtime):
         now = time.time()
         with self._op("write", t, write=True, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            node = repo.child(s, client.id, parent.id, t.rel[-1])
+            parent, node, old = self._place(s, client, t)
             if node is not None and node.is_dir:
                 raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
-            old = s.get(Version, node.current_version_id) if node is not None else None
-            if node is None:
-                node = Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=False)
-                s.add(node)
-                s.flush()
+            if node is None:  # a transient record of the new row, for the Entry
+                node = Node(id=repo.add_file(s, client.id, parent.id, t.rel[-1], now),
+                            name=t.rel[-1], is_dir=False)
             version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
                               sha256=writer.sha256(), wrapped_key=wrapped_key,
                               mtime=mtime if mtime is not None else now, created_at=now,
                               author=self.principal.login)
-            s.add(version)
-            s.flush()
-            node.current_version_id = version.id
-            node.modified_at = now
+            repo.make_current(s, node.id, repo.add_version(s, version), now)
             repo.add_usage(s, client.id, version.size - (old.size if old else 0))
             return file_entry(self.view_path(t), node, version)
 
     def mkdir(self, path):
         t = self.target(path)
         with self._op("mkdir", t, write=True, right="write") as (s, client):
-            parent = self._parent_dir(s, client, t)
-            if repo.child(s, client.id, parent.id, t.rel[-1]) is not None:
+            parent, existing, _ = self._place(s, client, t)
+            if existing is not None:
                 raise Conflict(f"already exists: {self.view_path(t)}")
             s.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
             parent.modified_at = time.time()
@@ -349,12 +381,11 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             node = self._node(s, client, ts)
             if not ts.rel:
                 raise Denied("the top folder of a client cannot be moved")
-            parent = self._parent_dir(s, client, td)
+            parent, existing, _ = self._place(s, client, td)
             if node.is_dir and td.rel[:len(ts.rel)] == ts.rel:
                 raise BadRequest("a folder cannot be moved into itself")
             if td.rel == ts.rel:
                 return
-            existing = repo.child(s, client.id, parent.id, td.rel[-1])
             if existing is not None:
                 node = self._replace(s, client, node, existing, td, overwrite)
             now = time.time()

@@ -144,16 +144,18 @@ class Handler(SFTPServerInterface):
         return self._open_write(path, flags, attr)
 
     def _open_write(self, path, flags, attr):
-        try:
-            existing = self.session.stat(path)
-        except NotFound:
-            existing = None
-        if existing is None and not flags & os.O_CREAT:
-            raise NotFound(f"no such file: {path}")
-        if existing is not None and flags & os.O_CREAT and flags & os.O_EXCL:
-            raise Conflict(f"already exists: {path}")
-        upload = self.session.open_write(path, truncate=bool(flags & os.O_TRUNC)
-                                         or existing is None)
+        # Plain O_CREAT (what uploads send) accepts either case: no lookup needed,
+        # and truncate does not matter for a file that does not exist yet.
+        if flags & (os.O_CREAT | os.O_EXCL) != os.O_CREAT:
+            try:
+                existing = self.session.stat(path)
+            except NotFound:
+                existing = None
+            if existing is None and not flags & os.O_CREAT:
+                raise NotFound(f"no such file: {path}")
+            if existing is not None and flags & os.O_CREAT and flags & os.O_EXCL:
+                raise Conflict(f"already exists: {path}")
+        upload = self.session.open_write(path, truncate=bool(flags & os.O_TRUNC))
         if attr is not None and attr.st_mtime is not None:
             upload.mtime = float(attr.st_mtime)
         key = paths.join(paths.clean(path))
