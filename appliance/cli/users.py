@@ -45,7 +45,7 @@ def add(login, client_name, staff, email, password_stdin, no_totp, data_dir, as_
 
 
 def _human_user(d):
-    yield f"user {d['login']} created ({d['role']}{', client ' + d['client'] if d['client'] else ''})"
+    yield f"user {d['login']} created ({'user of client ' + d['client'] if d['client'] else 'staff'})"
     yield from _human_secrets(d)
 
 

@@ -108,7 +108,7 @@ class GrantsMixin:
             members = [self._member(s, c) for c in clients] if clients else \
                 repo.clients(s, "client")
             for c in members:
-                if repo.child(s, c.id, repo.root_node(s, c.id).id, name) is not None:
+                if repo.walk(s, c.id, (name,)) is not None:
                     raise Conflict(f"client {c.name} has a top-level {name!r}; "
                                    f"choose another library name")
         made = self.add_client(name, None, kind="library")
