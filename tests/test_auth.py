@@ -195,3 +195,12 @@ def test_ssh_key_query_without_signature_is_not_a_factor(app):
     assert server.check_auth_interactive_response([now_code(secret, 1)]) \
         == paramiko.AUTH_SUCCESSFUL
     assert server.session.principal.login == "tom"
+
+
+def test_enrolling_totp_ends_remembered_password_logins(app):
+    make_user(app, with_totp=False)
+    assert app.auth.password_login("tom", P, "webdav", "10.0.0.1").login == "tom"
+    app.admin().reset_totp("tom")
+    time.sleep(5.1)      # past the re-check interval of a remembered password login
+    with pytest.raises(AuthFailed):
+        app.auth.password_login("tom", P, "webdav", "10.0.0.1")

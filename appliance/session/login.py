@@ -288,6 +288,8 @@ class Authenticator:
             user = s.get(User, hit.principal.user_id)
             if user is None or user.disabled or user.password_hash != hit.stored_hash:
                 return False
+            if hit.kind == "password" and user.totp_secret is not None:
+                return False    # TOTP was enrolled since: the password alone is not enough
             row = None
             if hit.kind == "drive":
                 row = s.get(DriveSession, hit.row_id)
