@@ -47,7 +47,7 @@ compares OpenSSH's sftp rows with one cipher on both.
                and 4 GiB (sparse source files; VmRSS sampled every 0.1 s, VmHWM reset
                before each), which should stay flat. Adds about 1 minute.
 --patch        start Strongroom through bench/sftp_patches.py with candidate fixes
-               monkeypatched in (pipe, readbuf, window4m, gcm; see that file), to
+               monkeypatched in (window4m; see that file), to
                measure a fix before making it. The application code is not changed.
 
 Needs: /usr/sbin/sshd (`apt-get install -y openssh-server`, done here when missing
