@@ -1,17 +1,9 @@
 """`strongroom client ...`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.cli.options import (converted, data_dir_option, emit, human_size, json_option,
+                                   open_app)
 from config.converters import size
-
-
-def _quota(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 @click.group()
@@ -21,7 +13,7 @@ def client():
 
 @client.command("add", epilog="Example: strongroom client add acme --quota 10GiB")
 @click.argument("name")
-@click.option("--quota", callback=_quota, help="Storage quota, e.g. 10GiB (default: none).")
+@click.option("--quota", callback=converted(size), help="Storage quota, e.g. 10GiB (default: none).")
 @data_dir_option
 @json_option
 def add(name, quota, data_dir, as_json):

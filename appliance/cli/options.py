@@ -22,6 +22,18 @@ data_dir_option = click.option(
     show_default="$STRONGROOM_DATA_DIR, else /var/lib/strongroom (root) or ~/.local/share/strongroom",
     help="The appliance's data directory.")
 
+def converted(convert):
+    """A click callback running a config converter (size, duration, ...) on an option."""
+    def callback(ctx, param, value):
+        if value is None:
+            return None
+        try:
+            return convert(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return callback
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 

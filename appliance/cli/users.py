@@ -4,18 +4,10 @@ import sys
 
 import click
 
-from appliance.cli.options import data_dir_option, emit, fail, json_option, open_app
+from appliance.cli.options import (converted, data_dir_option, emit, fail, json_option,
+                                   open_app)
 from auth import totp
 from config.converters import duration
-
-
-def _duration(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        return duration(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
 
 
 @click.group()
@@ -137,7 +129,7 @@ def app_password():
                                        '--label "Laptop" --expires 90d')
 @click.argument("login")
 @click.option("--label", required=True, help="What the password is for; used to revoke it.")
-@click.option("--expires", callback=_duration, help="Lifetime, e.g. 90d or 12h (default: none).")
+@click.option("--expires", callback=converted(duration), help="Lifetime, e.g. 90d or 12h (default: none).")
 @data_dir_option
 @json_option
 def app_password_create(login, label, expires, data_dir, as_json):
