@@ -1,4 +1,5 @@
 """Options and helpers shared by every command."""
+import datetime
 import json
 import os
 import sys
@@ -21,6 +22,13 @@ data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=default_data_dir,
     show_default="$STRONGROOM_DATA_DIR, else /var/lib/strongroom (root) or ~/.local/share/strongroom",
     help="The appliance's data directory.")
+
+def iso_time(ts: float | None) -> str:
+    """A timestamp as ISO 8601 in UTC to the second; '-' for none."""
+    if ts is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
+
 
 def converted(convert):
     """A click callback running a config converter (size, duration, ...) on an option."""

@@ -1,11 +1,10 @@
 """`strongroom user ...`"""
-import datetime
 import sys
 
 import click
 
-from appliance.cli.options import (converted, data_dir_option, emit, fail, json_option,
-                                   open_app)
+from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
+                                   json_option, open_app)
 from auth import totp
 from config.converters import duration
 
@@ -147,8 +146,8 @@ def app_password_list(login, data_dir, as_json):
     """List LOGIN's app passwords (labels and dates; the secrets are not kept)."""
     rows = open_app(data_dir).admin().list_app_passwords(login)
     emit(rows, as_json, lambda rs: [f"{'LABEL':30} {'CREATED':25} {'LAST USED':25} EXPIRES"] +
-         [f"{r['label']:30} {_when(r['created_at']):25} {_when(r['last_used_at']):25} "
-          f"{_when(r['expires_at'])}" for r in rs])
+         [f"{r['label']:30} {iso_time(r['created_at']):25} {iso_time(r['last_used_at']):25} "
+          f"{iso_time(r['expires_at'])}" for r in rs])
 
 
 @app_password.command("revoke", epilog='Example: strongroom user app-password revoke alice Laptop')
@@ -169,14 +168,9 @@ def sessions(login, data_dir, as_json):
     """List LOGIN's WebDAV drive sessions (opened with password+code)."""
     rows = open_app(data_dir).admin().list_drive_sessions(login)
     emit(rows, as_json, lambda rs: [f"{'ID':>6} {'NETWORK':20} {'LAST USED':25} EXPIRES"] +
-         [f"{r['id']:>6} {r['network']:20} {_when(r['last_used_at']):25} "
-          f"{_when(r['expires_at'])}" for r in rs])
+         [f"{r['id']:>6} {r['network']:20} {iso_time(r['last_used_at']):25} "
+          f"{iso_time(r['expires_at'])}" for r in rs])
 
-
-def _when(ts) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @user.command("list")

@@ -1,9 +1,8 @@
 """`strongroom versions ...`"""
-import datetime
-
 import click
 
-from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
+                                   open_app)
 from appliance.errors import NotFound
 from appliance.session import ADMIN
 
@@ -15,9 +14,6 @@ def _session(data_dir, client_name):
         raise NotFound(f"no such client: {client_name}")
     return app.session(ADMIN, "cli")
 
-
-def _iso(ts: float) -> str:
-    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 @click.group()
@@ -32,8 +28,8 @@ def versions():
 @json_option
 def list_(path, client_name, data_dir, as_json):
     """List every version of PATH, oldest first; the current one is marked."""
-    rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": _iso(v.created_at),
-             "mtime": _iso(v.mtime), "author": v.author, "current": v.current}
+    rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": iso_time(v.created_at),
+             "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
             for v in _session(data_dir, client_name).versions(f"/{client_name}/{path.lstrip('/')}")]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
          [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
