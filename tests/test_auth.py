@@ -16,7 +16,7 @@ from sqlalchemy import select
 from appliance.db.models import AuditEvent
 from appliance.errors import AuthFailed
 from appliance.sftp.sshauth import ALL_METHODS, CODE_PROMPT, PASSWORD_PROMPT, SSHServer
-from auth import acl, throttle, totp
+from auth import acl, passwords, throttle, totp
 from tests.appfixtures import *  # noqa: F401,F403
 
 P = "Correct-horse-battery-staple-42"
@@ -85,6 +85,12 @@ def test_throttle_delays_then_blocks_longer_each_time_and_forgets():
     s = throttle.after_failure(s, policy, t + 32)
     assert s.blocked_until == t + 32 + 25                   # capped at block_max
     assert throttle.verdict(s, policy, t + 32 + 25 + 101) == (False, 0.0)   # forgotten
+
+
+def test_generated_passwords_pass_the_policy_even_for_one_letter_logins():
+    # A 20-character password holds "a" or "A" about half the time; each must be redrawn.
+    for _ in range(200):
+        passwords.check_policy("a", passwords.generate_password("a"))
 
 
 def test_totp_window_is_one_step_each_way():

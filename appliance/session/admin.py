@@ -52,7 +52,7 @@ class Admin(CredentialsMixin, GrantsMixin):
             raise BadRequest("logins are 1-64 letters, digits, '.', '_' or '-'")
         generated = password is None
         if generated:
-            password = passwords.generate_password()
+            password = passwords.generate_password(login)
         try:
             passwords.check_policy(login, password)
         except ValueError as e:

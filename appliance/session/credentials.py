@@ -15,7 +15,7 @@ class CredentialsMixin:
     def set_password(self, login: str, password: str | None) -> dict:
         """A new password (generated when None); ends the user's drive sessions."""
         generated = password is None
-        password = passwords.generate_password() if generated else password
+        password = passwords.generate_password(login) if generated else password
         try:
             passwords.check_policy(login, password)
         except ValueError as e:
