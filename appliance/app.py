@@ -27,6 +27,13 @@ class App:
         self.auth = Authenticator(self.db, self.config)
         # Which libraries each client sees, remembered briefly (session.access).
         self.library_names: dict = {}
+        # Bumped by every change of clients, grants or libraries made in this process,
+        # so that sessions drop what they remember of them (session.access).
+        self.access_generation = 0
+
+    def access_changed(self) -> None:
+        self.access_generation += 1
+        self.library_names.clear()
 
     def session(self, principal, protocol: str, address: str | None = None, *,
                 per_request: bool = False) -> Session:

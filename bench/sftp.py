@@ -863,7 +863,7 @@ def _thread_role(frames: list[str], thread: str) -> str:
     return "other"
 
 
-def profile(sr: Strongroom, work: Workload, out_dir: str) -> None:
+def profile(sr: Strongroom, work: Workload, out_dir: str, rows: list[str]) -> None:
     prof = Profiler(out_dir, sr.proc.pid)
     print(f"\nProfiles of Strongroom (py-spy --nonblocking --threads, 200 Hz) in {out_dir}")
     jobs = (("sftp-put", "OpenSSH sftp put 512 MiB", "put", False),
@@ -872,6 +872,8 @@ def profile(sr: Strongroom, work: Workload, out_dir: str) -> None:
             ("psftp-put", f"psftp put {PROFILE_PSFTP // MIB} MiB, GIL holder only", "psput",
              True),
             ("rclone-small", f"rclone {SMALL_FILES} x {SMALL // 1024} KiB", "small", False),
+            ("rclone-small", f"rclone {SMALL_FILES} x {SMALL // 1024} KiB, GIL holder only",
+             "small", True),
             ("sftp-get", "OpenSSH sftp get 512 MiB, GIL holder only", "get", True),
             ("psftp-get", f"psftp get {work.psftp_size // MIB} MiB, GIL holder only", "psget",
              True))
@@ -883,6 +885,8 @@ def profile(sr: Strongroom, work: Workload, out_dir: str) -> None:
         with open(work.ps_src, "rb") as src, open(small.ps_src, "wb") as dst:
             dst.write(src.read(small.psftp_size))
     for name, label, row, gil in jobs:
+        if row not in rows:
+            continue
         try:
             # psftp get downloads the file the probe uploaded: the whole workload's
             w = work if row == "psget" else small
@@ -981,6 +985,9 @@ def main() -> None:
                     help="run Strongroom with experimental fixes from bench/sftp_patches.py "
                          "(pipe, readbuf, window4m, gcm)")
     ap.add_argument("--only", choices=("openssh", "strongroom"))
+    ap.add_argument("--rows", default="put,get,put4,psput,psget,small", metavar="ROW[,ROW]",
+                    help="rows to run and profile (default: all of put, get, put4, psput, "
+                         "psget, small)")
     ap.add_argument("--no-table", action="store_true", help="skip the comparison")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
@@ -1022,7 +1029,7 @@ def main() -> None:
             print(f"{srv.name}{patched}: 127.0.0.1:{srv.port} pid {srv.proc.pid}, {algos}; RSS at "
                   f"start {proc_status(srv.proc.pid, 'VmRSS'):.0f} MiB", flush=True)
         if not args.no_table:
-            rows = work.rows(args.psftp_mib)
+            rows = [r for r in work.rows(args.psftp_mib) if r[0] in args.rows.split(",")]
             results = measure(servers, work, rows, args.repeat)
             print_table(results, servers, rows, args.repeat)
             print("downloads checked by SHA-256: " + "; ".join(
@@ -1031,7 +1038,7 @@ def main() -> None:
             print(f"Strongroom daemon VmHWM now {proc_status(sr.proc.pid, 'VmHWM'):.0f} MiB "
                   f"(since the last reset), VmRSS {proc_status(sr.proc.pid, 'VmRSS'):.0f} MiB")
         if args.profile and sr in servers:
-            profile(sr, work, args.profile)
+            profile(sr, work, args.profile, args.rows.split(","))
         if args.sizes and sr in servers:
             sizes(sr, clients, tmp)
         if os.path.exists(sr.log_path):

@@ -676,6 +676,7 @@ def _expected_slice(seed: bytes, start: int, length: int) -> bytes:
 # -- main ---------------------------------------------------------------------------
 
 def main() -> None:
+    global ROWS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5, help="runs per row; the best counts")
     ap.add_argument("--large", action="store_true", help="4 GiB PUT/GET and a Range GET")
@@ -685,12 +686,17 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="change the benchmark's strongroom.toml (repeatable)")
     ap.add_argument("--only", choices=("apache", "strongroom"))
+    ap.add_argument("--rows", default=",".join(r for r, _ in ROWS), metavar="ROW[,ROW]",
+                    help="rows to run (default: all): " + ", ".join(r for r, _ in ROWS))
     ap.add_argument("--no-table", action="store_true",
                     help="skip the comparison (with --large or --profile)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
     if not 1 <= args.repeat <= 10:
         raise SystemExit("--repeat is 1..10")
+    ROWS = tuple((r, label) for r, label in ROWS if r in args.rows.split(","))
+    if not ROWS:
+        raise SystemExit("--rows names none of the rows")
 
     started = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="sr-webdav-bench-")

@@ -1,9 +1,13 @@
 """Rights and views in the service layer, on SQLite and PostgreSQL: staff see only
 granted clients, grants follow renamed folders, libraries are read-only for
 clients, and grants cannot cross client boundaries."""
+import time
+
 import pytest
 
-from appliance.errors import BadRequest, Denied, NotFound
+from appliance.app import App
+from appliance.errors import BadRequest, Denied, NotFound, QuotaExceeded
+from appliance.session import access
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import PASSWORD, admin_session, client_session, get, put
 
@@ -95,3 +99,27 @@ def test_revoking_the_default_grant_leaves_nothing(app):
     assert alice.check("delete", "/a.txt") == "denied"
     assert alice.check("read", "/a.txt") == "allowed"
     assert alice.check("read", "/nope.txt") == "not found"
+
+
+def test_a_change_from_another_process_reaches_open_sessions_within_the_ttl(app, monkeypatch):
+    """An SFTP session remembers grants briefly (session.access.ACCESS_TTL); the CLI
+    is another process, whose changes this process cannot see being made."""
+    monkeypatch.setattr(access, "ACCESS_TTL", 0.3)
+    alice = client_session(app, "acme")
+    put(alice, "/a.txt", b"a")
+    assert get(alice, "/a.txt") == b"a"
+    other = App(app.data_dir)
+    try:
+        other.admin().revoke("/acme", client="acme")
+    finally:
+        other.close()
+    time.sleep(0.35)
+    with pytest.raises(NotFound):
+        get(alice, "/a.txt")
+
+
+def test_quota_counts_uploads_of_the_same_session_at_once(app):
+    alice = client_session(app, "acme", quota=10)
+    put(alice, "/a.txt", b"123456")
+    with pytest.raises(QuotaExceeded):
+        put(alice, "/b.txt", b"123456")

@@ -12,6 +12,13 @@ def client_by_name(s, name: str) -> Client | None:
     return s.scalar(_CLIENT_BY_NAME, {"name": name})
 
 
+_USED_BYTES = select(Client.used_bytes).where(Client.id == bindparam("client_id"))
+
+
+def used_bytes(s, client_id: int) -> int:
+    return s.scalar(_USED_BYTES, {"client_id": client_id})
+
+
 def clients(s, kind: str | None = None) -> list[Client]:
     """Client trees, library trees, or (kind None) both, by name."""
     q = select(Client).order_by(Client.name)

@@ -21,6 +21,10 @@ from auth import acl
 
 RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
 LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries
+# Seconds a long-lived session (SFTP) trusts a client row and its grants without
+# reading them again, unless this process changed access meanwhile (App.access_changed):
+# a change made by the CLI, another process, reaches open SFTP sessions within it.
+ACCESS_TTL = 2.0
 _ALL = (acl.Grant((), acl.RIGHTS),)
 _READ = (acl.Grant((), "r"),)
 
@@ -47,11 +51,33 @@ class AccessMixin:
         memo[key] = (time.monotonic(), names)
         return names
 
+    def access_stamp(self) -> tuple[int, float]:
+        """Taken before reading something remembered()."""
+        return self.app.access_generation, time.monotonic()
+
+    def remembered(self, cache: dict, key):
+        """A value read earlier (None if none): a request keeps what it read for its
+        short life; a long-lived session for ACCESS_TTL seconds, and only while
+        this process has not changed access since."""
+        hit = cache.get(key)
+        if hit is None:
+            return None
+        generation, at, value = hit
+        if self._per_request or (generation == self.app.access_generation
+                                 and time.monotonic() - at < ACCESS_TTL):
+            return value
+        return None
+
     def _grants(self, s, client) -> tuple:
         """The acl.Grants of this principal in `client`'s tree."""
-        cache = self._grant_cache
-        if cache is not None and client.id in cache:
-            return cache[client.id]
+        grants = self.remembered(self._grant_cache, client.id)
+        if grants is None:
+            stamp = self.access_stamp()
+            grants = self._read_grants(s, client)
+            self._grant_cache[client.id] = (*stamp, grants)
+        return grants
+
+    def _read_grants(self, s, client) -> tuple:
         p = self.principal
         if p.role == "admin":
             grants = _ALL
@@ -69,8 +95,6 @@ class AccessMixin:
             grants = tuple(acl.Grant(split(path), rights) for path, rights in rows)
             if client.kind == "library":
                 grants += _READ
-        if cache is not None:
-            cache[client.id] = grants
         return grants
 
     def _decide(self, s, client, t, action: str) -> None:

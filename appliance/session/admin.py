@@ -18,6 +18,9 @@ class Admin(CredentialsMixin, GrantsMixin):
         self.app, self.actor, self.protocol = app, actor, protocol
 
     def _audit(self, s, action, path, detail=None):
+        """Every admin change is audited here, and may change access: sessions of
+        this process drop what they remember (another process's within ACCESS_TTL)."""
+        self.app.access_changed()
         audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
                      action=action, path=path, detail=detail)
 

@@ -27,12 +27,12 @@ from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Up
 
 @dataclass(frozen=True)
 class ClientInfo:
-    """What an operation needs of a client row; a snapshot, never written back
-    (usage is changed in SQL by repo.add_usage)."""
+    """What an operation needs of a client row; a snapshot, never written back.
+    Usage changes with every upload, so it is not part of it: repo.used_bytes
+    reads it when a quota needs it, and repo.add_usage changes it in SQL."""
     id: int
     name: str
     quota_bytes: int | None
-    used_bytes: int
     wrapped_key: bytes
     kind: str = "client"
 
@@ -51,13 +51,14 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         self.principal = principal
         self.protocol = protocol
         self.address = address
+        self._per_request = per_request
         self._stats: dict | None = {} if per_request else None
         # Rows this request's lookups found: target -> (parent, node, version).
         self._located: dict | None = {} if per_request else None
-        # Client rows read once per request (ClientInfo snapshots).
-        self._clients: dict | None = {} if per_request else None
-        # Grants per tree, read once per request.
-        self._grant_cache: dict | None = {} if per_request else None
+        # ClientInfo snapshots by client name and grants by client id, with the
+        # (generation, time) they were read at: see remembered().
+        self._clients: dict = {}
+        self._grant_cache: dict = {}
 
     # -- views and decisions ---------------------------------------------------------
 
@@ -90,15 +91,14 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             if action != "list":
                 raise Denied("the top folder only lists clients; clients are made with the CLI")
             return None
-        client = self._clients.get(t.client) if self._clients is not None else None
+        client = self.remembered(self._clients, t.client)
         if client is None:
+            stamp = self.access_stamp()
             row = repo.client_by_name(s, t.client)
             if row is None:
                 raise NotFound(f"no such folder: {self.view_path(t)}")
-            client = ClientInfo(row.id, row.name, row.quota_bytes, row.used_bytes,
-                                row.wrapped_key, row.kind)
-            if self._clients is not None:
-                self._clients[t.client] = client
+            client = ClientInfo(row.id, row.name, row.quota_bytes, row.wrapped_key, row.kind)
+            self._clients[t.client] = (*stamp, client)
         self._decide(s, client, t, action)
         self._refuse_writes_in_view(t, action)
         return client
@@ -276,7 +276,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             quota = None if client.quota_bytes is None else (
-                client.quota_bytes - client.used_bytes + (base.size if base else 0))
+                client.quota_bytes - repo.used_bytes(s, client.id) + (base.size if base else 0))
             base_reader = None
             if base is not None and not truncate:
                 key = self.app.keyring.data_key(client.wrapped_key, base.wrapped_key)
@@ -393,6 +393,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
             if node.is_dir:
                 move_grants(s, client.id, ts.rel, td.rel)
+                self.app.access_changed()
             self._audit(s, "rename-to", td)
 
     def _replace(self, s, client, node, existing, td, overwrite) -> Node:
