@@ -31,9 +31,19 @@ class App:
         # so that sessions drop what they remember of them (session.access).
         self.access_generation = 0
 
+        self._access_memos: dict = {}
+
     def access_changed(self) -> None:
         self.access_generation += 1
         self.library_names.clear()
+
+    def access_memo(self, principal) -> tuple[dict, dict]:
+        """The (clients, grants) caches the sessions of `principal` share (session.access)."""
+        key = (principal.login, principal.user_id, principal.role, principal.client_id)
+        memo = self._access_memos.get(key)
+        if memo is None:
+            memo = self._access_memos.setdefault(key, ({}, {}))
+        return memo
 
     def session(self, principal, protocol: str, address: str | None = None, *,
                 per_request: bool = False) -> Session:

@@ -159,6 +159,18 @@ def add_version(s, version: Version) -> int:
     return version.id
 
 
+_SET_MTIME = (_VERSIONS.update()
+              .where(_VERSIONS.c.id == select(_NODES.c.current_version_id)
+                     .where(_NODES.c.id == bindparam("file_id")).scalar_subquery())
+              .values(mtime=bindparam("new_mtime")))
+
+
+def set_file_mtime(s, node_id: int, mtime: float) -> None:
+    """Set the modification time of a file's current version (SFTP setstat after
+    each upload: one statement, no unit of work)."""
+    s.execute(_SET_MTIME, {"file_id": node_id, "new_mtime": mtime})
+
+
 def make_current(s, node_id: int, version_id: int, now: float) -> None:
     s.execute(_MAKE_CURRENT, {"node_id": node_id, "version_id": version_id, "now": now})
 

@@ -21,9 +21,9 @@ from auth import acl
 
 RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
 LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries
-# Seconds a long-lived session (SFTP) trusts a client row and its grants without
+# Seconds a principal's sessions trust a client row and the principal's grants without
 # reading them again, unless this process changed access meanwhile (App.access_changed):
-# a change made by the CLI, another process, reaches open SFTP sessions within it.
+# a change made by the CLI, another process, reaches the daemon within it.
 ACCESS_TTL = 2.0
 _ALL = (acl.Grant((), acl.RIGHTS),)
 _READ = (acl.Grant((), "r"),)
@@ -56,15 +56,13 @@ class AccessMixin:
         return self.app.access_generation, time.monotonic()
 
     def remembered(self, cache: dict, key):
-        """A value read earlier (None if none): a request keeps what it read for its
-        short life; a long-lived session for ACCESS_TTL seconds, and only while
+        """A value read earlier (None if none), for ACCESS_TTL seconds and only while
         this process has not changed access since."""
         hit = cache.get(key)
         if hit is None:
             return None
         generation, at, value = hit
-        if self._per_request or (generation == self.app.access_generation
-                                 and time.monotonic() - at < ACCESS_TTL):
+        if generation == self.app.access_generation and time.monotonic() - at < ACCESS_TTL:
             return value
         return None
 

@@ -51,14 +51,14 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         self.principal = principal
         self.protocol = protocol
         self.address = address
-        self._per_request = per_request
         self._stats: dict | None = {} if per_request else None
         # Rows this request's lookups found: target -> (parent, node, version).
         self._located: dict | None = {} if per_request else None
-        # ClientInfo snapshots by client name and grants by client id, with the
-        # (generation, time) they were read at: see remembered().
-        self._clients: dict = {}
-        self._grant_cache: dict = {}
+        # ClientInfo snapshots by client name and this principal's grants by client
+        # id, with the (generation, time) they were read at, shared by all sessions
+        # of the principal in this process (WebDAV makes one per request): see
+        # remembered().
+        self._clients, self._grant_cache = app.access_memo(principal)
 
     # -- views and decisions ---------------------------------------------------------
 
@@ -360,7 +360,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             if node.is_dir:
                 node.modified_at = mtime
             else:
-                s.get(Version, node.current_version_id).mtime = mtime
+                repo.set_file_mtime(s, node.id, mtime)
 
     # -- moving and copying -----------------------------------------------------
 
