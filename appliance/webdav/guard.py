@@ -18,6 +18,7 @@ from wsgidav import util
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
                                PRECONDITION_CODE_PropfindFiniteDepth, DAVError)
 
+from appliance.webdav.body import use_socket_body
 from appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
@@ -40,6 +41,8 @@ def guard(dav_app):
             return _anonymous_options(start_response)
         _drop_bad_mtime(environ)
         _strip_destination_login(environ)
+        if environ["REQUEST_METHOD"] == "PUT":
+            use_socket_body(environ)
         return dav_app(environ, _logging_start_response(environ, start_response))
     return app
 
