@@ -15,6 +15,8 @@ import threading
 from sqlalchemy import create_engine, event
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
+from appliance.db import fast
+
 
 def default_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'strongroom.db'}"
@@ -63,6 +65,16 @@ class Database:
             return
         with self._writers, self._write.begin() as s:
             yield s
+
+    def fast_write(self):
+        """A write transaction for appliance.db.fast statements."""
+        if self._writers is None:
+            return fast.transaction(self.engine, None)
+        return fast.transaction(self.engine, "BEGIN IMMEDIATE", self._writers)
+
+    def fast_read(self):
+        """A read transaction for appliance.db.fast statements."""
+        return fast.transaction(self._read_engine, "BEGIN" if self._writers else None)
 
     @contextmanager
     def read(self) -> OrmSession:

@@ -1,7 +1,9 @@
-"""Queries over the file tree. Every function takes an open ORM session."""
+"""Queries over the file tree. Every function takes an open ORM session; those that
+say so also take an appliance.db.fast.Fast (the hot path), and then return Rows."""
 from sqlalchemy import BigInteger, bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
+from appliance.db import fast
 from appliance.db.models import Client, Node, User, UserKey, Version
 
 
@@ -12,10 +14,21 @@ def client_by_name(s, name: str) -> Client | None:
     return s.scalar(_CLIENT_BY_NAME, {"name": name})
 
 
+_CLIENT_INFO = select(Client.id, Client.name, Client.quota_bytes, Client.wrapped_key,
+                      Client.kind).where(Client.name == bindparam("name"))
+
+
+def client_info(s, name: str):
+    """(id, name, quota_bytes, wrapped_key, kind) of the client or library `name`,
+    or None. Also fast."""
+    return s.execute(_CLIENT_INFO, {"name": name}).first()
+
+
 _USED_BYTES = select(Client.used_bytes).where(Client.id == bindparam("client_id"))
 
 
 def used_bytes(s, client_id: int) -> int:
+    """Also fast."""
     return s.scalar(_USED_BYTES, {"client_id": client_id})
 
 
@@ -85,19 +98,28 @@ def _names(client_id: int, rel) -> dict:
 
 def walk(s, client_id: int, rel) -> Node | None:
     """The live node at `rel` below the client's root, or None: one query, any depth
-    (a chain of self-joins, each level a live child of a folder named rel[i])."""
-    return s.scalar(_statement("walk", len(rel)), _names(client_id, rel))
+    (a chain of self-joins, each level a live child of a folder named rel[i]).
+    Also fast."""
+    stmt, params = _statement("walk", len(rel)), _names(client_id, rel)
+    if isinstance(s, fast.Fast):
+        row = s.execute(stmt, params).first()
+        return fast.node_row(row) if row is not None else None
+    return s.scalar(stmt, params)
 
 
 def locate(s, client_id: int, rel) -> tuple[Node | None, Node | None, Version | None]:
     """(parent, node, version) for a non-empty `rel` in one query: the node at
     rel[:-1] (None if there is none; maybe not a folder), the live node named
     rel[-1] in it (None if there is none) and that node's current version
-    (None for a folder)."""
+    (None for a folder). Also fast."""
     params = _names(client_id, rel[:-1])
     params["leaf"] = rel[-1]
     row = s.execute(_statement("locate", len(rel) - 1), params).first()
-    return tuple(row) if row is not None else (None, None, None)
+    if row is None:
+        return None, None, None
+    if isinstance(s, fast.Fast):
+        return tuple(fast.split_row(row, fast.NODE, fast.NODE, fast.VERSION))
+    return tuple(row)
 
 
 def versions_of(s, node_id: int) -> list[Version]:
@@ -132,7 +154,8 @@ _ADD_USAGE = (update(Client).where(Client.id == bindparam("client_id"))
 
 
 def add_usage(s, client_id: int, delta: int) -> None:
-    """Adjust a client's usage in SQL, so concurrent transactions do not lose updates."""
+    """Adjust a client's usage in SQL, so concurrent transactions do not lose updates.
+    Also fast."""
     if delta:
         s.execute(_ADD_USAGE, {"client_id": client_id, "delta": delta})
 
@@ -147,13 +170,14 @@ _MAKE_CURRENT = (_NODES.update().where(_NODES.c.id == bindparam("node_id"))
 
 
 def add_file(s, client_id: int, parent_id: int, name: str, now: float) -> int:
-    """Insert a live file node without a version yet; return its id."""
+    """Insert a live file node without a version yet; return its id. Also fast."""
     return s.execute(_ADD_NODE, dict(client_id=client_id, parent_id=parent_id, name=name,
                                      is_dir=False, created_at=now, modified_at=now)).scalar_one()
 
 
 def add_version(s, version: Version) -> int:
-    """Insert the row of a transient `version`; return its id (also set on it)."""
+    """Insert the row of a transient `version`; return its id (also set on it).
+    Also fast."""
     fields = {c.key: getattr(version, c.key) for c in _VERSIONS.c if c.key != "id"}
     version.id = s.execute(_ADD_VERSION, fields).scalar_one()
     return version.id
@@ -165,13 +189,23 @@ _SET_MTIME = (_VERSIONS.update()
               .values(mtime=bindparam("new_mtime")))
 
 
+_SET_NODE_MTIME = (_NODES.update().where(_NODES.c.id == bindparam("folder_id"))
+                   .values(modified_at=bindparam("new_mtime")))
+
+
 def set_file_mtime(s, node_id: int, mtime: float) -> None:
     """Set the modification time of a file's current version (SFTP setstat after
-    each upload: one statement, no unit of work)."""
+    each upload: one statement, no unit of work). Also fast."""
     s.execute(_SET_MTIME, {"file_id": node_id, "new_mtime": mtime})
 
 
+def set_folder_mtime(s, node_id: int, mtime: float) -> None:
+    """Also fast."""
+    s.execute(_SET_NODE_MTIME, {"folder_id": node_id, "new_mtime": mtime})
+
+
 def make_current(s, node_id: int, version_id: int, now: float) -> None:
+    """Also fast."""
     s.execute(_MAKE_CURRENT, {"node_id": node_id, "version_id": version_id, "now": now})
 
 

@@ -12,7 +12,7 @@ cannot see at all answers NotFound, so nothing outside a view can be probed.
 """
 import time
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from appliance.db.models import Client, Grant, LibraryMember
 from appliance.errors import Denied, NotFound
@@ -26,6 +26,13 @@ LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of librari
 # a change made by the CLI, another process, reaches the daemon within it.
 ACCESS_TTL = 2.0
 _ALL = (acl.Grant((), acl.RIGHTS),)
+# Grants of a staff user, and of a client user (its own and its client's), in one tree.
+_BY_USER = (Grant.subject_kind == "user") & (Grant.subject_id == bindparam("user_id"))
+_STAFF_GRANTS = select(Grant.path, Grant.rights).where(
+    Grant.client_id == bindparam("tree"), _BY_USER)
+_USER_GRANTS = select(Grant.path, Grant.rights).where(
+    Grant.client_id == bindparam("tree"),
+    _BY_USER | ((Grant.subject_kind == "client") & (Grant.subject_id == bindparam("client_id"))))
 _READ = (acl.Grant((), "r"),)
 
 
@@ -84,12 +91,12 @@ class AccessMixin:
         elif p.role != "staff" and client.id != p.client_id:
             grants = ()
         else:
-            subject = (Grant.subject_kind == "user") & (Grant.subject_id == p.user_id)
-            if p.role != "staff":
-                subject = subject | ((Grant.subject_kind == "client")
-                                     & (Grant.subject_id == p.client_id))
-            rows = s.execute(select(Grant.path, Grant.rights).where(
-                Grant.client_id == client.id, subject))
+            params = {"tree": client.id, "user_id": p.user_id}
+            if p.role == "staff":
+                stmt = _STAFF_GRANTS
+            else:
+                stmt, params["client_id"] = _USER_GRANTS, p.client_id
+            rows = s.execute(stmt, params).all()
             grants = tuple(acl.Grant(split(path), rights) for path, rights in rows)
             if client.kind == "library":
                 grants += _READ

@@ -41,7 +41,8 @@ _last_written: str | None = None
 
 
 def append(s, *, actor, protocol, address, action, path=None, outcome="ok", detail=None) -> None:
-    """Add one event inside the caller's write transaction."""
+    """Add one event inside the caller's write transaction (an ORM session or an
+    appliance.db.fast.Fast)."""
     global _last_written
     fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
                   action=action, path=path, outcome=outcome, detail=detail)

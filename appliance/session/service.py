@@ -94,10 +94,11 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         client = self.remembered(self._clients, t.client)
         if client is None:
             stamp = self.access_stamp()
-            row = repo.client_by_name(s, t.client)
+            row = repo.client_info(s, t.client)
             if row is None:
                 raise NotFound(f"no such folder: {self.view_path(t)}")
-            client = ClientInfo(row.id, row.name, row.quota_bytes, row.wrapped_key, row.kind)
+            cid, name, quota, wrapped_key, kind = row
+            client = ClientInfo(cid, name, quota, bytes(wrapped_key), kind)
             self._clients[t.client] = (*stamp, client)
         self._decide(s, client, t, action)
         self._refuse_writes_in_view(t, action)
@@ -105,9 +106,15 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
 
     @contextmanager
     def _op(self, action: str, t: paths.Target, *, write: bool, audited: bool = True,
-            right: str | None = None):
-        """A transaction for one operation; audits success in it and denials after it."""
-        opened = self.app.db.write if write else self.app.db.read
+            right: str | None = None, fast: bool = False):
+        """A transaction for one operation; audits success in it and denials after it.
+        `fast`: on the DBAPI cursor (appliance.db.fast), for operations that only
+        use the repo functions marked "also fast"."""
+        db = self.app.db
+        if fast:
+            opened = db.fast_write if write else db.fast_read
+        else:
+            opened = db.write if write else db.read
         if write:
             self._forget()
         try:
@@ -166,7 +173,9 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
 
     def _stat(self, path):
         t = self.target(path)
-        with self._op("stat", t, write=False, audited=False, right="list") as (s, client):
+        fast = bool(t.rel) and not in_view(t.rel)
+        with self._op("stat", t, write=False, audited=False, right="list",
+                      fast=fast) as (s, client):
             if client is None:
                 return dir_entry("/", "")
             if in_view(t.rel):
@@ -271,7 +280,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         (resume, append, writes at offsets past the copied part).
         """
         t = self.target(path)
-        with self._op("open-write", t, write=False, audited=False, right="write") as (s, client):
+        with self._op("open-write", t, write=False, audited=False, right="write",
+                      fast=True) as (s, client):
             _, node, base = self._place(s, client, t, recall=True)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
@@ -305,7 +315,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
 
     def _publish(self, t, writer, wrapped_key, mtime):
         now = time.time()
-        with self._op("write", t, write=True, right="write") as (s, client):
+        with self._op("write", t, write=True, right="write", fast=True) as (s, client):
             parent, node, old = self._place(s, client, t)
             if node is not None and node.is_dir:
                 raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
@@ -355,10 +365,11 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
     def set_mtime(self, path, mtime: float) -> None:
         """Record a client-supplied modification time (files: on the current version)."""
         t = self.target(path)
-        with self._op("set-mtime", t, write=True, audited=False, right="write") as (s, client):
+        with self._op("set-mtime", t, write=True, audited=False, right="write",
+                      fast=True) as (s, client):
             node = self._node(s, client, t)
             if node.is_dir:
-                node.modified_at = mtime
+                repo.set_folder_mtime(s, node.id, mtime)
             else:
                 repo.set_file_mtime(s, node.id, mtime)
 
