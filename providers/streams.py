@@ -39,6 +39,10 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
+# Blob folders made by this process (a commit that finds one gone makes it again).
+_MADE_DIRS: set = set()
+
+
 class ChunkedWriter(BlobWriter):
     """Encrypts chunk by chunk into a staging file.
 
@@ -157,8 +161,15 @@ class ChunkedWriter(BlobWriter):
             os.fsync(self._fd)
             os.close(self._fd)
             self._closed = True
-            os.makedirs(os.path.dirname(self._final), exist_ok=True)
-            os.rename(self._staging, self._final)
+            folder = os.path.dirname(self._final)
+            if folder not in _MADE_DIRS:
+                os.makedirs(folder, exist_ok=True)
+                _MADE_DIRS.add(folder)
+            try:
+                os.rename(self._staging, self._final)
+            except FileNotFoundError:  # the folder went away (a restored backup?)
+                os.makedirs(folder, exist_ok=True)
+                os.rename(self._staging, self._final)
             _fsync_dir(os.path.dirname(self._final))
         except (OSError, StorageError) as e:
             self.abort()
