@@ -714,6 +714,7 @@ LEAF_AREAS = (
 )
 AREAS = (  # otherwise the innermost frame that matches decides
     ("sqlalchemy", "DB (SQLAlchemy/sqlite)"), ("sqlite3", "DB (SQLAlchemy/sqlite)"),
+    ("appliance/db/", "DB (SQLAlchemy/sqlite)"),
     ("providers/", "blob writer/reader (providers, Python)"),
     ("appliance/session/", "service layer (Session, Upload)"),
     ("appliance/sftp/", "SFTP handler/subsystem (appliance/sftp)"),

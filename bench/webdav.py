@@ -547,6 +547,7 @@ def _area(frames: list[str]) -> str:
     """Which layer the innermost interesting frame belongs to."""
     for fr in reversed(frames):
         for key, label in (("sqlalchemy", "sqlalchemy"), ("sqlite3", "sqlalchemy"),
+                           ("/appliance/db/", "sqlalchemy"),
                            ("argon2", "argon2"), ("/providers/", "providers (crypto/io)"),
                            ("cryptography", "providers (crypto/io)"),
                            ("/appliance/", "appliance"), ("/auth/", "auth"),
