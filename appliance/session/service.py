@@ -406,6 +406,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
                 move_grants(s, client.id, ts.rel, td.rel)
                 self.app.access_changed()
             self._audit(s, "rename-to", td)
+        if node.is_dir:  # again once committed: what was read meanwhile is outdated too
+            self.app.access_changed()
 
     def _replace(self, s, client, node, existing, td, overwrite) -> Node:
         if not overwrite:
