@@ -11,6 +11,7 @@ for the small-file rows of bench/sftp.py and bench/webdav.py.
 Run: python bench/ceiling.py [--repeat 3]. Loopback only; every loop is bounded.
 """
 import argparse
+import logging
 import os
 import shutil
 import socket
@@ -106,27 +107,35 @@ def _plain_fs(root: str):
             return self._status(os.rename, self._real(old), self._real(new))
 
         def chattr(self, path, attr):
-            if attr.atime is not None and attr.mtime is not None:
-                return self._status(os.utime, self._real(path), (attr.atime, attr.mtime))
+            times = getattr(attr, "atime", None), getattr(attr, "mtime", None)
+            if None not in times:
+                return self._status(os.utime, self._real(path), times)
             return paramiko.SFTP_OK
 
     return PlainFS
 
 
 def serve_paramiko(root: str, port: int, host_key: str) -> None:
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # ssh-keyscan's probes
     key = paramiko.Ed25519Key.from_private_key_file(host_key)
     fs = _plain_fs(root)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
-    while True:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def handshake(conn):
         t = paramiko.Transport(conn)
         t.add_server_key(key)
         t.set_subsystem_handler("sftp", paramiko.SFTPServer, fs)
-        t.start_server(server=_Auth())
+        try:
+            t.start_server(server=_Auth())
+        except (paramiko.SSHException, EOFError, OSError):
+            t.close()  # a port probe, or ssh-keyscan
+
+    while True:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=handshake, args=(conn,), daemon=True).start()
 
 
 # -- a plain wsgidav server -----------------------------------------------------------
@@ -232,13 +241,13 @@ def main() -> None:
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
             "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert)
         rows = []
-        for name, keys, measure in (("paramiko SFTP, plain directory", [host_key], sftp_round),
-                                    ("wsgidav+cheroot TLS, plain directory", [cert, key],
-                                     webdav_round)):
-            root = os.path.join(tmp, name.split()[0])
+        for kind, name, keys, measure in (
+                ("paramiko", "paramiko SFTP, plain directory", [host_key], sftp_round),
+                ("wsgidav", "wsgidav+cheroot TLS, plain directory", [cert, key], webdav_round)):
+            root = os.path.join(tmp, kind)
             os.makedirs(root)
             port = free_port()
-            proc = subprocess.Popen([sys.executable, __file__, "--serve", name.split()[0],
+            proc = subprocess.Popen([sys.executable, __file__, "--serve", kind,
                                      "--root", root, "--port", str(port), "--keys", *keys])
             procs.append(proc)
             wait_port(port)
