@@ -23,6 +23,8 @@ import time
 
 import paramiko
 
+from benchlib import free_port, run
+
 SMALL, FILES, STREAMS = 4096, 500, 4
 USER, PASSWORD = "bench", "bench-password-123"
 
@@ -160,10 +162,6 @@ def serve_wsgidav(root: str, port: int, cert: str, key: str) -> None:
 
 # -- measuring --------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -176,11 +174,6 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def run(*args, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=600, **kw)
-    if p.returncode:
-        raise SystemExit(f"{args[0]} exit {p.returncode}: {p.stderr[-400:]}")
-    return p
 
 
 def sftp_round(tmp: str, port: int, rnd: int) -> float:

@@ -17,13 +17,11 @@ import sys
 import tempfile
 import time
 
+from benchlib import free_port
+
 PASSWORD = "Load-test-secret-42"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(*args, **kw):

@@ -86,13 +86,11 @@ SSHD = "/usr/sbin/sshd"
 GOALS = {"put": 0.8, "get": 0.8, "put4": 0.8, "psput": 0.5, "psget": 0.8, "small": 0.8}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
+from benchlib import free_port, proc_status, run
+
 
 # -- small helpers ------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30, proc=None) -> None:
@@ -111,24 +109,8 @@ def wait_port(port: int, timeout: float = 30, proc=None) -> None:
     raise SystemExit(f"port {port} did not answer with an SSH banner within {timeout:.0f} s")
 
 
-def run(*args, timeout=120, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
-    if p.returncode:
-        raise SystemExit(f"{' '.join(map(str, args[:5]))} ... failed ({p.returncode}): "
-                         f"{(p.stderr or p.stdout).strip()[:800]}")
-    return p
 
 
-def proc_status(pid: int, field: str) -> float:
-    """A memory field of /proc/PID/status in MiB (nan if the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 def reset_hwm(pid: int) -> bool:

@@ -66,13 +66,11 @@ ROWS = (("put", f"PUT {BIG // MIB} MiB (MB/s)"),
         ("put4", f"{PARTS}x PUT {PART // MIB} MiB concurrent (MB/s)"),
         ("small", f"{SMALL_FILES} x {SMALL // 1024} KiB PUT, {STREAMS} streams (files/s)"))
 
+from benchlib import free_port, proc_status, run
+
 
 # -- small helpers ------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, timeout: float = 30, proc=None) -> None:
@@ -88,24 +86,8 @@ def wait_port(port: int, timeout: float = 30, proc=None) -> None:
     raise SystemExit(f"port {port} did not open within {timeout:.0f} s")
 
 
-def run(*args, timeout=120, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
-    if p.returncode:
-        raise SystemExit(f"{' '.join(args[:4])} ... failed ({p.returncode}): "
-                         f"{(p.stderr or p.stdout).strip()[:500]}")
-    return p
 
 
-def proc_status(pid: int, field: str) -> float:
-    """A memory field of /proc/PID/status in MiB (nan if the process is gone)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -722,8 +704,9 @@ def main() -> None:
         results = measure(servers, work, 0 if args.no_table else args.repeat)
         if not args.no_table:
             print_table(results, servers, args)
-            print("GET of the 512 MiB file, SHA-256: " + ", ".join(
-                f"{srv.name} {work.verify(srv)}" for srv in servers))
+            if any(row == "put" for row, _ in ROWS):  # the file the put row uploaded
+                print("GET of the 512 MiB file, SHA-256: " + ", ".join(
+                    f"{srv.name} {work.verify(srv)}" for srv in servers))
         if args.profile and sr in servers:
             profile(sr, work, args)
         if args.large and sr in servers:
