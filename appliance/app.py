@@ -2,6 +2,8 @@
 import logging
 from pathlib import Path
 
+from sqlalchemy import event
+
 import config as configmod
 import providers
 from appliance.db import Database, default_url, upgrade
@@ -30,12 +32,16 @@ class App:
         # Bumped by every change of clients, grants or libraries made in this process,
         # so that sessions drop what they remember of them (session.access).
         self.access_generation = 0
-
         self._access_memos: dict = {}
 
-    def access_changed(self) -> None:
+    def access_changed(self, s=None) -> None:
+        """Clients, grants or libraries changed: sessions drop what they remember.
+        With the ORM session `s` of the change, once more when it commits, so that
+        nothing read between the change and its commit is kept either."""
         self.access_generation += 1
         self.library_names.clear()
+        if s is not None:
+            event.listen(s, "after_commit", lambda _s: self.access_changed(), once=True)
 
     def access_memo(self, principal) -> tuple[dict, dict]:
         """The (clients, grants) caches the sessions of `principal` share (session.access)."""

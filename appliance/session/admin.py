@@ -1,8 +1,6 @@
 """Provisioning: clients and users. Used by the CLI; every change is audited."""
 import re
 
-from sqlalchemy import event
-
 from appliance.db import repo
 from appliance.db.models import Client, Grant, Node, User, UserKey
 from appliance.errors import BadRequest, Conflict, NotFound
@@ -21,10 +19,8 @@ class Admin(CredentialsMixin, GrantsMixin):
 
     def _audit(self, s, action, path, detail=None):
         """Every admin change is audited here, and may change access: sessions of
-        this process drop what they remember, now and once the change is committed
-        (so nothing read in between is kept); another process's within ACCESS_TTL."""
-        self.app.access_changed()
-        event.listen(s, "after_commit", lambda _s: self.app.access_changed(), once=True)
+        this process drop what they remember (another process's within ACCESS_TTL)."""
+        self.app.access_changed(s)
         audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
                      action=action, path=path, detail=detail)
 

@@ -119,7 +119,6 @@ class GrantsMixin:
                 s.add(LibraryMember(library_id=lib.id, client_id=c.id))
             self._audit(s, "library-publish", f"/{name}",
                         "clients=" + (",".join(clients) if clients else "*"))
-        self.app.access_changed()
         return dict(made, clients=sorted(clients) if clients else "*")
 
     def _member(self, s, name: str):

@@ -21,7 +21,7 @@ from appliance.session.access import AccessMixin
 from appliance.session.grants import move_grants
 from appliance.session.history import HistoryMixin, in_view
 from appliance.session.properties import PropertiesMixin
-from appliance.session.entry import VersionInfo, dir_entry, entry_for, file_entry
+from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
 
 
@@ -404,10 +404,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
             if node.is_dir:
                 move_grants(s, client.id, ts.rel, td.rel)
-                self.app.access_changed()
+                self.app.access_changed(s)
             self._audit(s, "rename-to", td)
-        if node.is_dir:  # again once committed: what was read meanwhile is outdated too
-            self.app.access_changed()
 
     def _replace(self, s, client, node, existing, td, overwrite) -> Node:
         if not overwrite:
