@@ -10,10 +10,6 @@ buffered bytes first and keeps cheroot's count of what is left to read, so
 keep-alive works as before. Anything else (chunked bodies, another server)
 keeps its own input.
 """
-import logging
-
-log = logging.getLogger("strongroom.webdav")
-
 MIN_LENGTH = 256 * 1024   # smaller bodies gain nothing worth the special case
 
 
