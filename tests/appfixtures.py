@@ -11,6 +11,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,30 @@ def _pg_execute(url, sql: str) -> None:
         conn.close()
 
 
+def _pg_drop(url, name: str) -> None:
+    """Drop a test database, ending the test's own leftover connections to it first.
+
+    Not WITH (FORCE): for a role without pg_signal_backend that fails whenever an autovacuum
+    worker happens to be in the database, while a plain DROP stops autovacuum by itself.
+    """
+    import psycopg2
+    conn = _pg_admin(url)
+    try:
+        with conn.cursor() as cur:
+            for attempt in range(1, 21):
+                try:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    if attempt == 20:
+                        raise
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                            " WHERE datname = %s AND usename = current_user", (name,))
+                time.sleep(0.05 * attempt)
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="session")
 def key_template(tmp_path_factory) -> Path:
     """One initialized data dir whose master key, host keys and certificate are reused."""
@@ -77,7 +102,7 @@ def database_url(request):
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        _pg_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        _pg_drop(server, name)
 
 
 @pytest.fixture
