@@ -34,7 +34,7 @@ def test_staff_see_only_granted_clients_and_the_way_to_granted_folders(app):
         sam.list("/acme")
     app.admin().grant("/acme/inbox", login="sam", rights="read")
     assert names(sam.list("/")) == ["acme"]
-    assert names(sam.list("/acme")) == ["@versions", "inbox"]
+    assert names(sam.list("/acme")) == ["@trash", "@versions", "inbox"]
     assert get(sam, "/acme/inbox/in.txt") == b"in"
     with pytest.raises(NotFound):
         get(sam, "/acme/top.txt")

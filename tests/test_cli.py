@@ -53,6 +53,8 @@ def test_user_add_json_contract(data_dir):
     (("user", "add", "x2", "--client", "a", "--staff"), "exactly one of"),
     (("versions", "list", "/missing.txt", "--client", "acme"), "no such client"),
     (("versions", "restore", "/f", "1"), "Missing option '--client'"),
+    (("trash", "list", "--client", "acme"), "no such client"),
+    (("trash", "restore", "/case/x.pdf", "--client", "acme"), "not an item of the trash"),
 ])
 def test_errors_are_one_line_and_nonzero(data_dir, args, message):
     r = cli(data_dir, *args)

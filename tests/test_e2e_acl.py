@@ -282,7 +282,7 @@ def test_views_list_only_what_is_granted(daemon):
     try:
         assert sorted(sftp.client("sam").listdir("/")) == ["handbook", "t-cli", "t-dav",
                                                            "t-sftp"]
-        assert sorted(sftp.client("sam").listdir("/t-sftp")) == ["@versions", "inbox"]
+        assert sorted(sftp.client("sam").listdir("/t-sftp")) == ["@trash", "@versions", "inbox"]
         assert "handbook" in sftp.client("alice-sftp").listdir("/")
         assert "private" in sftp.client("alice-sftp").listdir("/")
     finally:

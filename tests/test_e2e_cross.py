@@ -313,8 +313,8 @@ def test_staff_sees_every_client_and_bobs_file_is_unchanged(daemon, bobs_file):
     # after every attempt above (this test runs last in the module)
     assert sftp_get(daemon, "bob", "/secret.txt") == SECRET
     assert daemon.request("bob", "GET", "/secret.txt").body == SECRET
-    assert set(sftp_lines(ok(daemon.run_sftp("bob", ["ls -1 /"])))) == {"/@versions",
-                                                                         "/secret.txt"}
+    assert set(sftp_lines(ok(daemon.run_sftp("bob", ["ls -1 /"])))) == {
+        "/@trash", "/@versions", "/secret.txt"}
     listed = json.loads(ok(daemon.cli("versions", "list", "/secret.txt", "--client", "beta",
                                       "--json")).stdout)
     assert len(listed) == 1

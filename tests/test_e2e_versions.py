@@ -51,3 +51,46 @@ def test_the_view_refuses_writes_over_both_protocols(daemon):
     assert daemon.run_sftp("alice", ["mkdir /@versions/new"]).returncode != 0
     assert daemon.request("alice", "PUT", "/@versions/x.bin", "--data-binary", "x").status == 403
     assert daemon.request("alice", "DELETE", "/@versions").status == 403
+
+
+def test_a_deleted_file_comes_back_from_the_trash(daemon):
+    data = os.urandom(70000)
+    local = daemon.path("rechnung.pdf")
+    local.write_bytes(data)
+    assert daemon.run_sftp("alice", ["mkdir /case", f"put {q(local)} {q('/case/Rechnung 3.pdf')}"]
+                           ).returncode == 0
+    assert daemon.request("alice", "DELETE", "/case/Rechnung 3.pdf").status == 204
+    listing = daemon.run_sftp("alice", ["ls -1 /@trash/case"])
+    assert listing.returncode == 0, listing.stderr
+    (item,) = [line.rsplit("/", 1)[-1] for line in sftp_lines(listing)]
+    assert item.endswith(" Rechnung 3.pdf"), item
+    down = daemon.path("from-trash.pdf")
+    assert daemon.run_sftp("alice", [f"get {q('/@trash/case/' + item)} {q(down)}"]) \
+        .returncode == 0
+    assert down.read_bytes() == data
+    r = daemon.rclone("alice", "lsf", daemon.remote("alice", "/@trash/case"))
+    assert r.returncode == 0 and r.stdout.split("\n")[0] == item, r.stderr
+    # the view refuses changes over both protocols
+    assert daemon.run_sftp("alice", [f"rm {q('/@trash/case/' + item)}"]).returncode != 0
+    assert daemon.request("alice", "DELETE", f"/@trash/case/{item}").status == 403
+    # restore: a WebDAV COPY out of the trash
+    r = daemon.request("alice", "COPY", f"/@trash/case/{item}",
+                       "-H", "Destination: " + daemon.url("/case/Rechnung 3.pdf"))
+    assert r.status == 201, r.body
+    back = daemon.path("restored.pdf")
+    assert daemon.run_sftp("alice", [f"get {q('/case/Rechnung 3.pdf')} {q(back)}"]) \
+        .returncode == 0
+    assert back.read_bytes() == data
+
+    # the admin's view of the same: list, then restore to where it was
+    assert daemon.run_sftp("alice", [f"rm {q('/case/Rechnung 3.pdf')}"]).returncode == 0
+    rows = json.loads(daemon.cli("trash", "list", "--client", "acme", "--json", check=True).stdout)
+    mine = [r for r in rows if r["original"] == "/case/Rechnung 3.pdf"]
+    assert len(mine) == 2 and not mine[0]["folder"] and mine[0]["size"] == len(data), rows
+    assert mine[0]["item"] == f"/@trash/case/{item}"
+    r = daemon.cli("trash", "restore", mine[1]["item"], "--client", "acme", check=True)
+    assert "restored" in r.stdout
+    again = daemon.path("restored-by-cli.pdf")
+    assert daemon.run_sftp("alice", [f"get {q('/case/Rechnung 3.pdf')} {q(again)}"]) \
+        .returncode == 0
+    assert again.read_bytes() == data

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from appliance.errors import BadRequest, Conflict, Denied, NotFound, QuotaExceeded
 from appliance.session import audit, consistency
+from appliance.session.views import VIEWS
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, client_session, get, put, sha
 
@@ -31,15 +32,15 @@ def blobs(app) -> list[str]:
 
 
 def top(session, path: str) -> list:
-    """The entries of a tree's top folder, without the @versions view."""
-    return [e for e in session.list(path) if e.name != "@versions"]
+    """The entries of a tree's top folder, without the read-only views."""
+    return [e for e in session.list(path) if e.name not in VIEWS]
 
 
 def tree(session, path: str = "/") -> dict:
     """Every path below `path` -> (is_dir, sha256, number of versions): a snapshot to compare."""
     out = {}
     for e in session.list(path):
-        if e.name == "@versions":      # the read-only view of the versions counted here
+        if e.name in VIEWS:      # read-only views of the versions counted here, and the trash
             continue
         out[e.path] = (e.is_dir, e.sha256, None if e.is_dir else len(session.versions(e.path)))
         if e.is_dir:

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from appliance.cli import acl, clients, daemon, doctor, users, versions
+from appliance.cli import acl, clients, daemon, doctor, trash, users, versions
 from appliance.cli.options import fail
 
 
@@ -32,6 +32,7 @@ main.add_command(daemon.serve)
 main.add_command(clients.client)
 main.add_command(users.user)
 main.add_command(versions.versions)
+main.add_command(trash.trash)
 main.add_command(acl.acl)
 main.add_command(acl.library)
 main.add_command(doctor.doctor)

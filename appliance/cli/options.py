@@ -50,6 +50,17 @@ def open_app(data_dir):
     return App(data_dir)
 
 
+def client_admin_session(data_dir, client_name: str):
+    """The administrator's Session ('/<client>/...' paths), after checking that the
+    client exists, so a typo is named as such."""
+    from appliance.errors import NotFound
+    from appliance.session import ADMIN
+    app = open_app(data_dir)
+    if client_name not in {c["name"] for c in app.admin().list_clients()}:
+        raise NotFound(f"no such client: {client_name}")
+    return app.session(ADMIN, "cli")
+
+
 def emit(data, as_json: bool, human) -> None:
     """Print `data` as JSON, or through `human(data)` which returns lines."""
     if as_json:

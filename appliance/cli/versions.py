@@ -1,19 +1,8 @@
 """`strongroom versions ...`"""
 import click
 
-from appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
-                                   open_app)
-from appliance.errors import NotFound
-from appliance.session import ADMIN
-
-
-def _session(data_dir, client_name):
-    """An admin session and the client's path prefix; a missing client is named as such."""
-    app = open_app(data_dir)
-    if client_name not in {c["name"] for c in app.admin().list_clients()}:
-        raise NotFound(f"no such client: {client_name}")
-    return app.session(ADMIN, "cli")
-
+from appliance.cli.options import (client_admin_session, data_dir_option, emit, human_size,
+                                   iso_time, json_option)
 
 
 @click.group()
@@ -28,9 +17,10 @@ def versions():
 @json_option
 def list_(path, client_name, data_dir, as_json):
     """List every version of PATH, oldest first; the current one is marked."""
+    session = client_admin_session(data_dir, client_name)
     rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": iso_time(v.created_at),
              "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
-            for v in _session(data_dir, client_name).versions(f"/{client_name}/{path.lstrip('/')}")]
+            for v in session.versions(f"/{client_name}/{path.lstrip('/')}")]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
          [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
           f"{' (current)' if r['current'] else ''}" for r in rs])
@@ -44,5 +34,6 @@ def list_(path, client_name, data_dir, as_json):
 @data_dir_option
 def restore(path, version_id, client_name, data_dir):
     """Make VERSION_ID of PATH current again (as a new version; nothing is lost)."""
-    _session(data_dir, client_name).restore(f"/{client_name}/{path.lstrip('/')}", version_id)
+    session = client_admin_session(data_dir, client_name)
+    session.restore(f"/{client_name}/{path.lstrip('/')}", version_id)
     click.echo(f"restored version {version_id} of {path}")

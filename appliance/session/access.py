@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, or_, select
 
 from appliance.db.models import Client, Grant, LibraryMember
 from appliance.errors import Denied, NotFound
-from appliance.session.history import real_rel
+from appliance.session.views import real_rel
 from auth import acl
 
 RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}

@@ -13,7 +13,7 @@ import re
 
 from appliance.db import repo
 from appliance.db.models import Version
-from appliance.errors import Denied, NotFound
+from appliance.errors import NotFound
 from appliance.session.entry import Entry, dir_entry, entry_for
 
 VIEW = "@versions"
@@ -37,11 +37,6 @@ def version_name(version, name: str) -> str:
 
 
 class HistoryMixin:
-    def _refuse_writes_in_view(self, t, action: str) -> None:
-        if in_view(t.rel) and action not in ("list", "read"):
-            raise Denied(f"{VIEW} is a read-only view of earlier versions; copy a version "
-                         f"out of it to restore it")
-
     def _history(self, s, client, t):
         """(node, version): a folder or a file seen as a folder (version None), or one
         version of a file; NotFound otherwise."""
@@ -73,18 +68,17 @@ class HistoryMixin:
         if not node.is_dir:
             return [_version_entry(f"{base}/{version_name(v, node.name)}", node, v)
                     for v in repo.versions_of(s, node.id)]
+        rel = t.rel[1:]
+        everything = self._may_read_all(s, client, rel)
         return [dir_entry(f"{base}/{n.name}", n.name, n)
-                for n, _ in repo.children_with_versions(s, node.id)]
+                for n, _ in repo.children_with_versions(s, node.id)
+                if everything or self._visible_child(s, client, rel, n.name)]
 
     def _history_version(self, s, client, t):
         node, version = self._history(s, client, t)
         if version is None:
             raise NotFound(f"not a version of a file: {self.view_path(t)}")
         return node, version
-
-    def _history_root_entry(self, s, client, t) -> Entry:
-        base = self.view_path(t).rstrip("/")
-        return dir_entry(f"{base}/{VIEW}", VIEW, repo.root_node(s, client.id))
 
 
 def _version_entry(path: str, node, version) -> Entry:

@@ -6,15 +6,19 @@ Mixed into Session: the same path confinement and permission decisions apply.
 from sqlalchemy import delete, select
 
 from appliance.db.models import DeadProperty
+from appliance.session import history, trash
 
 
 class PropertiesMixin:
     def dead_properties(self, path) -> dict[str, str]:
         t = self.target(path)
         with self._op("props", t, write=False, audited=False, right="list") as (s, client):
-            if client is None or t.rel[:1] == ("@versions",):
+            if client is None or t.rel[:1] == (history.VIEW,):
                 return {}
-            node = self._node(s, client, t)
+            if t.rel[:1] == (trash.VIEW,):   # a deleted node keeps its properties
+                node = self._trash_walk(s, client, t)[0]
+            else:
+                node = self._node(s, client, t)
             rows = s.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))
             return {p.name: p.value for p in rows}
 

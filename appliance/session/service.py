@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, NotFound
-from appliance.session import audit, paths
+from appliance.session import audit, paths, trash
 from appliance.session.access import AccessMixin
 from appliance.session.grants import move_grants
-from appliance.session.history import HistoryMixin, in_view
+from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
 from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
@@ -41,7 +41,7 @@ class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
-class Session(AccessMixin, HistoryMixin, PropertiesMixin):
+class Session(AccessMixin, ViewsMixin, PropertiesMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None, *,
                  per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results
@@ -179,7 +179,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             if client is None:
                 return dir_entry("/", "")
             if in_view(t.rel):
-                return self._history_stat(s, client, t)
+                return self._view_stat(s, client, t)
             node, version = self._lookup(s, client, t)
             if node is not None and node.name:
                 return entry_for(self.view_path(t), node, version)
@@ -226,7 +226,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
                 return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
                         for c in self._visible_trees(s)]
             if in_view(t.rel):
-                return self._history_list(s, client, t)
+                return self._view_list(s, client, t)
             node = self._node(s, client, t)
             if not node.is_dir:
                 raise Conflict(f"not a folder: {self.view_path(t)}")
@@ -237,7 +237,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
                        if everything or self._visible_child(s, client, t.rel, n.name)]
             if t.rel:
                 return entries
-            entries.insert(0, self._history_root_entry(s, client, t))
+            entries[:0] = self._view_root_entries(s, client, t)
             if t.prefix or self.principal.sees_all_clients:
                 return entries
             libraries = self.libraries()
@@ -257,12 +257,12 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
             reader = self.app.provider.open_blob(version.blob_id, key, version.size)
             if in_view(t.rel):
-                return ReadHandle(self._history_stat(s, client, t), reader)
+                return ReadHandle(self._view_stat(s, client, t), reader)
             return ReadHandle(file_entry(self.view_path(t), node, version), reader)
 
     def _readable(self, s, client, t, version_id):
         if in_view(t.rel):
-            return self._history_version(s, client, t)
+            return self._view_version(s, client, t)
         node = self._node(s, client, t)
         if node.is_dir:
             raise Conflict(f"is a folder: {self.view_path(t)}")
@@ -448,6 +448,8 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
         self.mkdir(dst)
         if recursive:
             for child in self.list(src):
+                if ts.rel[:1] == (trash.VIEW,) and trash.is_item_name(child.name):
+                    continue  # deleted before the folder was: not part of it
                 self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
 
     def _copy_file(self, src, dst, version_id=None) -> None:
@@ -509,7 +511,7 @@ class Session(AccessMixin, HistoryMixin, PropertiesMixin):
             with self.app.db.read() as s:
                 client = self._client(s, t, action)
                 if client is not None and action != "write":
-                    self._history(s, client, t) if in_view(t.rel) else self._node(s, client, t)
+                    self._view_find(s, client, t) if in_view(t.rel) else self._node(s, client, t)
         except Denied:
             return "denied"
         except NotFound:
