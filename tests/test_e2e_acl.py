@@ -3,7 +3,8 @@ the CLI (`strongroom acl check`) against the real daemon: the same answer
 everywhere, because every adapter asks the one Session decision point.
 
 Each protocol gets its own client tree, set up the same way:
-    /report.txt /inbox/a.txt /private/secret.txt, and the library /handbook/guide.txt
+    /report.txt /inbox/a.txt /private/secret.txt, and the library /handbook/guide.txt;
+    /inbox/gone.txt and /private/gone.txt were deleted (they are in /@trash)
     client (all its users): read on /, read+write on /inbox
     alice (a user of the client): also delete on /inbox
     sam (staff): read+write on /CLIENT/inbox only
@@ -71,8 +72,24 @@ ROWS = [
     ("sam", "read", "/{c}/@versions/inbox/a.txt/{v}", None, "ok"),
     ("sam", "list", "/{c}/@versions/private", None, "notfound"),
     ("sam", "list", "/{c}/@versions/report.txt", None, "notfound"),
+    # the trash: the same, with the rights of the original path
+    ("alice", "list", "/@trash", None, "ok"),
+    ("alice", "list", "/@trash/inbox", None, "ok"),
+    ("alice", "read", "/@trash/inbox/{t}", None, "ok"),
+    ("alice", "read", "/@trash/private/{tp}", None, "ok"),
+    ("alice", "copy", "/@trash/inbox/{t}", "/inbox/{p}-undeleted.txt", "ok"),
+    ("alice", "copy", "/@trash/private/{tp}", "/private/{p}-undeleted.txt", "denied"),
+    ("alice", "write", "/@trash/inbox/{p}-x.txt", None, "denied"),
+    ("alice", "delete", "/@trash/inbox/{t}", None, "denied"),
+    ("alice", "rename", "/@trash/inbox/{t}", "/inbox/{p}-moved-back.txt", "denied"),
+    ("bob", "read", "/@trash/inbox/{t}", None, "ok"),
+    ("sam", "list", "/{c}/@trash", None, "ok"),
+    ("sam", "read", "/{c}/@trash/inbox/{t}", None, "ok"),
+    ("sam", "list", "/{c}/@trash/private", None, "notfound"),
+    ("sam", "read", "/{c}/@trash/private/{tp}", None, "notfound"),
 ]
 FIRST_VERSION = {}     # protocol -> the name of /inbox/a.txt's first version in its tree
+TRASHED = {}           # protocol -> {"t": item in /@trash/inbox, "tp": in /@trash/private}
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +121,10 @@ def _setup(d: Daemon) -> None:
             for path in ("report.txt", "inbox/a.txt", "private/secret.txt"):
                 put(boss, f"/{c}/{path}", f"{path} of {c}\n".encode())
             FIRST_VERSION[p] = boss.list(f"/{c}/@versions/inbox/a.txt")[0].name
+            for key, folder in (("t", "inbox"), ("tp", "private")):
+                put(boss, f"/{c}/{folder}/gone.txt", b"deleted, not lost\n")
+                boss.remove(f"/{c}/{folder}/gone.txt")
+                TRASHED.setdefault(p, {})[key] = boss.list(f"/{c}/@trash/{folder}")[0].name
             admin.revoke(f"/{c}", client=c)
             admin.grant(f"/{c}", client=c, rights="read")
             admin.grant(f"/{c}/inbox", client=c, rights="read,write")
@@ -120,6 +141,7 @@ def _login(who, p):
 def _fill(path, p):
     if path is None:
         return None
+    path = path.replace("{tp}", TRASHED[p]["tp"]).replace("{t}", TRASHED[p]["t"])
     return path.replace("{p}", p).replace("{c}", f"t-{p}").replace("{v}", FIRST_VERSION[p])
 
 
