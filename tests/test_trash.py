@@ -59,6 +59,15 @@ def test_a_deleted_folder_opens_as_it_was(acme):
     assert names(acme.list("/case")) == ["sub"]          # restored as it was
 
 
+def test_copying_a_folder_on_the_way_copies_its_deleted_items(acme):
+    acme.mkdir("/docs")
+    put(acme, "/docs/a.txt", b"a")
+    acme.remove("/docs/a.txt")
+    item = only(acme.list("/@trash/docs")).name
+    acme.copy("/@trash/docs", "/everything-deleted-from-docs")
+    assert get(acme, f"/everything-deleted-from-docs/{item}") == b"a"
+
+
 def test_the_same_name_deleted_twice_is_two_items(acme):
     for data in (b"one", b"two"):
         put(acme, "/note.txt", data)

@@ -446,10 +446,12 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
         if ts.client == td.client and td.rel[:len(ts.rel)] == ts.rel:
             raise BadRequest("a folder cannot be copied into itself")
         self.mkdir(dst)
+        # a deleted folder is copied as it was, without what was deleted from it before
+        as_it_was = ts.rel[:1] == (trash.VIEW,) and trash.within_item(ts.rel[1:])
         if recursive:
             for child in self.list(src):
-                if ts.rel[:1] == (trash.VIEW,) and trash.is_item_name(child.name):
-                    continue  # deleted before the folder was: not part of it
+                if as_it_was and trash.is_item_name(child.name):
+                    continue
                 self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
 
     def _copy_file(self, src, dst, version_id=None) -> None:

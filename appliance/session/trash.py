@@ -5,7 +5,8 @@ items, and each deleted file or folder named '2026-12-01 13-40-02 d42 report.pdf
 it was deleted, plus, named the same way, what had been deleted from it before.
 Any client can browse the view and copy an item out of it, which restores it (a
 WebDAV COPY, or download and upload); copying a deleted folder restores it as it
-was, without those earlier deletions.
+was, without those earlier deletions, and copying a folder on the way copies the
+items below it under their names in the view.
 
 Rights are those of an item's original path (copying one out needs read there);
 nothing below `@trash` can be written.
@@ -38,6 +39,12 @@ def deleted_at(name: str) -> float:
     """When the item `name` was deleted (to the second)."""
     when = datetime.datetime.strptime(name[:19], "%Y-%m-%d %H-%M-%S")
     return when.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
+def within_item(rel: tuple) -> bool:
+    """True if a path below the view is a deleted item or inside one (not a live
+    folder on the way to them)."""
+    return any(_NAME.match(name) for name in rel)
 
 
 def original_rel(rel: tuple) -> tuple:
