@@ -54,7 +54,14 @@ def running(daemon):
 
 
 def staged(daemon) -> dict:
-    return {p.name: p.stat().st_size for p in daemon.staging_dir.iterdir()}
+    """Staged files and their sizes; one the daemon removes while we look is left out."""
+    sizes = {}
+    for p in daemon.staging_dir.iterdir():
+        try:
+            sizes[p.name] = p.stat().st_size
+        except FileNotFoundError:
+            pass
+    return sizes
 
 
 def start_uploads(daemon, big, sftp_targets, dav_targets) -> list:
