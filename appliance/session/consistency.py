@@ -20,13 +20,22 @@ def check(app, *, repair: bool = False, min_age: float = 600.0) -> dict:
     if repair:
         cutoff = time.time() - min_age
         for blob_id in stray:
-            if os.path.getmtime(app.provider._path(blob_id)) < cutoff:
+            if _older(app.provider._path(blob_id), cutoff):
                 app.provider.delete_blob(blob_id)
                 report["removed"].append(blob_id)
         for name in staging:
             path = app.provider.staging / name
-            if path.stat().st_mtime < cutoff:
+            if _older(path, cutoff):
                 path.unlink(missing_ok=True)
                 report["removed"].append(name)
     report["ok"] = not (report["missing_blobs"] or set(stray + staging) - set(report["removed"]))
     return report
+
+
+def _older(path, cutoff: float) -> bool:
+    """True if `path` was last changed before `cutoff`; a running daemon may have
+    removed it meanwhile (an upload aborted or committed): then it is gone already."""
+    try:
+        return os.path.getmtime(path) < cutoff
+    except FileNotFoundError:
+        return False
