@@ -54,6 +54,7 @@ def test_user_add_json_contract(data_dir):
     (("versions", "list", "/missing.txt", "--client", "acme"), "no such client"),
     (("versions", "restore", "/f", "1"), "Missing option '--client'"),
     (("trash", "list", "--client", "acme"), "no such client"),
+    (("audit", "list", "--since", "yesterday"), "expected a duration"),
     (("trash", "restore", "/case/x.pdf", "--client", "acme"), "not an item of the trash"),
 ])
 def test_errors_are_one_line_and_nonzero(data_dir, args, message):
@@ -98,3 +99,28 @@ def test_doctor_on_fresh_store(data_dir):
     r = cli(data_dir, "doctor", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["ok"] is True
+
+
+def test_audit_list_filters_and_verify_finds_tampering(data_dir):
+    import sqlite3
+    assert cli(data_dir, "client", "add", "acme").returncode == 0
+    assert cli(data_dir, "client", "add", "beta").returncode == 0
+    assert cli(data_dir, "user", "add", "alice", "--client", "acme", "--no-totp").returncode == 0
+    events = json.loads(cli(data_dir, "audit", "list", "--json").stdout)
+    assert [(e["actor"], e["protocol"], e["action"], e["path"]) for e in events][:2] == [
+        ("admin", "cli", "client-add", "/acme"), ("admin", "cli", "client-add", "/beta")]
+    assert all(e["prev_hash"] == before["hash"] for before, e in zip(events, events[1:]))
+    acme = json.loads(cli(data_dir, "audit", "list", "--client", "acme", "--json").stdout)
+    assert acme and all(e["path"].startswith("/acme") for e in acme)
+    newest = json.loads(cli(data_dir, "audit", "list", "--limit", "1", "--json").stdout)
+    assert newest == events[-1:]
+    assert json.loads(cli(data_dir, "audit", "list", "--user", "nobody", "--json").stdout) == []
+    assert json.loads(cli(data_dir, "audit", "list", "--since", "2000-01-01", "--json").stdout) \
+        == events
+    r = cli(data_dir, "audit", "verify")
+    assert r.returncode == 0 and f"{len(events)} events" in r.stdout, r.stderr
+    with sqlite3.connect(data_dir / "strongroom.db") as db:
+        db.execute("UPDATE audit_events SET detail = 'forged' WHERE id = ?", (events[1]["id"],))
+    r = cli(data_dir, "audit", "verify")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+    assert f"event {events[1]['id']} was altered" in r.stderr

@@ -94,3 +94,11 @@ def test_a_deleted_file_comes_back_from_the_trash(daemon):
     assert daemon.run_sftp("alice", [f"get {q('/case/Rechnung 3.pdf')} {q(again)}"]) \
         .returncode == 0
     assert again.read_bytes() == data
+    # and the audit trail says who deleted it, over which protocol, and what was refused
+    events = json.loads(daemon.cli("audit", "list", "--user", "alice", "--action", "delete",
+                                   "--client", "acme", "--json", check=True).stdout)
+    done = {(e["protocol"], e["path"]) for e in events if e["outcome"] == "ok"}
+    assert {("webdav", "/acme/case/Rechnung 3.pdf"), ("sftp", "/acme/case/Rechnung 3.pdf")} \
+        <= done, events
+    refused = {e["protocol"] for e in events if e["outcome"] == "denied"}
+    assert refused == {"sftp", "webdav"}, events

@@ -2,6 +2,7 @@
 import os
 import random
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -561,6 +562,24 @@ def test_audit_chain_verifies(app, acme):
     assert {"client-add", "user-add", "login", "mkdir", "write", "read", "rename",
             "delete"} <= actions
     assert _verify(app) == (rows, None)
+
+
+def test_audit_events_filter_by_tree_user_and_outcome(app, acme):
+    _busy(acme)
+    other = client_session(app, "acme_2")          # '_' is a LIKE wildcard: must not widen
+    put(other, "/x.txt", b"x")
+    admin = app.admin()
+    tree = admin.audit_events(client="acme")
+    assert tree and all(e["path"] == "/acme" or e["path"].startswith("/acme/") for e in tree)
+    assert not admin.audit_events(client="acme%")
+    mine = admin.audit_events(actor="acme-user")
+    assert mine and {e["actor"] for e in mine} == {"acme-user"}
+    with pytest.raises(Denied):
+        put(acme, "/@trash/x.txt", b"x")
+    (refused,) = admin.audit_events(outcome_not_ok=True)
+    assert refused["path"] == "/acme/@trash/x.txt" and refused["outcome"] == "denied"
+    assert admin.audit_events(limit=2) == admin.audit_events()[-2:]
+    assert admin.audit_events(since=time.time() + 60) == []
 
 
 TAMPER = {

@@ -3,7 +3,7 @@ import os
 
 import click
 
-from appliance.cli import acl, clients, daemon, doctor, trash, users, versions
+from appliance.cli import acl, audit, clients, daemon, doctor, trash, users, versions
 from appliance.cli.options import fail
 
 
@@ -36,3 +36,4 @@ main.add_command(trash.trash)
 main.add_command(acl.acl)
 main.add_command(acl.library)
 main.add_command(doctor.doctor)
+main.add_command(audit.audit)

@@ -45,6 +45,16 @@ class Admin(CredentialsMixin, GrantsMixin):
             self._audit(s, f"{kind}-add", f"/{name}", f"quota={quota}")
             return _client_dict(client)
 
+    def audit_events(self, **filters) -> list[dict]:
+        """See appliance.session.audit.events."""
+        with self.app.db.read() as s:
+            return audit.events(s, **filters)
+
+    def verify_audit(self) -> tuple[int, int | None]:
+        """(events checked, id of the first bad event, -1 for a cut-off end, or None)."""
+        with self.app.db.read() as s:
+            return audit.verify(s)
+
     def list_clients(self) -> list[dict]:
         with self.app.db.read() as s:
             return [_client_dict(c) for c in repo.clients(s, "client")]

@@ -59,6 +59,31 @@ def append(s, *, actor, protocol, address, action, path=None, outcome="ok", deta
     _last_written = digest
 
 
+def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, since=None,
+           limit=None) -> list[dict]:
+    """Events, oldest first, filtered: by who, by client tree (its '/<client>' paths),
+    by action, only refusals and failures, from a time on; `limit` keeps the newest
+    that many."""
+    q = select(AuditEvent)
+    if actor is not None:
+        q = q.where(AuditEvent.actor == actor)
+    if client is not None:
+        q = q.where((AuditEvent.path == f"/{client}")
+                    | AuditEvent.path.startswith(f"/{client}/", autoescape=True))
+    if action is not None:
+        q = q.where(AuditEvent.action == action)
+    if outcome_not_ok:
+        q = q.where(AuditEvent.outcome != "ok")
+    if since is not None:
+        q = q.where(AuditEvent.ts >= since)
+    q = q.order_by(AuditEvent.id.desc())
+    if limit is not None:
+        q = q.limit(limit)
+    rows = list(s.scalars(q))[::-1]
+    return [dict(id=ev.id, **{k: getattr(ev, k) for k in _FIELDS}, prev_hash=ev.prev_hash,
+                 hash=ev.hash) for ev in rows]
+
+
 def verify(s) -> tuple[int, int | None]:
     """Walk the chain: (events checked, id of the first bad event or None)."""
     prev, count = GENESIS, 0
