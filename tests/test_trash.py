@@ -83,11 +83,15 @@ def test_a_file_moved_over_another_leaves_only_the_replaced_one(acme):
     assert acme.list("/@trash") == []
 
 
-@pytest.mark.parametrize("name", ["2026-01-01 00-00-00 d1 x.txt", "x.txt", "nothing"])
+@pytest.mark.parametrize("name", ["2026-01-01 00-00-00 d1 x.txt", "x.txt", "nothing",
+                                  "2026-01-01 00-00-00 d99999999999 x.txt",
+                                  "2026-01-01 00-00-00 d" + "9" * 25 + " x.txt"])
 def test_names_that_are_not_in_the_trash_are_not_found(acme, name):
     put(acme, "/x.txt", b"live")
     with pytest.raises(NotFound):
         acme.stat(f"/@trash/{name}")
+    with pytest.raises(NotFound):
+        acme.stat(f"/@versions/x.txt/{name.replace(' d', ' v')}")
 
 
 @pytest.mark.parametrize("op", [

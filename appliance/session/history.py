@@ -46,7 +46,7 @@ class HistoryMixin:
             return node, None
         file = repo.walk(s, client.id, rel[:-1]) if rel else None
         m = _NAME.match(rel[-1]) if rel else None
-        if file is not None and not file.is_dir and m:
+        if file is not None and not file.is_dir and m and int(m.group(1)) < 2**31:
             version = s.get(Version, int(m.group(1)))
             if version is not None and version.node_id == file.id \
                     and version_name(version, file.name) == rel[-1]:

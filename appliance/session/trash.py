@@ -23,7 +23,8 @@ from appliance.errors import NotFound
 from appliance.session.entry import Entry, dir_entry, entry_for
 
 VIEW = "@trash"
-_NAME = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d d(\d+) (.+)$")
+# an id of at most 10 digits: a longer one is no row, and PostgreSQL would refuse it
+_NAME = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d d(\d{1,10}) (.+)$")
 
 
 def trash_name(node) -> str:
@@ -71,7 +72,7 @@ class TrashMixin:
 
     def _trash_child(self, s, folder, name: str, inside: bool) -> Node | None:
         m = _NAME.match(name)
-        item = s.get(Node, int(m.group(1))) if m else None
+        item = s.get(Node, int(m.group(1))) if m and int(m.group(1)) < 2**31 else None
         if item is not None and item.parent_id == folder.id and item.deleted_at is not None \
                 and _restorable(item) and trash_name(item) == name:
             return item
