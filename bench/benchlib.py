@@ -19,13 +19,24 @@ def run(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
     return p
 
 
-def proc_status(pid: int, field: str) -> float:
-    """A memory field of /proc/PID/status in MiB (nan if the process is gone)."""
+def _proc_field(pid: int, name: str, field: str) -> int | None:
+    """The number after 'FIELD:' in /proc/PID/NAME, or None if the process is gone."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
                 if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
+                    return int(line.split()[1])
     except OSError:
         pass
-    return float("nan")
+    return None
+
+
+def proc_status(pid: int, field: str) -> float:
+    """A memory field of /proc/PID/status in MiB (nan if the process is gone)."""
+    kib = _proc_field(pid, "status", field)
+    return float("nan") if kib is None else kib / 1024
+
+
+def proc_io(pid: int, field: str) -> int:
+    """A counter of /proc/PID/io (rchar: bytes read, wchar: bytes written), 0 if gone."""
+    return _proc_field(pid, "io", field) or 0

@@ -86,7 +86,7 @@ SSHD = "/usr/sbin/sshd"
 GOALS = {"put": 0.8, "get": 0.8, "put4": 0.8, "psput": 0.5, "psget": 0.8, "small": 0.8}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-from benchlib import free_port, proc_status, run
+from benchlib import free_port, proc_io, proc_status, run
 
 
 # -- small helpers ------------------------------------------------------------------
@@ -152,18 +152,6 @@ def descendants(root: int) -> list[int]:
         out.append(pid)
         todo.extend(kids[pid])
     return out
-
-
-def proc_io(pid: int, field: str) -> int:
-    """A counter of /proc/PID/io (rchar: bytes read, wchar: bytes written)."""
-    try:
-        with open(f"/proc/{pid}/io") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class CutOff(RuntimeError):
