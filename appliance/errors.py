@@ -10,6 +10,11 @@ class NotFound(StrongroomError):
     pass
 
 
+class Hidden(NotFound):
+    """The path is outside what the principal may see: answered as NotFound, and
+    audited as a refused probe."""
+
+
 class Denied(StrongroomError):
     pass
 
@@ -34,5 +39,5 @@ class Unsupported(StrongroomError):
     """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
 
 
-__all__ = ["StrongroomError", "NotFound", "Denied", "Conflict", "QuotaExceeded", "AuthFailed",
+__all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "QuotaExceeded", "AuthFailed",
            "BadRequest", "Unsupported", "CorruptData", "StorageError"]

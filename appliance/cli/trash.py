@@ -16,16 +16,19 @@ def _items(session, path: str):
     """Each deleted item below `path` in the view, also those deleted from a folder
     before the folder was."""
     for entry in session.list(path):
-        if view.is_item_name(entry.name):
+        if entry.deleted_at is not None:
             yield entry
         if entry.is_dir:
             yield from _items(session, entry.path)
 
 
+def _below_client(path: str) -> str:
+    return paths.join(paths.clean(path)[1:])
+
+
 def _row(entry) -> dict:
-    rel = paths.clean(entry.path)[1:]        # below /<client>
-    return {"item": paths.join(rel), "original": paths.join(view.original_rel(rel[1:])),
-            "deleted_at": iso_time(view.deleted_at(entry.name)), "folder": entry.is_dir,
+    return {"item": _below_client(entry.path), "original": _below_client(entry.origin),
+            "deleted_at": iso_time(entry.deleted_at), "folder": entry.is_dir,
             "size": None if entry.is_dir else entry.size}
 
 
@@ -38,7 +41,7 @@ def list_(client_name, data_dir, as_json):
     with the path it had; ITEM is what `trash restore` takes."""
     session = client_admin_session(data_dir, client_name)
     items = sorted(_items(session, f"/{client_name}/{view.VIEW}"),
-                   key=lambda e: (view.deleted_at(e.name), e.node_id))
+                   key=lambda e: (int(e.deleted_at), e.node_id))
     rows = [_row(e) for e in items]
     emit(rows, as_json, lambda rs: [f"{'DELETED':25} {'SIZE':>10}  ITEM"] +
          [f"{r['deleted_at']:25} {'folder' if r['folder'] else human_size(r['size']):>10}  "
@@ -56,10 +59,13 @@ def list_(client_name, data_dir, as_json):
 def restore(item, client_name, dest, overwrite, data_dir):
     """Copy a deleted file or folder back into the tree."""
     rel = paths.clean(item)
-    if rel[:1] != (view.VIEW,) or len(rel) < 2 or not view.is_item_name(rel[-1]):
-        raise BadRequest(f"not an item of the trash: {item} (see `strongroom trash list`)")
-    dest = dest or paths.join(view.original_rel(rel[1:]))
+    not_an_item = BadRequest(f"not an item of the trash: {item} (see `strongroom trash list`)")
+    if rel[:1] != (view.VIEW,) or len(rel) < 2:
+        raise not_an_item
     session = client_admin_session(data_dir, client_name)
-    session.copy(f"/{client_name}{paths.join(rel)}", f"/{client_name}/{dest.lstrip('/')}",
-                 overwrite=overwrite)
+    entry = session.stat(f"/{client_name}{paths.join(rel)}")
+    if entry.deleted_at is None:
+        raise not_an_item
+    dest = dest or _below_client(entry.origin)
+    session.copy(entry.path, f"/{client_name}/{dest.lstrip('/')}", overwrite=overwrite)
     click.echo(f"restored {item} to {dest}")

@@ -15,8 +15,8 @@ import time
 from sqlalchemy import bindparam, or_, select
 
 from appliance.db.models import Client, Grant, LibraryMember
-from appliance.errors import Denied, NotFound
-from appliance.session.views import real_rel
+from appliance.errors import Denied, Hidden
+from appliance.session.views import in_view
 from auth import acl
 
 RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
@@ -103,19 +103,28 @@ class AccessMixin:
         return grants
 
     def _decide(self, s, client, t, action: str) -> None:
-        """Raise Denied or NotFound unless the principal may `action` at `t`."""
-        verdict = acl.decide(self._grants(s, client), real_rel(t.rel),
-                             RIGHT_OF.get(action, "m"))
+        """Raise Denied or Hidden unless the principal may `action` at `t`."""
+        if in_view(t.rel):
+            self._view_decide(s, client, t, action)
+            return
+        verdict = self._grant_verdict(s, client, t.rel, RIGHT_OF.get(action, "m"))
         if verdict == "denied":
             raise Denied(f"you may not {action} here: {self.view_path(t)}")
         if verdict == "hidden":
-            raise NotFound(f"no such file or folder: {self.view_path(t)}")
+            raise Hidden(f"no such file or folder: {self.view_path(t)}")
+
+    def _grant_verdict(self, s, client, rel: tuple, right: str) -> str:
+        """acl.decide for a real path of `client`'s tree."""
+        return acl.decide(self._grants(s, client), rel, right)
 
     def _may_read_all(self, s, client, rel) -> bool:
         return "r" in acl.rights_at(self._grants(s, client), rel)
 
+    def _visible_real(self, s, client, rel) -> bool:
+        return acl.visible(self._grants(s, client), rel)
+
     def _visible_child(self, s, client, rel, name) -> bool:
-        return acl.visible(self._grants(s, client), rel + (name,))
+        return self._visible_real(s, client, rel + (name,))
 
     def _visible_trees(self, s) -> list:
         """Client and library rows whose trees appear in a staff or admin root."""

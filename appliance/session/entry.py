@@ -14,6 +14,12 @@ class Entry:
     node_id: int | None = None
     version_id: int | None = None
     sha256: str | None = None
+    # In a read-only view: the path (in the caller's view) of what the entry is
+    # about (the file of a version, where a deleted item was); when an item of the
+    # trash was deleted; whether it is deleted content (an item or inside one).
+    origin: str | None = None
+    deleted_at: float | None = None
+    deleted: bool = False
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,13 @@ class Target:
     rel: tuple[str, ...]
     prefix: tuple[str, ...] = ()
 
+    def parent(self) -> "Target":
+        return Target(self.client, self.rel[:-1], self.prefix)
+
+    def at(self, rel: tuple[str, ...]) -> "Target":
+        """The target at another path of the same tree."""
+        return Target(self.client, tuple(rel), self.prefix)
+
     @property
     def is_view_root(self) -> bool:
         return self.client is None

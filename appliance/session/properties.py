@@ -16,7 +16,7 @@ class PropertiesMixin:
             if client is None or t.rel[:1] == (history.VIEW,):
                 return {}
             if t.rel[:1] == (trash.VIEW,):   # a deleted node keeps its properties
-                node = self._trash_walk(s, client, t)[0]
+                node = self._view_found(s, client, t).node
             else:
                 node = self._node(s, client, t)
             rows = s.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))

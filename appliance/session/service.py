@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.db import repo
 from appliance.db.models import Node, Version
-from appliance.errors import BadRequest, Conflict, Denied, NotFound
-from appliance.session import audit, paths, trash
+from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound
+from appliance.session import audit, paths
 from appliance.session.access import AccessMixin
 from appliance.session.grants import move_grants
 from appliance.session.views import ViewsMixin, in_view
@@ -101,7 +101,6 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
             client = ClientInfo(cid, name, quota, bytes(wrapped_key), kind)
             self._clients[t.client] = (*stamp, client)
         self._decide(s, client, t, action)
-        self._refuse_writes_in_view(t, action)
         return client
 
     @contextmanager
@@ -109,9 +108,10 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
             right: str | None = None, fast: bool = False):
         """A transaction for one operation; audits success in it and denials after it.
         `fast`: on the DBAPI cursor (appliance.db.fast), for operations that only
-        use the repo functions marked "also fast"."""
+        use the repo functions marked "also fast" (never in a view: resolving a
+        view path walks ORM rows)."""
         db = self.app.db
-        if fast:
+        if fast and not in_view(t.rel):
             opened = db.fast_write if write else db.fast_read
         else:
             opened = db.write if write else db.read
@@ -123,9 +123,10 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
                 yield s, client
                 if audited:
                     self._audit(s, action, t)
-        except Denied as e:
+        except (Denied, Hidden) as e:
+            outcome = "hidden" if isinstance(e, Hidden) else "denied"
             with self.app.db.write() as s:
-                self._audit(s, action, t, outcome="denied", detail=str(e))
+                self._audit(s, action, t, outcome=outcome, detail=str(e))
             raise
         except IntegrityError:
             raise ConcurrentChange(f"{self.view_path(t)} changed concurrently; try again") \
@@ -173,9 +174,8 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
 
     def _stat(self, path):
         t = self.target(path)
-        fast = bool(t.rel) and not in_view(t.rel)
         with self._op("stat", t, write=False, audited=False, right="list",
-                      fast=fast) as (s, client):
+                      fast=bool(t.rel)) as (s, client):
             if client is None:
                 return dir_entry("/", "")
             if in_view(t.rel):
@@ -446,11 +446,11 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
         if ts.client == td.client and td.rel[:len(ts.rel)] == ts.rel:
             raise BadRequest("a folder cannot be copied into itself")
         self.mkdir(dst)
-        # a deleted folder is copied as it was, without what was deleted from it before
-        as_it_was = ts.rel[:1] == (trash.VIEW,) and trash.within_item(ts.rel[1:])
         if recursive:
             for child in self.list(src):
-                if as_it_was and trash.is_item_name(child.name):
+                # a deleted folder is copied as it was, without what was deleted
+                # from it before
+                if src_entry.deleted and child.deleted_at is not None:
                     continue
                 self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
 
@@ -513,7 +513,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin):
             with self.app.db.read() as s:
                 client = self._client(s, t, action)
                 if client is not None and action != "write":
-                    self._view_find(s, client, t) if in_view(t.rel) else self._node(s, client, t)
+                    self._view_found(s, client, t) if in_view(t.rel) else self._node(s, client, t)
         except Denied:
             return "denied"
         except NotFound:

@@ -1,15 +1,18 @@
-"""The read-only trash view, mixed into Session: `@trash` at the top of every tree
-shows what was deleted, where it was. It holds the folders on the way to deleted
-items, and each deleted file or folder named '2026-12-01 13-40-02 d42 report.pdf'
-(when it was deleted, UTC; its id; its name). A deleted folder opens as it was when
-it was deleted, plus, named the same way, what had been deleted from it before.
-Any client can browse the view and copy an item out of it, which restores it (a
+"""The read-only trash view: `@trash` at the top of every tree shows what was
+deleted, where it was. It holds the folders on the way to deleted items, and each
+deleted file or folder named '2026-12-01 13-40-02 d42 report.pdf' (when it was
+deleted, UTC; its id; its name). A deleted folder opens as it was when it was
+deleted, plus, named the same way, what had been deleted from it before. Any
+client can browse the view and copy an item out of it, which restores it (a
 WebDAV COPY, or download and upload); copying a deleted folder restores it as it
 was, without those earlier deletions, and copying a folder on the way copies the
 items below it under their names in the view.
 
-Rights are those of an item's original path (copying one out needs read there);
-nothing below `@trash` can be written.
+A path in the view is resolved by walking the database, never by reading meaning
+into a name: a live folder called '2026-12-01 13-40-02 d42 report.pdf' (one dragged
+out of the trash, say) is that folder. Rights are those of the path the rows
+walked spell, with each item under its own name (copying one out needs read
+there); nothing below `@trash` can be written.
 """
 import dataclasses
 import datetime
@@ -21,36 +24,25 @@ from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import NotFound
 from appliance.session.entry import Entry, dir_entry, entry_for
+from appliance.session.viewhit import Caller, Hit
 
 VIEW = "@trash"
 # an id of at most 10 digits: a longer one is no row, and PostgreSQL would refuse it
-_NAME = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d d(\d{1,10}) (.+)$")
+_ITEM_ID = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d d(\d{1,10}) ")
 
 
 def trash_name(node) -> str:
-    when = datetime.datetime.fromtimestamp(node.deleted_at, datetime.timezone.utc)
-    return f"{when:%Y-%m-%d %H-%M-%S} d{node.id} {node.name}"
+    return f"{_prefix(node.id, node.deleted_at)}{node.name}"
 
 
-def is_item_name(name: str) -> bool:
-    return _NAME.match(name) is not None
+def _prefix(node_id: int, deleted_at: float) -> str:
+    when = datetime.datetime.fromtimestamp(deleted_at, datetime.timezone.utc)
+    return f"{when:%Y-%m-%d %H-%M-%S} d{node_id} "
 
 
-def deleted_at(name: str) -> float:
-    """When the item `name` was deleted (to the second)."""
-    when = datetime.datetime.strptime(name[:19], "%Y-%m-%d %H-%M-%S")
-    return when.replace(tzinfo=datetime.timezone.utc).timestamp()
-
-
-def within_item(rel: tuple) -> bool:
-    """True if a path below the view is a deleted item or inside one (not a live
-    folder on the way to them)."""
-    return any(_NAME.match(name) for name in rel)
-
-
-def original_rel(rel: tuple) -> tuple:
-    """The original path of a path below the view (for rights)."""
-    return tuple(m.group(2) if (m := _NAME.match(name)) else name for name in rel)
+def original_name(entry: Entry) -> str:
+    """The name a deleted item had (its entry's name without what the view added)."""
+    return entry.name.removeprefix(_prefix(entry.node_id, entry.deleted_at))
 
 
 def _restorable(node) -> bool:
@@ -58,60 +50,76 @@ def _restorable(node) -> bool:
     return node.is_dir or node.current_version_id is not None
 
 
-class TrashMixin:
-    def _trash_walk(self, s, client, t) -> tuple[Node, bool]:
-        """The node at a path in the view and whether it is deleted content (a deleted
-        item or what was inside it) rather than a live folder on the way."""
-        node, inside = repo.root_node(s, client.id), False
-        for name in t.rel[1:]:
-            child = self._trash_child(s, node, name, inside) if node.is_dir else None
+class TrashView:
+    """Resolves and shows paths below `@trash` (see the module docstring)."""
+
+    name = VIEW
+
+    def resolve(self, s, client_id: int, rel: tuple) -> Hit | None:
+        """The node at `rel` (below the view's name), or None."""
+        node, real, deleted = repo.root_node(s, client_id), (), False
+        for name in rel:
+            child = _child(s, node, name, deleted) if node.is_dir else None
             if child is None:
-                raise NotFound(f"no such file or folder in the trash: {self.view_path(t)}")
-            node, inside = child, inside or child.deleted_at is not None
-        return node, inside
+                return None
+            node, real = child, real + (child.name,)
+            deleted = deleted or child.deleted_at is not None
+        return Hit(node, None, real, deleted)
 
-    def _trash_child(self, s, folder, name: str, inside: bool) -> Node | None:
-        m = _NAME.match(name)
-        item = s.get(Node, int(m.group(1))) if m and int(m.group(1)) < 2**31 else None
-        if item is not None and item.parent_id == folder.id and item.deleted_at is not None \
-                and _restorable(item) and trash_name(item) == name:
-            return item
-        child = s.scalar(select(Node).where(Node.parent_id == folder.id, Node.name == name,
-                                            Node.deleted_at.is_(None)))
-        return child if child is not None and (inside or child.is_dir) else None
+    def stat(self, s, hit: Hit, path: str, caller: Caller) -> Entry:
+        if not hit.real:
+            return dir_entry(path, VIEW, hit.node)
+        version = None if hit.node.is_dir else s.get(Version, hit.node.current_version_id)
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        return _entry(path, name, hit.node, version, hit.deleted, caller.place(hit.real))
 
-    def _trash_stat(self, s, client, t) -> Entry:
-        node, _ = self._trash_walk(s, client, t)
-        if len(t.rel) == 1:
-            return dir_entry(self.view_path(t), VIEW, node)
-        version = None if node.is_dir else s.get(Version, node.current_version_id)
-        return _named(entry_for(self.view_path(t), node, version), t.rel[-1])
-
-    def _trash_list(self, s, client, t) -> list[Entry]:
-        node, inside = self._trash_walk(s, client, t)
-        if not node.is_dir:
-            raise NotFound(f"not a folder: {self.view_path(t)}")
-        base = self.view_path(t).rstrip("/")
-        rel = original_rel(t.rel[1:])
-        everything = self._may_read_all(s, client, rel)
-        leads = None if inside else _folders_leading_to_trash(s, client.id)
+    def list(self, s, hit: Hit, path: str, caller: Caller) -> list[Entry]:
+        if not hit.node.is_dir:
+            raise NotFound(f"not a folder: {path}")
+        base = path.rstrip("/")
+        leads = None if hit.deleted else _folders_leading_to_trash(s, hit.node.client_id)
+        children = list(_children(s, hit.node.id, hit.deleted))
+        # a live child named exactly like an item beside it is shadowed: the name
+        # opens the item
+        items = {trash_name(c) for c, _ in children if c.deleted_at is not None}
         entries = []
-        for child, version in _children(s, node.id, inside):
+        for child, version in children:
             if child.deleted_at is not None:
                 name = trash_name(child)
-            elif inside or child.id in leads:
+            elif (hit.deleted or child.id in leads) and child.name not in items:
                 name = child.name
             else:
                 continue
-            if everything or self._visible_child(s, client, rel, child.name):
-                entries.append(_named(entry_for(f"{base}/{name}", child, version), name))
+            real = hit.real + (child.name,)
+            if caller.visible(real):
+                deleted = hit.deleted or child.deleted_at is not None
+                entries.append(_entry(f"{base}/{name}", name, child, version, deleted,
+                                      caller.place(real)))
         return sorted(entries, key=lambda e: e.name)
 
-    def _trash_version(self, s, client, t):
-        node, _ = self._trash_walk(s, client, t)
-        if node.is_dir:
-            raise NotFound(f"is a folder: {self.view_path(t)}")
-        return node, s.get(Version, node.current_version_id)
+    def content(self, s, hit: Hit):
+        """(node, version) to read, or None if `hit` is a folder."""
+        if hit.node.is_dir or not hit.real:
+            return None
+        return hit.node, s.get(Version, hit.node.current_version_id)
+
+
+def _child(s, folder, name: str, deleted: bool) -> Node | None:
+    """The deleted item of `folder` whose view name is exactly `name`, else its live
+    child `name` (any child inside deleted content; only folders on the way)."""
+    m = _ITEM_ID.match(name)
+    item = s.get(Node, int(m.group(1))) if m else None
+    if item is not None and item.parent_id == folder.id and item.deleted_at is not None \
+            and _restorable(item) and trash_name(item) == name:
+        return item
+    child = s.scalar(select(Node).where(Node.parent_id == folder.id, Node.name == name,
+                                        Node.deleted_at.is_(None)))
+    return child if child is not None and (deleted or child.is_dir) else None
+
+
+def _entry(path, name, node, version, deleted, origin) -> Entry:
+    return dataclasses.replace(entry_for(path, node, version), name=name, origin=origin,
+                               deleted_at=node.deleted_at, deleted=deleted)
 
 
 def _children(s, folder_id: int, inside: bool):
@@ -139,7 +147,3 @@ def _folders_leading_to_trash(s, client_id: int) -> set[int]:
             leads.add(folder)
             folder = parent_of[folder]
     return leads
-
-
-def _named(entry: Entry, name: str) -> Entry:
-    return dataclasses.replace(entry, name=name)

@@ -1,56 +1,86 @@
 """The read-only views at the top of every tree, `@versions` (appliance.session.history)
-and `@trash` (appliance.session.trash): which path is in which, and one dispatch for
-the operations Session serves from them. No real file or folder can take their names
-at the top of a tree, and nothing below them can be written."""
+and `@trash` (appliance.session.trash): which path is in which, the access decision
+for paths in them, and one dispatch for the operations Session serves from them.
+
+No real file or folder can take their names at the top of a tree, and nothing
+below them can be written. A view path is decided on what the database walk finds
+(`Hit.real`), so a live name that looks like a version or an item is just a name.
+"""
 from appliance.db import repo
-from appliance.errors import Denied
+from appliance.errors import Denied, Hidden, NotFound
 from appliance.session import history, trash
 from appliance.session.entry import dir_entry
-from appliance.session.history import HistoryMixin
-from appliance.session.trash import TrashMixin
+from appliance.session.viewhit import Caller, Hit
 
-VIEWS = (history.VIEW, trash.VIEW)
+VIEWS = {v.name: v for v in (history.HistoryView(), trash.TrashView())}
 _WHY = {history.VIEW: "a read-only view of earlier versions; copy a version out of it "
                       "to restore it",
         trash.VIEW: "a read-only view of deleted files and folders; copy one out of it "
                     "to restore it"}
+_READS = ("list", "read")
 
 
 def in_view(rel: tuple) -> bool:
     return bool(rel) and rel[0] in VIEWS
 
 
-def real_rel(rel: tuple) -> tuple:
-    """The real path a path (maybe in a view) is about, for rights."""
-    if rel[:1] == (trash.VIEW,):
-        return trash.original_rel(rel[1:])
-    return history.real_rel(rel)
+class ViewsMixin:
+    """Session's side of the views; needs `_grant_verdict`, `_visible_real` and
+    `view_path` of Session."""
 
-
-class ViewsMixin(HistoryMixin, TrashMixin):
-    def _refuse_writes_in_view(self, t, action: str) -> None:
-        if in_view(t.rel) and action not in ("list", "read"):
+    def _view_decide(self, s, client, t, action: str) -> None:
+        """Raise unless `action` is allowed at `t` in a view: the caller must see what
+        the path resolves to; only reading is ever allowed."""
+        hit = self._view_hit(s, client, t)
+        if hit is None:
+            self._view_decide_missing(s, client, t, action)
+        verdict = self._grant_verdict(s, client, hit.real, "r")
+        if verdict == "hidden":
+            raise Hidden(f"no such file or folder: {self.view_path(t)}")
+        if action not in _READS:
             raise Denied(f"{t.rel[0]} is {_WHY[t.rel[0]]}")
+        if verdict == "denied":
+            raise Denied(f"you may not {action} here: {self.view_path(t)}")
+
+    def _view_decide_missing(self, s, client, t, action: str):
+        """Nothing is at `t`: hidden unless the caller sees the folder it would be in;
+        then not found to a reader and read-only to a writer."""
+        folder = self._view_hit(s, client, t.parent()) if len(t.rel) > 1 else None
+        if folder is None or self._grant_verdict(s, client, folder.real, "r") == "hidden":
+            raise Hidden(f"no such file or folder: {self.view_path(t)}")
+        if action in _READS:
+            raise NotFound(f"no such file or folder: {self.view_path(t)}")
+        raise Denied(f"{t.rel[0]} is {_WHY[t.rel[0]]}")
+
+    def _view_hit(self, s, client, t) -> Hit | None:
+        return VIEWS[t.rel[0]].resolve(s, client.id, t.rel[1:])
+
+    def _view_found(self, s, client, t) -> Hit:
+        hit = self._view_hit(s, client, t)
+        if hit is None:
+            raise NotFound(f"no such file or folder: {self.view_path(t)}")
+        return hit
+
+    def _caller(self, s, client, t) -> Caller:
+        return Caller(visible=lambda real: self._visible_real(s, client, real),
+                      place=lambda real: self.view_path(t.at(real)))
 
     def _view_stat(self, s, client, t):
-        return self._in_trash(t, self._trash_stat, self._history_stat)(s, client, t)
+        hit = self._view_found(s, client, t)
+        return VIEWS[t.rel[0]].stat(s, hit, self.view_path(t), self._caller(s, client, t))
 
     def _view_list(self, s, client, t):
-        return self._in_trash(t, self._trash_list, self._history_list)(s, client, t)
+        hit = self._view_found(s, client, t)
+        return VIEWS[t.rel[0]].list(s, hit, self.view_path(t), self._caller(s, client, t))
 
     def _view_version(self, s, client, t):
         """(node, version) of a file in a view."""
-        return self._in_trash(t, self._trash_version, self._history_version)(s, client, t)
-
-    def _view_find(self, s, client, t) -> None:
-        """NotFound unless `t` exists in its view."""
-        self._in_trash(t, self._trash_walk, self._history)(s, client, t)
+        content = VIEWS[t.rel[0]].content(s, self._view_found(s, client, t))
+        if content is None:
+            raise NotFound(f"not a file: {self.view_path(t)}")
+        return content
 
     def _view_root_entries(self, s, client, t) -> list:
         """The views, as folders in the top folder of a tree."""
         base, root = self.view_path(t).rstrip("/"), repo.root_node(s, client.id)
         return [dir_entry(f"{base}/{name}", name, root) for name in VIEWS]
-
-    @staticmethod
-    def _in_trash(t, in_trash, in_versions):
-        return in_trash if t.rel[0] == trash.VIEW else in_versions
