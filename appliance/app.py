@@ -9,6 +9,7 @@ import providers
 from appliance.db import Database, default_url, upgrade
 from appliance.session import Session
 from appliance.session.admin import Admin
+from appliance.session.locks import LockStore
 from appliance.session.login import Authenticator
 from providers.keys import KeyRing, load_master_key
 
@@ -27,6 +28,7 @@ class App:
         self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
         self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db, self.config)
+        self.locks = LockStore(self.db, self.config.webdav.lock_max)
         # Which libraries each client sees, remembered briefly (session.access).
         self.library_names: dict = {}
         # Bumped by every change of clients, grants or libraries made in this process,

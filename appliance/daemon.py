@@ -36,6 +36,9 @@ def run(data_dir) -> None:
     removed = app.provider.clean_staging()
     if removed:
         log.info("removed %d unfinished uploads left by an earlier run", removed)
+    capped = app.locks.cap()
+    if capped:
+        log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)
     host = app.config.server.host
     sftp = SFTPListener(app, host, app.config.server.sftp_port)
     web = make_server(app, host, app.config.server.webdav_port)

@@ -72,6 +72,13 @@ def duration(value):
     raise ValueError(f"expected a duration such as 3600, '30m', '12h' or '7d', got {value!r}")
 
 
+def positive_duration(value):
+    seconds = duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration above zero, got {value!r}")
+    return seconds
+
+
 def prefix_length(maximum: int):
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:

@@ -51,6 +51,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "block_size": Option(1048576, conv.positive_int,
                              "Bytes read from or written to a request body at a time."),
         "threads": Option(32, conv.positive_int, "Worker threads of the HTTPS server."),
+        "lock_max": Option("1h", conv.positive_duration,
+                           "The longest a WebDAV lock lives without a refresh (a client "
+                           "asking for longer, or for Infinite, gets this and refreshes)."),
     },
     "auth": {
         "app_passwords_sftp": Option(False, conv.boolean,

@@ -3,7 +3,8 @@ import os
 
 import click
 
-from appliance.cli import acl, audit, clients, daemon, doctor, trash, users, versions
+from appliance.cli import (acl, audit, clients, daemon, doctor, locks, trash, users,
+                           versions)
 from appliance.cli.options import fail
 
 
@@ -37,3 +38,4 @@ main.add_command(acl.acl)
 main.add_command(acl.library)
 main.add_command(doctor.doctor)
 main.add_command(audit.audit)
+main.add_command(locks.locks)

@@ -5,6 +5,7 @@ from appliance.db import repo
 from appliance.db.models import Client, Grant, Node, User, UserKey
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.session import audit
+from appliance.session.adminlocks import AdminLocksMixin
 from appliance.session.credentials import CredentialsMixin
 from appliance.session.grants import GrantsMixin
 from auth import passwords, sshkeys, totp
@@ -13,7 +14,7 @@ DEFAULT_CLIENT_RIGHTS = "rwd"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class Admin(CredentialsMixin, GrantsMixin):
+class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
     def __init__(self, app, actor: str = "admin", protocol: str = "cli"):
         self.app, self.actor, self.protocol = app, actor, protocol
 

@@ -41,12 +41,15 @@ class CredentialsMixin:
         return out
 
     def set_disabled(self, login: str, disabled: bool) -> dict:
-        """Disable (ending live SFTP sessions and drive sessions within seconds) or enable."""
+        """Disable (ending live SFTP sessions and drive sessions within seconds, and
+        releasing the account's WebDAV locks) or enable."""
         with self.app.db.write() as s:
             user = self._user(s, login)
             user.disabled = disabled
             if disabled:
                 s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
+                owned = self.app.locks.listed(s, principal=login)
+                self.app.locks.drop(s, [lock["token"] for lock in owned])
             self._audit(s, "user-disable" if disabled else "user-enable", None, f"login={login}")
         return {"login": login, "disabled": disabled}
 

@@ -1,14 +1,14 @@
 """WebDAV lock records in the metadata database, keyed by canonical path
 ('/<client>/<path>') so that every user's view of a node sees the same locks and
-locks survive a restart. The adapter translates view paths to canonical ones."""
+locks survive a restart. Only the service layer uses this store: taking,
+refreshing and releasing a lock are Session operations (rights, audit), and the
+admin's `strongroom locks` goes through Admin."""
 import time
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from appliance.db.models import Lock
 
-TIMEOUT_DEFAULT = 604800
-TIMEOUT_MAX = 4 * 604800
 _FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "timeout", "expire")
 
 
@@ -37,51 +37,77 @@ _AT = {(r, c): _at(r, c) for r in (True, False) for c in (True, False) if r or c
 
 
 class LockStore:
-    def __init__(self, db):
+    """Lock rows. Every lock expires: a timeout is at most `lock_max` seconds (a
+    client asking for more, or for Infinite, gets that and refreshes)."""
+
+    def __init__(self, db, lock_max: float):
         self.db = db
+        self.lock_max = lock_max
+
+    def capped(self, timeout) -> float:
+        timeout = float(timeout if timeout is not None else self.lock_max)
+        return self.lock_max if timeout <= 0 or timeout > self.lock_max else timeout
 
     def get(self, token: str) -> dict | None:
         with self.db.read() as s:
             row = s.get(Lock, token)
-            if row is None or (row.expire >= 0 and row.expire < time.time()):
+            if row is None or row.expire < time.time():
                 return None
             return _as_dict(row)
 
-    def create(self, root: str, lock: dict, token: str) -> dict:
-        timeout = float(lock.get("timeout") or TIMEOUT_DEFAULT)
-        if timeout < 0 or timeout > TIMEOUT_MAX:
-            timeout = TIMEOUT_MAX
-        lock = dict(lock, root=root, timeout=timeout, expire=time.time() + timeout, token=token)
-        with self.db.write() as s:
-            s.add(Lock(**{k: lock[k] for k in _FIELDS}))
+    def create(self, s, root: str, lock: dict, token: str) -> dict:
+        """Add a lock in the caller's transaction `s`."""
+        timeout = self.capped(lock.get("timeout"))
+        owner = lock.get("owner") or ""   # wsgidav's <owner> element, as XML bytes
+        owner = owner.decode("utf-8", "replace") if isinstance(owner, bytes) else owner
+        lock = dict(lock, root=root, timeout=timeout, expire=time.time() + timeout, token=token,
+                    owner=owner)
+        s.add(Lock(**{k: lock[k] for k in _FIELDS}))
         return lock
 
-    def refresh(self, token: str, timeout: float) -> dict | None:
-        if timeout < 0 or timeout > TIMEOUT_MAX:
-            timeout = TIMEOUT_MAX
-        with self.db.write() as s:
-            row = s.get(Lock, token)
-            if row is None:
-                return None
-            row.timeout, row.expire = timeout, time.time() + timeout
-            return _as_dict(row)
+    def refresh(self, s, token: str, timeout) -> dict | None:
+        row = s.get(Lock, token)
+        if row is None or row.expire < time.time():
+            return None
+        row.timeout = self.capped(timeout)
+        row.expire = time.time() + row.timeout
+        return _as_dict(row)
 
-    def delete(self, token: str) -> bool:
-        with self.db.write() as s:
-            return s.execute(delete(Lock).where(Lock.token == token)).rowcount > 0
-
-    def at(self, root: str, *, include_root: bool, include_children: bool) -> list[dict]:
-        params = {"root": root, "below": _like_prefix(root.rstrip("/") + "/"),
-                  "now": time.time()}
-        with self.db.fast_read() as s:  # asked on every write request (appliance.db.fast)
-            rows = s.execute(_AT[include_root, include_children], params).all()
-        return [dict(zip(_COLUMNS, r)) for r in rows]
+    def delete(self, s, token: str) -> bool:
+        return s.execute(delete(Lock).where(Lock.token == token)).rowcount > 0
 
     def under(self, root: str) -> list[dict]:
         """Every live lock at or below `root` (one query; callers filter in memory)."""
-        return self.at(root, include_root=True, include_children=True)
+        params = {"root": root, "below": _like_prefix(root.rstrip("/") + "/"),
+                  "now": time.time()}
+        with self.db.fast_read() as s:  # asked on every write request (appliance.db.fast)
+            rows = s.execute(_AT[True, True], params).all()
+        return [dict(zip(_COLUMNS, r)) for r in rows]
+
+    def listed(self, s, *, principal: str | None = None, root: str | None = None) -> list[dict]:
+        """Live locks, oldest expiry first: of one owner, at or below one path, or all."""
+        q = select(Lock).where(Lock.expire >= time.time()).order_by(Lock.expire, Lock.token)
+        if principal is not None:
+            q = q.where(Lock.principal == principal)
+        if root is not None:
+            q = q.where(or_(Lock.root == root,
+                            Lock.root.like(_like_prefix(root.rstrip("/") + "/"), escape="/")))
+        return [_as_dict(row) for row in s.scalars(q)]
+
+    def drop(self, s, tokens) -> int:
+        tokens = list(tokens)
+        if not tokens:
+            return 0
+        return s.execute(delete(Lock).where(Lock.token.in_(tokens))).rowcount
+
+    def cap(self) -> int:
+        """Shorten every stored lock to at most `lock_max` from now (locks taken
+        before the cap existed, or under a larger one); return how many changed."""
+        latest = time.time() + self.lock_max
+        with self.db.write() as s:
+            return s.execute(update(Lock).where(Lock.expire > latest)
+                             .values(expire=latest, timeout=self.lock_max)).rowcount
 
     def purge_expired(self) -> int:
         with self.db.write() as s:
-            return s.execute(delete(Lock).where(Lock.expire < time.time(),
-                                                Lock.expire >= 0)).rowcount
+            return s.execute(delete(Lock).where(Lock.expire < time.time())).rowcount

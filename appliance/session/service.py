@@ -18,6 +18,7 @@ from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound
 from appliance.session import audit, paths
 from appliance.session.access import AccessMixin
+from appliance.session.locking import LockingMixin
 from appliance.session.grants import move_grants
 from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
@@ -41,7 +42,7 @@ class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
-class Session(AccessMixin, ViewsMixin, PropertiesMixin):
+class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None, *,
                  per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results

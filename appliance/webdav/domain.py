@@ -42,5 +42,5 @@ class DomainController(BaseDomainController):
             return False
         session = self.app.session(principal, "webdav", address, per_request=True)
         environ["strongroom.session"] = session
-        current.session = session
+        current.session, current.dav_locks = session, None
         return True

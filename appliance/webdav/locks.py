@@ -1,27 +1,34 @@
-"""wsgidav's lock-storage interface over the database-backed LockStore.
+"""wsgidav's lock-storage interface, translated onto the Session's lock operations.
 
-wsgidav hands us paths as the requesting user sees them; they are stored in
-canonical form ('/<client>/...') and given back in the user's view, so one
-client's users never see, or collide with, another client's locks.
+wsgidav hands us paths as the requesting user sees them, URL-quoted, and keeps
+its own conflict rules (exclusive/shared, depth, tokens in If headers); whether a
+user may lock at all, how long a lock lives and the audit trail are the Session's,
+which works on plain paths: they are unquoted on the way in and quoted on the way
+out.
 """
-from wsgidav.lock_man.lock_manager import generate_lock_token, normalize_lock_root
+from urllib.parse import quote, unquote
 
+from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.lock_man.lock_manager import normalize_lock_root
+
+from appliance.errors import NotFound
 from appliance.webdav.domain import current
+from appliance.webdav.errors import translated
 
 
 def _session():
     session = getattr(current, "session", None)
     if session is None:
-        raise RuntimeError("lock storage used outside an authenticated request")
+        raise DAVError(HTTP_FORBIDDEN, context_info="locks need an authenticated request")
     return session
 
 
 class LockStorage:
     def __init__(self, store):
-        self.store = store
+        self.store = store     # only for housekeeping: expiry
 
     def __repr__(self):
-        return "LockStorage(database)"
+        return "LockStorage(service layer)"
 
     def open(self):
         self.store.purge_expired()
@@ -35,53 +42,61 @@ class LockStorage:
     def clear(self):
         pass
 
-    def _canonical(self, path):
-        return _session().target(normalize_lock_root(path)).canonical
-
-    def _to_view(self, lock):
-        if lock is None:
-            return None
-        view = _session().view_of(lock["root"])
-        return None if view is None else dict(lock, root=view)
-
     def get(self, token):
-        return self._to_view(self.store.get(token))
+        return _quoted(_session().lock_of(token))
 
     def create(self, path, lock):
         # wsgidav reads token, root and timeout back from the dict it passed in
-        self._forget()
-        stored = self.store.create(self._canonical(path), lock, generate_lock_token())
-        lock.update(stored, root=normalize_lock_root(path))
+        _forget()
+        with translated("LOCK"):
+            stored = _session().lock(_plain(path), lock)
+        lock.update(_quoted(stored))
         return lock
 
     def refresh(self, token, *, timeout):
-        self._forget()
-        lock = self._to_view(self.store.refresh(token, timeout))
-        if lock is None:
-            raise ValueError("no such lock")
-        return lock
+        _forget()
+        try:
+            with translated("LOCK"):
+                return _quoted(_session().refresh_lock(token, timeout))
+        except DAVError as e:
+            if e.value == HTTP_NOT_FOUND:
+                raise ValueError("no such lock") from None  # wsgidav answers 412
+            raise
 
     def delete(self, token):
-        self._forget()
-        return self.store.delete(token)
+        _forget()
+        with translated("UNLOCK"):
+            return _session().unlock(token)
 
     def get_lock_list(self, path, *, include_root, include_children, token_only):
-        root = self._canonical(path)
+        root = _plain(path)
         prefix = root.rstrip("/") + "/"
-        locks = [self._to_view(lock) for lock in self._snapshot()
+        locks = [lock for lock in _snapshot()
                  if (include_root and lock["root"] == root)
                  or (include_children and lock["root"].startswith(prefix))]
-        locks = [lock for lock in locks if lock is not None]
-        return [lock["token"] for lock in locks] if token_only else locks
+        return [lock["token"] for lock in locks] if token_only else list(map(_quoted, locks))
 
-    def _snapshot(self) -> list[dict]:
-        """The locks of the requesting user's view, read once per request: wsgidav
-        asks for the path and then for every parent folder in turn."""
-        session = _session()
-        snap = getattr(session, "dav_locks", None)
-        if snap is None:
-            snap = session.dav_locks = self.store.under(session.target("/").canonical)
-        return snap
 
-    def _forget(self):
-        _session().dav_locks = None
+def _plain(path) -> str:
+    return unquote(normalize_lock_root(path))
+
+
+def _quoted(lock: dict | None) -> dict | None:
+    """A lock as wsgidav keeps it: its root as a quoted URL path (get_ref_url())."""
+    return None if lock is None else dict(lock, root=quote(lock["root"]))
+
+
+def _snapshot() -> list[dict]:
+    """The locks of the requesting user's view, read once per request: wsgidav asks
+    for the path and then for every parent folder in turn."""
+    snap = getattr(current, "dav_locks", None)
+    if snap is None:
+        try:
+            snap = current.dav_locks = _session().locks_below("/")
+        except NotFound:
+            snap = current.dav_locks = []
+    return snap
+
+
+def _forget() -> None:
+    current.dav_locks = None

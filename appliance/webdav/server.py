@@ -8,7 +8,6 @@ from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from appliance.session.locks import LockStore
 from appliance.webdav.domain import DomainController
 from appliance.webdav.guard import guard
 from appliance.webdav.locks import LockStorage
@@ -28,7 +27,7 @@ def make_wsgi_app(app) -> WsgiDAVApp:
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
                                "accept_digest": False, "default_to_digest": False},
-        "lock_storage": LockStorage(LockStore(app.db)),
+        "lock_storage": LockStorage(app.locks),
         "property_manager": PropertyManager(),
         "block_size": cfg.webdav.block_size,
         "verbose": 1,
