@@ -1,6 +1,6 @@
 """Queries over the file tree. Every function takes an open ORM session; those that
 say so also take an appliance.db.fast.Fast (the hot path), and then return Rows."""
-from sqlalchemy import BigInteger, bindparam, func, select, update
+from sqlalchemy import BigInteger, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from appliance.db import fast
@@ -151,6 +151,22 @@ def all_blob_ids(s) -> set[str]:
 _ADD_USAGE = (update(Client).where(Client.id == bindparam("client_id"))
               .values(used_bytes=Client.used_bytes + bindparam("delta", type_=BigInteger))
               .execution_options(synchronize_session=False))
+
+
+_DELTA = bindparam("delta", type_=BigInteger)
+_CHARGE = (update(Client).where(Client.id == bindparam("client_id"),
+                                or_(Client.quota_bytes.is_(None), _DELTA <= 0,
+                                    Client.used_bytes + _DELTA <= Client.quota_bytes))
+           .values(used_bytes=Client.used_bytes + _DELTA)
+           .execution_options(synchronize_session=False))
+
+
+def charge(s, client_id: int, delta: int) -> bool:
+    """Add `delta` bytes to a client's usage if its quota allows (a decrease always
+    does): one conditional UPDATE, so the check and the change are one step even
+    for concurrent commits (the row lock orders them; each sees the other's usage).
+    False, changing nothing, if the quota would be exceeded. Also fast."""
+    return s.execute(_CHARGE, {"client_id": client_id, "delta": delta}).rowcount == 1
 
 
 def add_usage(s, client_id: int, delta: int) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.db import repo
 from appliance.db.models import Node, Version
-from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound
+from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound, QuotaExceeded
 from appliance.session import audit, paths
 from appliance.session.access import AccessMixin
 from appliance.session.locking import LockingMixin
@@ -327,8 +327,9 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                               sha256=writer.sha256(), wrapped_key=wrapped_key,
                               mtime=mtime if mtime is not None else now, created_at=now,
                               author=self.principal.login)
+            if not repo.charge(s, client.id, version.size - (old.size if old else 0)):
+                raise QuotaExceeded("the client's quota is exhausted")
             repo.make_current(s, node.id, repo.add_version(s, version), now)
-            repo.add_usage(s, client.id, version.size - (old.size if old else 0))
             return file_entry(self.view_path(t), node, version)
 
     def mkdir(self, path):
@@ -385,6 +386,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
         """
         ts, td = self.target(src), self.target(dst)
         if ts.client != td.client:
+            self._may_move_between(ts, td)
             self.copy(src, dst, overwrite=overwrite)
             self.remove(src, recursive=True)
             return
@@ -407,6 +409,16 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                 move_grants(s, client.id, ts.rel, td.rel)
                 self.app.access_changed(s)
             self._audit(s, "rename-to", td)
+
+    def _may_move_between(self, ts, td) -> None:
+        """Raise as the move would, before its copy changes anything: the source must
+        exist and may be moved away, the destination may be written."""
+        with self._op("rename", ts, write=False, audited=False, right="delete") as (s, client):
+            self._node(s, client, ts)
+            if not ts.rel:
+                raise Denied("the top folder of a client cannot be moved")
+        with self._op("rename-to", td, write=False, audited=False, right="write"):
+            pass
 
     def _replace(self, s, client, node, existing, td, overwrite) -> Node:
         if not overwrite:
