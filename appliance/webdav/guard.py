@@ -6,10 +6,16 @@ Each refusal is a complete 4xx with a short body and one log line:
 - XML request bodies over MAX_XML_BODY (wsgidav reads them whole into memory);
 - PROPFIND with Depth: infinity (RFC 4918 9.1: a server may refuse it, with
   the DAV:propfind-finite-depth precondition; a large tree would be walked whole);
-- a malformed X-OC-Mtime is dropped rather than failing the upload.
+- a malformed X-OC-Mtime is dropped rather than failing the upload;
+- a Basic Authorization header that is not base64 of UTF-8 'login:password'.
+Every response carries X-Content-Type-Options: nosniff and Content-Security-Policy:
+sandbox, and a user's HTML, SVG or XML file is sent as an attachment: the portal
+will share this origin, and a file must never run as a page of it.
 An OPTIONS request without credentials is answered here: the Windows WebDAV
 redirector probes the server that way before it offers to log in.
 """
+import base64
+import binascii
 import io
 import logging
 from urllib.parse import urlsplit, urlunsplit
@@ -30,10 +36,16 @@ ALLOW = ("OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOV
          "LOCK, UNLOCK")
 
 
+SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"),
+                    ("Content-Security-Policy", "sandbox")]
+
+
 def guard(dav_app):
     def app(environ, start_response):
+        start_response = _secured(start_response)
         current.logged = False
-        refusal = _path_refusal(environ) or _body_refusal(environ) or _depth_refusal(environ)
+        refusal = _path_refusal(environ) or _auth_refusal(environ) or _body_refusal(environ) \
+            or _depth_refusal(environ)
         if refusal is not None:
             _log(environ, refusal)
             return util.send_status_response(environ, start_response, refusal)
@@ -45,6 +57,14 @@ def guard(dav_app):
             use_socket_body(environ)
         return dav_app(environ, _logging_start_response(environ, start_response))
     return app
+
+
+def _secured(start_response):
+    def wrapped(status, headers, exc_info=None):
+        headers = list(headers) + SECURITY_HEADERS
+        return start_response(status, headers, exc_info) if exc_info else \
+            start_response(status, headers)
+    return wrapped
 
 
 def _logging_start_response(environ, start_response):
@@ -78,6 +98,22 @@ def _path_refusal(environ):
         return DAVError(HTTP_BAD_REQUEST, context_info=e.context_info or "bad path")
     except UnicodeError:
         return DAVError(HTTP_BAD_REQUEST, context_info="path is not valid UTF-8")
+    return None
+
+
+def _auth_refusal(environ):
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is None:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        credentials = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        credentials = ""
+    if ":" not in credentials:
+        return DAVError(HTTP_BAD_REQUEST, context_info="malformed Authorization header")
     return None
 
 

@@ -2,6 +2,7 @@
 import email.utils
 import logging
 import mimetypes
+from urllib.parse import quote
 
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
@@ -10,6 +11,10 @@ from appliance.errors import Conflict
 from appliance.webdav.errors import translated
 
 log = logging.getLogger("strongroom.webdav")
+# Types a browser would render as a page (and run its scripts): sent as attachments.
+ACTIVE_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
+                "application/xml", "text/xsl", "application/xslt+xml", "text/javascript",
+                "application/javascript", "application/pdf"}
 
 
 def _timestamp(value) -> float | None:
@@ -99,6 +104,11 @@ class FileResource(_Common, DAVNonCollection):
 
     def support_ranges(self):
         return True
+
+    def finalize_headers(self, environ, response_headers):
+        """A GET or HEAD of a file a browser would render is an attachment."""
+        if self.get_content_type() in ACTIVE_TYPES:
+            response_headers.append(("Content-Disposition", attachment(self.name)))
 
     def get_content(self):
         with translated("GET"):
@@ -197,6 +207,13 @@ class FolderResource(_Common, DAVCollection):
                 if not self.session.stat(dest_path).is_dir:
                     raise
             self.session.copy_dead_properties(self.path, dest_path)
+
+
+def attachment(name: str) -> str:
+    """Content-Disposition for a download named `name` (RFC 6266, with the RFC 5987
+    UTF-8 form and a plain ASCII fallback)."""
+    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def make_resource(path, environ, entry):

@@ -6,10 +6,15 @@ from pathlib import Path
 
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
+from wsgidav.dir_browser import WsgiDavDirBrowser
+from wsgidav.error_printer import ErrorPrinter
+from wsgidav.http_authenticator import HTTPAuthenticator
+from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from appliance.webdav.domain import DomainController
 from appliance.webdav.guard import guard
+from appliance.webdav.internal import HideInternalErrors
 from appliance.webdav.locks import LockStorage
 from appliance.webdav.props import PropertyManager
 from appliance.webdav.provider import Provider
@@ -24,6 +29,8 @@ def make_wsgi_app(app) -> WsgiDAVApp:
     cfg = app.config
     return WsgiDAVApp({
         "provider_mapping": {"/": Provider()},
+        "middleware_stack": [ErrorPrinter, HideInternalErrors, HTTPAuthenticator,
+                             WsgiDavDirBrowser, RequestResolver],
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
                                "accept_digest": False, "default_to_digest": False},
