@@ -9,6 +9,7 @@ import providers
 from appliance.db import Database, default_url, upgrade
 from appliance.session import Session
 from appliance.session.admin import Admin
+from appliance.session.audit import Chain
 from appliance.session.locks import LockStore
 from appliance.session.login import Authenticator
 from providers.keys import KeyRing, load_master_key
@@ -26,8 +27,13 @@ class App:
         if migrate:
             upgrade(self.db)
         self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
+        self.audit = Chain(self.keyring.derive("audit chain"),
+                           Path(self.config.audit.anchor_file))
+        if migrate:
+            self.audit.upgrade(self.db)
         self.provider = providers.load(self.config)
-        self.auth = Authenticator(self.db, self.config)
+        self.auth = Authenticator(self.db, self.config, self.keyring.derive("drive sessions"),
+                                  self.audit)
         self.locks = LockStore(self.db, self.config.webdav.lock_max)
         # Which libraries each client sees, remembered briefly (session.access).
         self.library_names: dict = {}
@@ -61,4 +67,6 @@ class App:
         return Admin(self, actor)
 
     def close(self) -> None:
+        """Anchor what this process added to the audit trail, then let go of the database."""
+        self.audit.anchor(self.db)
         self.db.dispose()

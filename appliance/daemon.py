@@ -26,6 +26,16 @@ def _limit_malloc_arenas(count: int = 2) -> None:
         pass  # not glibc
 
 
+def _anchor_audit(app, stop: threading.Event) -> None:
+    """Anchor the audit chain outside the database every [audit] anchor_interval
+    (appliance.session.audit); the last anchor is written when the App closes."""
+    while not stop.wait(app.config.audit.anchor_interval):
+        try:
+            app.audit.anchor(app.db)
+        except Exception:
+            log.exception("anchoring the audit trail failed")
+
+
 def run(data_dir) -> None:
     _limit_malloc_arenas()
     app = App(data_dir)
@@ -47,7 +57,9 @@ def run(data_dir) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),
-               threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True)]
+               threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True),
+               threading.Thread(target=_anchor_audit, args=(app, stop), name="audit-anchor",
+                                daemon=True)]
     for t in threads:
         t.start()
     log.info("serving WebDAV on https://%s:%d/ and SFTP on %s:%d (data: %s)",

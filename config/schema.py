@@ -84,6 +84,14 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "forget_after": Option("1h", conv.duration,
                                "Failures older than this (and not blocking) are forgotten."),
     },
+    "audit": {
+        "anchor_file": Option("audit-anchor.json", conv.string,
+                              "Where the audit chain's newest event is anchored outside the "
+                              "database (also written to the log); keep a copy elsewhere.",
+                              True),
+        "anchor_interval": Option("1m", conv.positive_duration,
+                                  "How often the daemon anchors the audit chain when it grew."),
+    },
     "log": {
         "level": Option("info", conv.log_level, "One of debug, info, warning, error."),
     },

@@ -7,6 +7,9 @@ a client's wrapped key makes all its data unreadable at once.
 import os
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from providers import crypto
 from providers.errors import StorageError
 
@@ -36,6 +39,12 @@ class KeyRing:
 
     def __init__(self, master_key: bytes):
         self._master = master_key
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte key for one purpose (HKDF-SHA256 of the master key): never
+        stored, the same on every start, useless for anything else."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=f"strongroom {purpose}".encode()).derive(self._master)
 
     def new_client_key(self) -> bytes:
         """A fresh client key, returned wrapped by the master key (store this)."""

@@ -549,8 +549,8 @@ def _busy(acme):
 
 
 def _verify(app):
-    with app.db.read() as s:
-        return audit.verify(s)
+    """(events that verify, first bad event id, -1 for a cut-off end, or None)."""
+    return tuple(app.admin().verify_audit()[:2])
 
 
 def test_audit_chain_verifies(app, acme):

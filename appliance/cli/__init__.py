@@ -5,7 +5,7 @@ import click
 
 from appliance.cli import (acl, audit, clients, daemon, doctor, locks, trash, users,
                            versions)
-from appliance.cli.options import fail
+from appliance.cli.options import close_apps, fail
 
 
 class _Group(click.Group):
@@ -16,7 +16,10 @@ class _Group(click.Group):
         from config import ConfigError
         from providers.errors import StorageError
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                close_apps()
         except (StrongroomError, ConfigError, StorageError) as e:
             fail(str(e))
 

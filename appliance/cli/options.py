@@ -45,9 +45,21 @@ def converted(convert):
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+_opened: list = []
+
+
 def open_app(data_dir):
+    """The App of `data_dir`; closed (and its audit events anchored) when the command
+    ends (close_apps)."""
     from appliance.app import App
-    return App(data_dir)
+    app = App(data_dir)
+    _opened.append(app)
+    return app
+
+
+def close_apps() -> None:
+    while _opened:
+        _opened.pop().close()
 
 
 def client_admin_session(data_dir, client_name: str):

@@ -92,6 +92,10 @@ class DriveSession(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     secret_hash: Mapped[str] = mapped_column(String(200))
+    # HMAC of (user, network, credential) under a key derived from the master key:
+    # found with one indexed query, so a refused login costs one argon2 check however
+    # many drive sessions the account has, and the database alone cannot test guesses.
+    lookup: Mapped[str | None] = mapped_column(String(64), index=True)
     network: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     last_used_at: Mapped[float] = mapped_column(Float, default=_now)
@@ -203,3 +207,5 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_hash: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(BigInteger)
+    # "sha256": plain digests (before 0004); "hmac": keyed from the master key
+    scheme: Mapped[str] = mapped_column(String(16), default="hmac", server_default="sha256")

@@ -22,7 +22,7 @@ class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
         """Every admin change is audited here, and may change access: sessions of
         this process drop what they remember (another process's within ACCESS_TTL)."""
         self.app.access_changed(s)
-        audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
+        self.app.audit.append(s, actor=self.actor, protocol=self.protocol, address=None,
                      action=action, path=path, detail=detail)
 
     def add_client(self, name: str, quota: int | None = None, *, kind: str = "client") -> dict:
@@ -51,10 +51,12 @@ class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
         with self.app.db.read() as s:
             return audit.events(s, **filters)
 
-    def verify_audit(self) -> tuple[int, int | None]:
-        """(events checked, id of the first bad event, -1 for a cut-off end, or None)."""
+    def verify_audit(self) -> audit.Verdict:
+        """Check the chain (appliance.session.audit), after anchoring what this process
+        itself added to it."""
+        self.app.audit.anchor(self.app.db)
         with self.app.db.read() as s:
-            return audit.verify(s)
+            return self.app.audit.verify(s)
 
     def list_clients(self) -> list[dict]:
         with self.app.db.read() as s:

@@ -1,25 +1,50 @@
-"""The hash-chained audit trail.
+"""The audit trail: a keyed hash chain in the database, anchored outside it.
 
-Each event's hash covers the previous event's hash and the event's own fields,
-so removing, altering or reordering a row breaks the chain at that row.
+Each event's hash is an HMAC, under a key derived from the master key (never in
+the database), of the previous event's hash and the event's own fields: removing,
+altering or reordering a row breaks the chain at that row, and someone who can
+write the database but has no master key cannot compute a chain that verifies.
 Appending first updates the single audit_head row: that row lock serialises
 appenders, also across processes sharing one PostgreSQL database.
+
+Cutting off the newest rows (and setting the head back) needs no key, so the head
+is also anchored outside the database: every process that appended writes the
+newest event's id and hash, with a MAC, to the anchor file and the log (the daemon
+once a minute, a CLI command when it ends). `verify` fails when the chain no longer
+reaches the anchored event. An anchor is only moved forward along an intact chain.
+
+Chains from before the key (plain SHA-256) are re-chained under the key once, at
+the first start with the key loaded, after their plain chain was checked; the
+event recording that says whether it verified.
 """
 import hashlib
+import hmac
 import json
+import logging
+import os
+import threading
 import time
+from pathlib import Path
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
 from appliance.db.models import AuditEvent, AuditHead
 
+log = logging.getLogger("strongroom.audit")
+
 GENESIS = "0" * 64
 _FIELDS = ("ts", "actor", "protocol", "address", "action", "path", "outcome", "detail")
 
 
-def _digest(prev_hash: str, fields: dict) -> str:
-    body = json.dumps([fields[k] for k in _FIELDS], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+def _body(fields: dict) -> bytes:
+    return json.dumps([fields[k] for k in _FIELDS], ensure_ascii=False,
+                      separators=(",", ":")).encode()
+
+
+def _plain_digest(prev_hash: str, fields: dict) -> str:
+    """The digest of chains from before the key (for re-chaining them only)."""
+    return hashlib.sha256(prev_hash.encode() + _body(fields)).hexdigest()
 
 
 # Statements built once (with bound parameters they keep their compiled form).
@@ -31,32 +56,206 @@ _LOCK_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(count=AuditHead.
               .returning(AuditHead.last_hash).execution_options(synchronize_session=False))
 _SET_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(last_hash=bindparam("digest"))
              .execution_options(synchronize_session=False))
+_HOLD_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(count=AuditHead.count)
+              .execution_options(synchronize_session=False))
 _INSERT = AuditEvent.__table__.insert()
 
-# The chain's end as this process last wrote it: a guess that saves a round trip.
-# _ADVANCE applies only if the head still holds it, so a stale guess (another
-# process appended, or our transaction rolled back) costs the slow path, never a
-# broken chain.
-_last_written: str | None = None
+
+class Verdict(NamedTuple):
+    events: int              # events that verified before the first problem
+    bad: int | None          # id of the first bad event, -1 for a cut-off end, None if fine
+    problem: str | None      # what is wrong, for a person
 
 
-def append(s, *, actor, protocol, address, action, path=None, outcome="ok", detail=None) -> None:
-    """Add one event inside the caller's write transaction (an ORM session or an
-    appliance.db.fast.Fast)."""
-    global _last_written
-    fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
-                  action=action, path=path, outcome=outcome, detail=detail)
-    prev = _last_written
-    digest = _digest(prev, fields) if prev is not None else None
-    if digest is None or s.execute(_ADVANCE, {"prev": prev, "digest": digest}).rowcount != 1:
-        # One statement takes the row lock and reads the chain's end (the migration
-        # made the row); the lock is held until the caller commits.
-        prev = s.execute(_LOCK_HEAD).scalar_one()
-        digest = _digest(prev, fields)
-        s.execute(_SET_HEAD, {"digest": digest})
-    # Inserted while the head row is locked: event ids follow the chain's order.
-    s.execute(_INSERT, dict(prev_hash=prev, hash=digest, **fields))
-    _last_written = digest
+class Chain:
+    """Appends to, verifies and anchors one appliance's audit chain."""
+
+    def __init__(self, key: bytes, anchor_file: Path):
+        self._key = key
+        self._anchor_file = Path(anchor_file)
+        # The chain's end as this process last wrote it: a guess that saves a round
+        # trip. _ADVANCE applies only if the head still holds it, so a stale guess
+        # costs the slow path, never a broken chain.
+        self._last_written: str | None = None
+        self._unanchored = False
+        self._anchoring = threading.Lock()
+
+    def digest(self, prev_hash: str, fields: dict) -> str:
+        return hmac.new(self._key, prev_hash.encode() + _body(fields), hashlib.sha256).hexdigest()
+
+    # -- appending ----------------------------------------------------------------------
+
+    def append(self, s, *, actor, protocol, address, action, path=None, outcome="ok",
+               detail=None) -> None:
+        """Add one event inside the caller's write transaction (an ORM session or an
+        appliance.db.fast.Fast)."""
+        fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
+                      action=action, path=path, outcome=outcome, detail=detail)
+        prev = self._last_written
+        digest = self.digest(prev, fields) if prev is not None else None
+        if digest is None or s.execute(_ADVANCE, {"prev": prev, "digest": digest}).rowcount != 1:
+            # One statement takes the row lock and reads the chain's end (the migration
+            # made the row); the lock is held until the caller commits.
+            prev = s.execute(_LOCK_HEAD).scalar_one()
+            digest = self.digest(prev, fields)
+            s.execute(_SET_HEAD, {"digest": digest})
+        # Inserted while the head row is locked: event ids follow the chain's order.
+        s.execute(_INSERT, dict(prev_hash=prev, hash=digest, **fields))
+        self._last_written = digest
+        self._unanchored = True
+
+    # -- verifying ----------------------------------------------------------------------
+
+    def verify(self, s) -> Verdict:
+        """Walk the whole chain, then check its end against the head row and the anchor."""
+        prev, count = GENESIS, 0
+        for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
+            if ev.prev_hash != prev or self.digest(prev, _fields(ev)) != ev.hash:
+                return Verdict(count, ev.id, f"event {ev.id} was altered or removed, or one "
+                                             f"before it was")
+            prev, count = ev.hash, count + 1
+        head = s.get(AuditHead, 1)
+        if head is not None and head.last_hash != prev:
+            return Verdict(count, -1, "the newest events were cut off")
+        problem = self._anchor_problem(s, count)
+        return Verdict(count, -1 if problem else None, problem)
+
+    def _anchor_problem(self, s, count: int) -> str | None:
+        anchor, problem = self._read_anchor()
+        if problem:
+            return problem
+        if anchor is None:
+            return None if count == 0 else f"there is no anchor file {self._anchor_file}"
+        if s.scalar(select(AuditEvent.hash).where(AuditEvent.id == anchor["id"])) \
+                != anchor["hash"] or count < anchor["count"]:
+            return (f"the newest events were cut off: event {anchor['id']}, anchored at "
+                    f"{_when(anchor['at'])}, is no longer in the chain")
+        return None
+
+    # -- anchoring ----------------------------------------------------------------------
+
+    def anchor(self, db) -> None:
+        """Write the chain's end to the anchor file and the log if this process appended
+        since its last anchor, after checking the chain from the old anchor to it."""
+        with self._anchoring:
+            if not self._unanchored:
+                return
+            self._unanchored = False
+            old, problem = self._read_anchor()
+            if problem:
+                log.error("audit trail: %s; the anchor is left as it is", problem)
+                return
+            with db.read() as s:
+                end = self._walk_from(s, old)
+            if end is None:
+                log.error("audit trail: the chain no longer continues from its anchor "
+                          "(event %s); the anchor is left as it is", old and old["id"])
+                return
+            if end["count"] and end != (old and {k: old[k] for k in end}):
+                self._write_anchor(end)
+
+    def _walk_from(self, s, old: dict | None) -> dict | None:
+        """{id, count, hash} of the chain's end, checking each event after `old`; None
+        if the chain does not continue from it."""
+        prev, count, last_id = GENESIS, 0, 0
+        if old is not None:
+            if s.scalar(select(AuditEvent.hash).where(AuditEvent.id == old["id"])) != old["hash"]:
+                return None
+            prev, count, last_id = old["hash"], old["count"], old["id"]
+        q = select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id)
+        for ev in s.scalars(q).yield_per(1000):
+            if ev.prev_hash != prev or self.digest(prev, _fields(ev)) != ev.hash:
+                return None
+            prev, count, last_id = ev.hash, count + 1, ev.id
+        return {"id": last_id, "count": count, "hash": prev}
+
+    def _mac(self, anchor: dict) -> str:
+        message = f"anchor\0{anchor['id']}\0{anchor['count']}\0{anchor['hash']}\0{anchor['at']}"
+        return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
+
+    def _write_anchor(self, end: dict) -> None:
+        anchor = dict(end, at=round(time.time(), 3))
+        anchor["mac"] = self._mac(anchor)
+        tmp = self._anchor_file.with_name(self._anchor_file.name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump(anchor, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._anchor_file)
+        except OSError as e:
+            log.error("audit trail: cannot write the anchor %s: %s", self._anchor_file,
+                      e.strerror)
+            return
+        log.info("audit anchor: event %d, %d events, hash %s", anchor["id"], anchor["count"],
+                 anchor["hash"])
+
+    def _read_anchor(self) -> tuple[dict | None, str | None]:
+        """(anchor or None if there is none, problem or None)."""
+        try:
+            anchor = json.loads(self._anchor_file.read_text("utf-8"))
+        except FileNotFoundError:
+            return None, None
+        except (OSError, ValueError) as e:
+            return None, f"cannot read the anchor file {self._anchor_file}: {e}"
+        if not isinstance(anchor, dict) or not hmac.compare_digest(
+                str(anchor.get("mac", "")), self._mac_or_empty(anchor)):
+            return None, f"the anchor file {self._anchor_file} was altered"
+        return anchor, None
+
+    def _mac_or_empty(self, anchor: dict) -> str:
+        try:
+            return self._mac(anchor)
+        except KeyError:
+            return ""
+
+    # -- re-chaining a chain from before the key -----------------------------------------
+
+    def upgrade(self, db) -> None:
+        """Re-chain a plain SHA-256 chain under the key, once (see the module docstring)."""
+        with db.read() as s:
+            head = s.get(AuditHead, 1)
+            if head is None or head.scheme == "hmac":
+                return
+        with db.write() as s:
+            s.execute(_HOLD_HEAD)        # the row lock: appenders and other upgraders wait
+            head = s.get(AuditHead, 1)
+            if head.scheme == "hmac":
+                return
+            count, broken = self._rechain(s)
+            head.scheme = "hmac"
+            s.flush()
+            if not count:
+                return   # a new appliance: nothing to say
+            detail = (f"{count} events re-chained under the key; the plain chain before "
+                      + (f"was broken at event {broken}" if broken else "verified"))
+            self.append(s, actor="strongroom", protocol="system", address=None,
+                        action="audit-rekey", outcome="failed" if broken else "ok",
+                        detail=detail)
+        (log.error if broken else log.info)("audit trail: %s", detail)
+
+    def _rechain(self, s) -> tuple[int, int | None]:
+        old_prev, new_prev, count, broken = GENESIS, GENESIS, 0, None
+        for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).all():
+            fields = _fields(ev)
+            if broken is None and (ev.prev_hash != old_prev
+                                   or _plain_digest(old_prev, fields) != ev.hash):
+                broken = ev.id
+            old_prev = ev.hash
+            ev.prev_hash, ev.hash = new_prev, self.digest(new_prev, fields)
+            new_prev, count = ev.hash, count + 1
+        s.execute(_SET_HEAD, {"digest": new_prev})
+        self._last_written = new_prev
+        return count, broken
+
+
+def _fields(ev) -> dict:
+    return {k: getattr(ev, k) for k in _FIELDS}
+
+
+def _when(ts) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
 def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, since=None,
@@ -80,19 +279,4 @@ def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, sin
     if limit is not None:
         q = q.limit(limit)
     rows = list(s.scalars(q))[::-1]
-    return [dict(id=ev.id, **{k: getattr(ev, k) for k in _FIELDS}, prev_hash=ev.prev_hash,
-                 hash=ev.hash) for ev in rows]
-
-
-def verify(s) -> tuple[int, int | None]:
-    """Walk the chain: (events checked, id of the first bad event or None)."""
-    prev, count = GENESIS, 0
-    for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
-        fields = {k: getattr(ev, k) for k in _FIELDS}
-        if ev.prev_hash != prev or _digest(prev, fields) != ev.hash:
-            return count, ev.id
-        prev, count = ev.hash, count + 1
-    head = s.get(AuditHead, 1)
-    if head is not None and head.last_hash != prev:
-        return count, -1
-    return count, None
+    return [dict(id=ev.id, **_fields(ev), prev_hash=ev.prev_hash, hash=ev.hash) for ev in rows]

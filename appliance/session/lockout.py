@@ -7,7 +7,7 @@ whether an account exists.
 """
 import time
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from appliance.db.models import LoginThrottle
@@ -29,6 +29,12 @@ def _state(row) -> State:
     return State() if row is None else State(row.failures, row.last_failure, row.blocked_until)
 
 
+_T = LoginThrottle.__table__
+# Asked before every login, remembered or not (every WebDAV request): Core, on the cursor.
+_COUNTERS = select(_T.c.key, _T.c.failures, _T.c.last_failure, _T.c.blocked_until).where(
+    _T.c.key.in_(bindparam("keys", expanding=True)))
+
+
 class Lockout:
     def __init__(self, db, cfg):
         self.db = db
@@ -43,11 +49,13 @@ class Lockout:
     def judge(self, login: str, address) -> tuple[bool, float]:
         """(blocked, delay in seconds) for an attempt now."""
         now = time.time()
-        blocked, delay = False, 0.0
+        keys = self._keys(login, address)
         with self.db.read() as s:
-            for key, policy in self._keys(login, address):
-                b, d = verdict(_state(s.get(LoginThrottle, key)), policy, now)
-                blocked, delay = blocked or b, max(delay, d)
+            rows = {r.key: r for r in s.execute(_COUNTERS, {"keys": [k for k, _ in keys]})}
+        blocked, delay = False, 0.0
+        for key, policy in keys:
+            b, d = verdict(_state(rows.get(key)), policy, now)
+            blocked, delay = blocked or b, max(delay, d)
         return blocked, delay
 
     def failed(self, login: str, address) -> None:

@@ -15,12 +15,23 @@ One-string logins (`password_login`: SFTP password, WebDAV Basic) accept
 Multi-step logins (SSH keyboard-interactive, public key then code) go through
 `first_factor` / `key_factor` and `second_factor`.
 
+Every attempt meets the throttle first (a block holds for remembered logins
+too), and every refusal costs the same work, one argon2 verification, whatever
+the account (unknown, disabled, with or without TOTP, with drive sessions), so
+neither the answer nor its timing tells them apart. A first factor that fails,
+or a correct one whose code never comes (an abandoned keyboard-interactive
+login), counts as a failed attempt at once and is audited.
+
 argon2id is deliberately slow and WebDAV clients send their credentials with
 every request, so a success is remembered in memory under a salted hash of the
-credential string and re-validated against the database (account enabled,
-password unchanged, drive session or app password still valid).
+protocol and the credential string and re-validated against the database
+(account enabled, password unchanged, drive session or app password still
+valid). Remembered logins are per protocol: a WebDAV drive session is never an
+SFTP credential. A remembered SFTP login is a new connection and is audited like
+any login; a remembered WebDAV login is the next request of the same drive.
 """
 import hashlib
+import hmac
 import ipaddress
 import logging
 import os
@@ -33,7 +44,6 @@ from sqlalchemy import select, update
 from appliance.db import repo
 from appliance.db.models import AppPassword, DriveSession, User
 from appliance.errors import AuthFailed, NotFound
-from appliance.session import audit
 from appliance.session.lockout import Lockout
 from appliance.session.principal import Principal
 from auth import app_passwords, totp
@@ -53,8 +63,9 @@ _METHOD = {"code": "password+totp", "drive": "drive-session", "app": "app-passwo
 
 @dataclass(frozen=True)
 class Factor:
-    """The outcome of a first factor. `principal` is None when it failed: the caller
-    still asks for a code, so a reply never tells which factor (or account) was wrong."""
+    """The outcome of a first factor. `principal` is None when it failed (already
+    counted and audited): the caller still asks for a code, so a reply never tells
+    which factor (or account) was wrong."""
     login: str
     principal: Principal | None
     needs_code: bool
@@ -72,10 +83,14 @@ class _Cached:
 
 
 class Authenticator:
-    def __init__(self, db, cfg):
+    def __init__(self, db, cfg, lookup_key: bytes, audit_chain):
+        """`lookup_key`: the key of drive-session lookups (derived from the master key);
+        `audit_chain`: where login events go (appliance.session.audit.Chain)."""
         self.db = db
         self.cfg = cfg.auth
         self.lockout = Lockout(db, cfg)
+        self._lookup_key = lookup_key
+        self._chain = audit_chain
         self._salt = os.urandom(16)
         self._cache: dict[bytes, _Cached] = {}
         self._lock = threading.Lock()
@@ -85,18 +100,24 @@ class Authenticator:
 
     def password_login(self, login: str, secret: str, protocol: str, address=None) -> Principal:
         """The principal for valid credentials; AuthFailed otherwise (one message for all)."""
-        # The network is part of the key: a drive session works only where it was opened.
-        key = hashlib.sha256(self._salt + f"{login}\0{secret}\0{self._network(address)}"
-                             .encode()).digest()
+        # The network is part of the key: a drive session works only where it was
+        # opened; so is the protocol: a login remembered for one is not one for another.
+        key = hashlib.sha256(self._salt + f"{protocol}\0{login}\0{secret}\0"
+                                          f"{self._network(address)}".encode()).digest()
         # Parallel requests of a freshly mounted drive carry the same new code: the
         # first one verifies it and opens the drive session, the others wait for it.
         with self._key_lock(key):
+            delay = self._gate(login, protocol, address)
             hit = self._cache.get(key)
             if hit is not None:
                 if self._still_valid(hit):
+                    if protocol != "webdav":   # a new connection: a login of its own
+                        self._succeeded(hit.principal, protocol, address,
+                                        f"{_METHOD.get(hit.kind, hit.kind)} (remembered)")
                     return hit.principal
                 self._forget(key)
-            self._gate(login, protocol, address)
+            if delay:
+                time.sleep(delay)
             found = self._verify(login, secret, protocol, address)
             if found is None:
                 self._failed(login, protocol, address, "password")
@@ -108,7 +129,8 @@ class Authenticator:
             return principal
 
     def _verify(self, login, secret, protocol, address):
-        """(principal, kind, row id, stored hash) or None; one argon2 check at least."""
+        """(principal, kind, row id, stored hash) or None. A refusal always costs
+        exactly one argon2 verification (see the module docstring)."""
         user = self._user(login)
         if user is None or user.disabled:
             verify_password(None, secret)
@@ -121,13 +143,15 @@ class Authenticator:
         if app_passwords.looks_like(secret) and (protocol != "sftp" or
                                                  self.cfg.app_passwords_sftp):
             row_id = self._app_password(user, secret)
-            return (principal, "app", row_id, user.password_hash) if row_id else None
+            if row_id:
+                return principal, "app", row_id, user.password_hash
         if protocol == "webdav":
             row_id = self._drive_session(user, secret, address)
             if row_id is not None:
                 return principal, "drive", row_id, user.password_hash
         password, code = secret[:-totp.DIGITS], secret[-totp.DIGITS:]
-        if not (totp.looks_like_code(code) and verify_password(user.password_hash, password)):
+        # the password is checked even when no code could follow it: the same work
+        if not verify_password(user.password_hash, password) or not totp.looks_like_code(code):
             return None
         if not self._consume_code(user, code):
             return None
@@ -140,11 +164,14 @@ class Authenticator:
 
     def first_factor(self, login: str, password: str, protocol: str, address=None) -> Factor:
         """Check a password typed at a prompt. A user without TOTP is done; everyone
-        else (a TOTP user, a wrong password, an unknown account) is asked for a code."""
-        self._gate(login, protocol, address)
+        else (a TOTP user, a wrong password, an unknown account) is asked for a code.
+        A wrong password is counted and audited now: leaving at the code prompt does
+        not make the guess free."""
+        self._wait_at_gate(login, protocol, address)
         user = self._user(login)
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user.disabled:
+            self._count_failure(login, protocol, address, "keyboard-interactive")
             return Factor(login, None, True, "keyboard-interactive")
         if user.totp_secret is None:
             principal = _principal(user)
@@ -152,9 +179,12 @@ class Authenticator:
             return Factor(login, principal, False, "keyboard-interactive")
         return Factor(login, _principal(user), True, "keyboard-interactive")
 
-    def key_factor(self, login: str, key_type: str, key_data: str) -> Factor:
+    def key_factor(self, login: str, key_type: str, key_data: str, protocol: str,
+                   address=None) -> Factor:
         """Whether `key_data` is one of the user's authorized keys. The signature is
         not checked yet (SSH asks before it signs): call `key_verified` once it is."""
+        if self.lockout.judge(login, address)[0]:
+            self._refuse_blocked(login, protocol, address)
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
             ok = user is not None and not user.disabled and any(
@@ -173,14 +203,23 @@ class Authenticator:
         """The principal if `factor` passed and `code` is a fresh code of its user."""
         method = f"{factor.method}+totp"
         if factor.principal is None:
-            self._failed(factor.login, protocol, address, method)
-        self._gate(factor.login, protocol, address)
+            raise AuthFailed(FAILED)   # counted and audited when the first factor failed
+        self._wait_at_gate(factor.login, protocol, address)
         user = self._user(factor.login)
         if user is None or user.disabled or user.id != factor.principal.user_id \
                 or not self._consume_code(user, code.strip()):
             self._failed(factor.login, protocol, address, method)
         self._succeeded(factor.principal, protocol, address, method)
         return factor.principal
+
+    def abandoned(self, factor: Factor, protocol: str, address=None) -> None:
+        """A first factor passed but its code never came: a failed attempt."""
+        if factor.principal is not None and factor.needs_code:
+            self._count_failure(factor.login, protocol, address, f"{factor.method} abandoned")
+
+    def refused(self, login: str, protocol: str, address, method: str) -> None:
+        """An attempt the protocol adapter refused on its own (a malformed answer)."""
+        self._count_failure(login, protocol, address, method)
 
     def principal_of(self, login: str) -> Principal:
         """The principal of an existing account, for admin tools that act as a user."""
@@ -207,15 +246,24 @@ class Authenticator:
         with self.db.read() as s:
             return repo.user_by_login(s, login)
 
-    def _gate(self, login, protocol, address) -> None:
+    def _gate(self, login, protocol, address) -> float:
+        """Refuse a blocked account or address; otherwise the seconds this attempt
+        must wait before its credentials are checked."""
         blocked, delay = self.lockout.judge(login, address)
         if blocked:
-            self._audit(login, protocol, address, "blocked", "throttled")
-            log.info("%s login for %r from %s refused: too many failures", protocol, login,
-                     address)
-            raise AuthFailed(FAILED)
+            self._refuse_blocked(login, protocol, address)
+        return delay
+
+    def _wait_at_gate(self, login, protocol, address) -> None:
+        delay = self._gate(login, protocol, address)
         if delay:
             time.sleep(delay)
+
+    def _refuse_blocked(self, login, protocol, address):
+        self._audit(login, protocol, address, "blocked", "throttled")
+        log.info("%s login for %r from %s refused: too many failures", protocol, login,
+                 address)
+        raise AuthFailed(FAILED)
 
     def _consume_code(self, user, code: str) -> bool:
         """Accept `code` if it is valid now and later than the last code accepted."""
@@ -248,25 +296,30 @@ class Authenticator:
                   else self.cfg.drive_session_ipv6_prefix)
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
+    def _drive_lookup(self, user_id: int, secret: str, network: str) -> str:
+        message = f"{user_id}\0{network}\0{secret}".encode()
+        return hmac.new(self._lookup_key, message, hashlib.sha256).hexdigest()
+
     def _drive_session(self, user, secret: str, address) -> int | None:
-        """The id of a live drive session of `user` opened with `secret` from this network."""
+        """The id of a live drive session of `user` opened with `secret` from this
+        network: one indexed query, and an argon2 check only of the row it finds."""
         now, network = time.time(), self._network(address)
         with self.db.read() as s:
-            rows = list(s.scalars(select(DriveSession).where(
+            row = s.scalar(select(DriveSession).where(
+                DriveSession.lookup == self._drive_lookup(user.id, secret, network),
                 DriveSession.user_id == user.id, DriveSession.network == network,
                 DriveSession.expires_at > now,
-                DriveSession.last_used_at > now - self.cfg.drive_session_idle)
-                .order_by(DriveSession.id.desc()).limit(MAX_DRIVE_SESSIONS)))
-        for row in rows:
-            if verify_password(row.secret_hash, secret):
-                return row.id
+                DriveSession.last_used_at > now - self.cfg.drive_session_idle).limit(1))
+        if row is not None and verify_password(row.secret_hash, secret):
+            return row.id
         return None
 
     def _open_drive_session(self, user, secret: str, address) -> int:
-        now = time.time()
+        now, network = time.time(), self._network(address)
         with self.db.write() as s:
             row = DriveSession(user_id=user.id, secret_hash=hash_password(secret),
-                               network=self._network(address), created_at=now,
+                               lookup=self._drive_lookup(user.id, secret, network),
+                               network=network, created_at=now,
                                last_used_at=now, expires_at=now + self.cfg.drive_session_lifetime)
             s.add(row)
             s.flush()
@@ -313,10 +366,13 @@ class Authenticator:
     # -- outcomes ---------------------------------------------------------------------
 
     def _failed(self, login, protocol, address, method):
+        self._count_failure(login, protocol, address, method)
+        raise AuthFailed(FAILED)
+
+    def _count_failure(self, login, protocol, address, method) -> None:
         self.lockout.failed(login, address)
         self._audit(login, protocol, address, "failed", method)
-        log.info("%s login refused for %r from %s", protocol, login, address)
-        raise AuthFailed(FAILED)
+        log.info("%s login refused for %r from %s (%s)", protocol, login, address, method)
 
     def _succeeded(self, principal, protocol, address, method) -> None:
         self.lockout.succeeded(principal.login)
@@ -324,8 +380,8 @@ class Authenticator:
 
     def _audit(self, login, protocol, address, outcome, method) -> None:
         with self.db.write() as s:
-            audit.append(s, actor=login[:64], protocol=protocol, address=address,
-                         action="login", outcome=outcome, detail=method)
+            self._chain.append(s, actor=login[:64], protocol=protocol, address=address,
+                               action="login", outcome=outcome, detail=method)
 
     def _key_lock(self, key: bytes) -> threading.Lock:
         with self._lock:

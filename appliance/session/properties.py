@@ -25,7 +25,7 @@ class PropertiesMixin:
     def set_dead_property(self, path, name: str, value: str | None) -> None:
         """Set `name` to `value`, or remove it when value is None."""
         t = self.target(path)
-        with self._op("proppatch", t, write=True, audited=False, right="write") as (s, client):
+        with self._op("proppatch", t, write=True, right="write") as (s, client):
             node = self._node(s, client, t)
             s.execute(delete(DeadProperty).where(DeadProperty.node_id == node.id,
                                                  DeadProperty.name == name))

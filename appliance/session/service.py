@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound, QuotaExceeded
-from appliance.session import audit, paths
+from appliance.session import paths
 from appliance.session.access import AccessMixin
 from appliance.session.locking import LockingMixin
 from appliance.session.grants import move_grants
@@ -135,7 +135,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
 
     def _audit(self, s, action, t, outcome="ok", detail=None) -> None:
         path = t if isinstance(t, str) else t.canonical
-        audit.append(s, actor=self.principal.login, protocol=self.protocol,
+        self.app.audit.append(s, actor=self.principal.login, protocol=self.protocol,
                      address=self.address, action=action, path=path, outcome=outcome,
                      detail=detail)
 

@@ -85,6 +85,7 @@ class SFTPListener:
             with self._lock:
                 self._transports.pop(t, None)
             t.close()
+            server.closed()
 
     def _configure(self, t) -> None:
         for key in self.host_keys:

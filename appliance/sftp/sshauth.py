@@ -8,6 +8,9 @@ exists or has TOTP):
   (for clients that cannot answer a second prompt);
 - publickey: for a TOTP user only a first factor (partial success), after which
   keyboard-interactive asks for the code alone.
+
+A first factor whose code never comes (the client leaves, or starts over) is a
+failed attempt: the listener calls `closed()` when the connection ends.
 """
 import logging
 
@@ -31,7 +34,26 @@ class SSHServer(paramiko.ServerInterface):
         self.address = address
         self.session = None
         self._key = None        # a Factor proven by a public-key signature, awaiting a code
-        self._pending = None    # keyboard-interactive: the password Factor awaiting a code
+        # keyboard-interactive: the login whose password prompt is out, or the Factor
+        # (password or key) whose code prompt is out
+        self._pending = None
+        self._owed = None       # a passed first factor whose code has not been answered
+
+    def closed(self) -> None:
+        """The connection ended: a login left at its code prompt was a failed attempt."""
+        try:
+            self._abandon()
+        except Exception as e:   # the database is away: the connection is gone anyway
+            log.error("sftp %s: recording an abandoned login failed: %s", self.address, e)
+
+    def _abandon(self) -> None:
+        owed, self._owed, self._pending = self._owed, None, None
+        if owed is not None:
+            self.app.auth.abandoned(owed, "sftp", self.address)
+
+    def _ask_code(self, factor) -> InteractiveQuery:
+        self._pending = self._owed = factor
+        return InteractiveQuery("", "", (CODE_PROMPT, False))
 
     def get_allowed_auths(self, username):
         if self._key is not None and self._key.login == username:
@@ -55,7 +77,8 @@ class SSHServer(paramiko.ServerInterface):
         advances only once paramiko has verified the signature, which it does right
         after this returns, on this same key object: that call is watched."""
         try:
-            factor = self.app.auth.key_factor(username, key.get_name(), key.get_base64())
+            factor = self.app.auth.key_factor(username, key.get_name(), key.get_base64(),
+                                              "sftp", self.address)
         except AuthFailed:
             return AUTH_FAILED
         verify = key.verify_ssh_sig
@@ -72,28 +95,35 @@ class SSHServer(paramiko.ServerInterface):
     def _key_proven(self, factor) -> None:
         self.app.auth.key_verified(factor, "sftp", self.address)
         if factor.needs_code:
-            self._key = factor
+            self._key = self._owed = factor
         else:
             self._login(factor.principal, "publickey")
 
     def check_auth_interactive(self, username, submethods):
         if self._key is not None and self._key.login == username:
-            self._pending = self._key
-            return InteractiveQuery("", "", (CODE_PROMPT, False))
+            if self._owed is not self._key:
+                self._abandon()
+            return self._ask_code(self._key)
+        self._abandon()   # starting over leaves the earlier attempt unfinished
         self._pending = username
         return InteractiveQuery("", "", (PASSWORD_PROMPT, False))
 
     def check_auth_interactive_response(self, responses):
         pending, self._pending = self._pending, None
-        if pending is None or len(responses) != 1:
+        if pending is None:
+            return AUTH_FAILED
+        if len(responses) != 1:   # not one answer to one prompt: a failed attempt
+            if isinstance(pending, str):
+                self.app.auth.refused(pending, "sftp", self.address, "keyboard-interactive")
+            self._abandon()
             return AUTH_FAILED
         try:
             if isinstance(pending, str):
                 factor = self.app.auth.first_factor(pending, responses[0], "sftp", self.address)
                 if not factor.needs_code:
                     return self._login(factor.principal, "keyboard-interactive")
-                self._pending = factor
-                return InteractiveQuery("", "", (CODE_PROMPT, False))
+                return self._ask_code(factor)
+            self._owed = None     # answered: second_factor counts a wrong code itself
             principal = self.app.auth.second_factor(pending, responses[0], "sftp", self.address)
         except AuthFailed:
             return AUTH_FAILED
