@@ -7,6 +7,7 @@ from sqlalchemy import event
 import config as configmod
 import providers
 from appliance.db import Database, default_url, upgrade
+from appliance.db.rekey import rekey_legacy_digests
 from appliance.session import Session
 from appliance.session.admin import Admin
 from appliance.session.login import Authenticator
@@ -25,6 +26,10 @@ class App:
         if migrate:
             upgrade(self.db)
         self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
+        if migrate:
+            converted = rekey_legacy_digests(self.db, self.keyring)
+            if converted:
+                log.info("replaced %d plain SHA-256 digests by keyed ones", converted)
         self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db, self.config)
         # Which libraries each client sees, remembered briefly (session.access).

@@ -13,14 +13,14 @@ class Entry:
     etag: str
     node_id: int | None = None
     version_id: int | None = None
-    sha256: str | None = None
+    digest: str | None = None     # keyed: names the content, says nothing without the key
 
 
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
     size: int
-    sha256: str
+    digest: str
     mtime: float
     created_at: float
     author: str | None
@@ -28,10 +28,12 @@ class VersionInfo:
 
 
 def file_entry(path: str, node, version) -> Entry:
+    # the digest's hex part (after its scheme, "b3:" or "k1:")
+    tag = version.digest.rpartition(":")[2][:16]
     return Entry(name=node.name, path=path, is_dir=False, size=version.size,
                  mtime=version.mtime, ctime=version.created_at,
-                 etag=f"{node.id}-{version.id}-{version.sha256[:16]}",
-                 node_id=node.id, version_id=version.id, sha256=version.sha256)
+                 etag=f"{node.id}-{version.id}-{tag}",
+                 node_id=node.id, version_id=version.id, digest=version.digest)
 
 
 def dir_entry(path: str, name: str, node=None) -> Entry:

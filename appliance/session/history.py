@@ -85,4 +85,4 @@ def _version_entry(path: str, node, version) -> Entry:
     e = entry_for(path, node, version)
     return Entry(name=path.rsplit("/", 1)[-1], path=path, is_dir=False, size=e.size,
                  mtime=e.mtime, ctime=e.ctime, etag=f"{e.etag}-v", node_id=node.id,
-                 version_id=version.id, sha256=version.sha256)
+                 version_id=version.id, digest=version.digest)
