@@ -7,6 +7,7 @@ from sqlalchemy import event
 import config as configmod
 import providers
 from appliance.db import Database, default_url, upgrade
+from appliance.db.rekey import rekey_legacy_digests
 from appliance.session import Session
 from appliance.session.admin import Admin
 from appliance.session.audit import Chain
@@ -31,6 +32,10 @@ class App:
                            Path(self.config.audit.anchor_file))
         if migrate:
             self.audit.upgrade(self.db)
+        if migrate:
+            converted = rekey_legacy_digests(self.db, self.keyring)
+            if converted:
+                log.info("replaced %d plain SHA-256 digests by keyed ones", converted)
         self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db, self.config, self.keyring.derive("drive sessions"),
                                   self.audit)

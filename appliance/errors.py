@@ -1,5 +1,5 @@
 """The domain errors every adapter translates once, in one table, at its edge."""
-from providers.errors import CorruptData, StorageError
+from providers.errors import CorruptData, NoSpace, StorageError
 
 
 class StrongroomError(Exception):
@@ -27,6 +27,14 @@ class QuotaExceeded(StrongroomError):
     pass
 
 
+class TooLarge(StrongroomError):
+    """The file would grow past [storage] max_file_size."""
+
+
+class Cancelled(StrongroomError):
+    """An upload was stopped from outside (its connection is gone); nothing was saved."""
+
+
 class AuthFailed(StrongroomError):
     pass
 
@@ -39,5 +47,6 @@ class Unsupported(StrongroomError):
     """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
 
 
-__all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "QuotaExceeded", "AuthFailed",
-           "BadRequest", "Unsupported", "CorruptData", "StorageError"]
+__all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "QuotaExceeded",
+           "TooLarge", "Cancelled", "AuthFailed", "BadRequest", "Unsupported", "CorruptData",
+           "NoSpace", "StorageError"]

@@ -1,6 +1,7 @@
 """Type converters for config options. Each takes the raw TOML value and returns
 the typed value or raises ValueError with a short reason."""
 import re
+from dataclasses import dataclass
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2,
                "mib": 1024**2, "mb": 1000**2, "g": 1024**3, "gib": 1024**3,
@@ -90,4 +91,35 @@ def prefix_length(maximum: int):
 def non_negative_int(value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A size in bytes, or a share of some whole (`fraction`): `of(whole)` in bytes."""
+    bytes: int = 0
+    fraction: float | None = None
+
+    def of(self, whole: int) -> int:
+        return self.bytes if self.fraction is None else int(whole * self.fraction)
+
+
+def size_or_percent(value):
+    """A size ('10GiB', bytes) or a percentage of a whole ('5%', '0.5 %')."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+        if m is None or float(m.group(1)) > 100:
+            raise ValueError(f"expected a percentage from 0% to 100%, got {value!r}")
+        return Amount(fraction=float(m.group(1)) / 100)
+    try:
+        return Amount(bytes=size(value))
+    except ValueError:
+        raise ValueError(f"expected a size such as '10GiB' or a percentage such as '5%', "
+                         f"got {value!r}") from None
+
+
+def positive_size(value):
+    value = size(value)
+    if value <= 0:
+        raise ValueError("expected a size above zero")
     return value

@@ -46,6 +46,12 @@ SCHEMA: dict[str, dict[str, Option]] = {
                              "Plaintext bytes per authenticated AES-GCM chunk (64 KiB to 1 MiB)."),
         "master_key_file": Option("master.key", conv.string,
                                   "The master key (32 random bytes, mode 0600), made by init.", True),
+        "max_file_size": Option("1TiB", conv.positive_size,
+                                "Largest file a client may upload or extend (a write past it "
+                                "fails; WebDAV answers 413)."),
+        "reserve": Option("5%", conv.size_or_percent,
+                          "Free space kept on the blob file system: uploads are refused, "
+                          "and stopped mid-way, below it (a size or a share of the disk)."),
     },
     "webdav": {
         "block_size": Option(1048576, conv.positive_int,

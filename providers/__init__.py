@@ -1,6 +1,6 @@
 """Storage providers. `load(config)` returns the provider the config names."""
 from providers.base import BlobReader, BlobWriter, Capabilities, StorageProvider
-from providers.errors import CorruptData, StorageError
+from providers.errors import CorruptData, NoSpace, StorageError
 
 
 def load(config) -> StorageProvider:
@@ -9,4 +9,4 @@ def load(config) -> StorageProvider:
 
 
 __all__ = ["BlobReader", "BlobWriter", "Capabilities", "StorageProvider",
-           "CorruptData", "StorageError", "load"]
+           "CorruptData", "NoSpace", "StorageError", "load"]

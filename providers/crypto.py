@@ -5,13 +5,21 @@ each stored as ciphertext + 16-byte tag:
 
     header = b"SRB1" | chunk_size u32 | nonce_prefix 4 bytes | reserved 4 | blob_id 16 bytes
     chunk i: AES-256-GCM(data_key, nonce = nonce_prefix | i u64,
-                         aad = header | i u64 | final u8)
+                         aad = header | i u64 | final u8 [| holes_tag])
 
 Every version gets a fresh random data key, so (key, nonce) pairs never repeat.
 The header in the associated data binds chunk size and blob identity; the index
 and final flag detect reordering and truncation (the last chunk must carry the
 final flag, and a blob always has at least one chunk, possibly empty).
+
+Holes: a whole chunk that was never written is not stored at all (its place in
+the file is a file-system hole, so offsets and the length stay as if it were).
+The list of hole chunks lives in the database, so the final chunk, which is
+always stored, binds it: its associated data ends with holes_tag = SHA-256 of
+the list's text. A blob without holes has no holes_tag (the format before holes
+existed); a list edited in the database fails the final chunk's authentication.
 """
+import hashlib
 import os
 import struct
 
@@ -42,6 +50,13 @@ def parse_header(header: bytes) -> int:
     return chunk_size
 
 
+def holes_tag(holes: str | None) -> bytes:
+    """What the final chunk's associated data binds of a hole list: nothing for none."""
+    if not holes:
+        return b""
+    return hashlib.sha256(b"strongroom holes v1\0" + holes.encode("ascii")).digest()
+
+
 class ChunkCipher:
     """Encrypts and decrypts the chunks of one blob."""
 
@@ -50,16 +65,18 @@ class ChunkCipher:
         self._header = header
         self._prefix = header[8:12]
 
-    def _nonce_aad(self, index: int, final: bool):
+    def _nonce_aad(self, index: int, final: bool, holes: bytes):
         idx = struct.pack(">Q", index)
-        return self._prefix + idx, self._header + idx + (b"\x01" if final else b"\x00")
+        flag = b"\x01" + holes if final else b"\x00"
+        return self._prefix + idx, self._header + idx + flag
 
-    def seal(self, index: int, plaintext, final: bool) -> bytes:
-        nonce, aad = self._nonce_aad(index, final)
+    def seal(self, index: int, plaintext, final: bool, holes: bytes = b"") -> bytes:
+        """`holes`: the blob's holes_tag, for the final chunk."""
+        nonce, aad = self._nonce_aad(index, final, holes)
         return self._aead.encrypt(nonce, plaintext, aad)
 
-    def open(self, index: int, ciphertext: bytes, final: bool) -> bytes:
-        nonce, aad = self._nonce_aad(index, final)
+    def open(self, index: int, ciphertext: bytes, final: bool, holes: bytes = b"") -> bytes:
+        nonce, aad = self._nonce_aad(index, final, holes)
         try:
             return self._aead.decrypt(nonce, ciphertext, aad)
         except InvalidTag:

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from providers import crypto
+from providers.digest import client_digest_key
 from providers.errors import StorageError
 
 
@@ -55,6 +56,17 @@ class KeyRing:
         client_key = crypto.unwrap_key(self._master, wrapped_client_key)
         data_key = crypto.new_key()
         return data_key, crypto.wrap_key(client_key, data_key)
+
+    def upload_keys(self, wrapped_client_key: bytes) -> tuple[bytes, bytes, bytes]:
+        """For a new version: (plain data key, data key wrapped by the client key,
+        the client's digest key), unwrapping the client key once."""
+        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
+        data_key = crypto.new_key()
+        return data_key, crypto.wrap_key(client_key, data_key), client_digest_key(client_key)
+
+    def digest_key(self, wrapped_client_key: bytes) -> bytes:
+        """The key of a client's content digests (providers.digest); never stored."""
+        return client_digest_key(crypto.unwrap_key(self._master, wrapped_client_key))
 
     def data_key(self, wrapped_client_key: bytes, wrapped_data_key: bytes) -> bytes:
         client_key = crypto.unwrap_key(self._master, wrapped_client_key)

@@ -13,7 +13,7 @@ from providers.streams import ChunkedReader, ChunkedWriter
 
 
 class LocalProvider(StorageProvider):
-    capabilities = Capabilities(seekable_read=True, random_write=True)
+    capabilities = Capabilities(seekable_read=True, random_write=True, holes=True)
 
     def __init__(self, blob_dir, chunk_size: int):
         self.root = Path(blob_dir)
@@ -26,16 +26,17 @@ class LocalProvider(StorageProvider):
             raise ValueError(f"bad blob id {blob_id!r}")
         return self.root / blob_id[:2] / blob_id
 
-    def create_blob(self, data_key: bytes) -> ChunkedWriter:
+    def create_blob(self, data_key: bytes, digest_key: bytes) -> ChunkedWriter:
         blob_id = uuid.uuid4().hex
         return ChunkedWriter(self.staging / f"{blob_id}.part", self._path(blob_id),
-                             blob_id, data_key, self.chunk_size)
+                             blob_id, data_key, self.chunk_size, digest_key)
 
     def create_scratch(self) -> ScratchChunks:
         return ScratchChunks(self.staging / f"{uuid.uuid4().hex}.scratch", self.chunk_size)
 
-    def open_blob(self, blob_id: str, data_key: bytes, size: int) -> ChunkedReader:
-        return ChunkedReader(self._path(blob_id), data_key, size)
+    def open_blob(self, blob_id: str, data_key: bytes, size: int,
+                  holes: str | None = None) -> ChunkedReader:
+        return ChunkedReader(self._path(blob_id), data_key, size, holes)
 
     def delete_blob(self, blob_id: str) -> None:
         try:

@@ -13,7 +13,7 @@ import struct
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from providers import crypto
-from providers.errors import CorruptData, StorageError
+from providers.errors import CorruptData, write_failed
 
 _HEAD = 16  # nonce + length
 
@@ -36,8 +36,12 @@ class ScratchChunks:
             os.pwrite(self._fd, nonce + struct.pack(">I", len(data)) + sealed,
                       index * self._slot)
         except OSError as e:
-            raise StorageError(f"cannot write scratch data: {os.strerror(e.errno)}") from e
+            raise write_failed("scratch data", e) from e
         self._present.add(index)
+
+    def indices(self) -> list[int]:
+        """The chunks put here, ascending."""
+        return sorted(self._present)
 
     def get(self, index: int) -> bytes | None:
         if index not in self._present:

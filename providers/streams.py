@@ -1,15 +1,16 @@
 """Streaming encryption into, and seekable decryption out of, the chunked blob format."""
+import bisect
 import ctypes
 import ctypes.util
 import errno
-import hashlib
 import os
 import queue
 import threading
 
-from providers import crypto
+from providers import crypto, holes
 from providers.base import BlobReader, BlobWriter
-from providers.errors import CorruptData, StorageError
+from providers.digest import ContentDigest
+from providers.errors import CorruptData, StorageError, write_failed
 
 
 # Blob writes start their way to the disk every WRITEBACK_EVERY bytes, so that the
@@ -46,15 +47,17 @@ _MADE_DIRS: set = set()
 class ChunkedWriter(BlobWriter):
     """Encrypts chunk by chunk into a staging file.
 
-    Whole chunks are hashed, sealed and written by a helper thread while the
+    Whole chunks are digested, sealed and written by a helper thread while the
     caller receives the next block (socket reads, hashing, AES and file writes
     all release the GIL); at most QUEUE blocks wait, so memory stays flat. Small
-    files never start the thread.
+    files never start the thread. Each chunk is written at its own offset, so a
+    chunk skipped as a hole leaves a file-system hole.
     """
 
     QUEUE = 1
 
-    def __init__(self, staging_path, final_path, blob_id: str, data_key: bytes, chunk_size: int):
+    def __init__(self, staging_path, final_path, blob_id: str, data_key: bytes,
+                 chunk_size: int, digest_key: bytes):
         self.blob_id = blob_id
         self.size = 0
         self._staging, self._final = staging_path, final_path
@@ -63,8 +66,11 @@ class ChunkedWriter(BlobWriter):
         self._cipher = crypto.ChunkCipher(data_key, self._header)
         self._key = data_key
         self._buf = bytearray()
-        self._index = 0
-        self._hash = hashlib.sha256()
+        self._index = 0                       # the chunk _buf belongs to
+        self._skipped_tail = False            # _buf holds only zeros skip() put there
+        self._holes: list[list[int]] = []     # [first, end) chunk runs, merged
+        self._digest = ContentDigest(digest_key)
+        self._result: str | None = None
         self._closed = False
         self._queue: queue.Queue | None = None
         self._worker: threading.Thread | None = None
@@ -72,28 +78,38 @@ class ChunkedWriter(BlobWriter):
         self._written = self._flushed = 0
         self._fd = os.open(staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            self._out(self._header)
+            self._out(self._header, 0)
         except StorageError:
             self.abort()
             raise
 
-    def _out(self, data) -> None:
+    def _out(self, data, offset: int) -> None:
         view = memoryview(data)
         try:
             while view:
-                view = view[os.write(self._fd, view):]
+                n = os.pwrite(self._fd, view, offset)
+                view, offset = view[n:], offset + n
         except OSError as e:
-            raise StorageError(f"cannot write blob: {os.strerror(e.errno)}") from e
-        self._written += len(data)
+            raise write_failed("blob", e) from e
+        self._written = max(self._written, offset)
         if self._written - self._flushed >= WRITEBACK_EVERY:
             start_writeback(self._fd, self._flushed, self._written - self._flushed)
             self._flushed = self._written
 
-    def _seal_and_write(self, index: int, block: bytes) -> None:
-        self._hash.update(block)
+    def _offset(self, index: int) -> int:
+        return crypto.HEADER_SIZE + index * (self._chunk + crypto.TAG_SIZE)
+
+    def _seal_and_write(self, index: int, block, count: int = 0) -> None:
+        """Seal and write the whole chunks of `block` from chunk `index` on; a block of
+        None is a run of `count` hole chunks (digested only)."""
+        if block is None:
+            self._digest.hole(index, count)
+            return
         cs, view = self._chunk, memoryview(block)
         for i in range(len(block) // cs):  # one chunk at a time: no block-sized output buffer
-            self._out(self._cipher.seal(index + i, view[i * cs:(i + 1) * cs], False))
+            plain = view[i * cs:(i + 1) * cs]
+            self._digest.chunk(plain)
+            self._out(self._cipher.seal(index + i, plain, False), self._offset(index + i))
 
     def _run(self) -> None:
         while True:
@@ -106,6 +122,14 @@ class ChunkedWriter(BlobWriter):
                 self._seal_and_write(*item)
             except BaseException as e:
                 self._error = e
+
+    def _submit(self, index: int, block, count: int = 0) -> None:
+        if self._worker is None:
+            self._queue = queue.Queue(self.QUEUE)
+            self._worker = threading.Thread(target=self._run, daemon=True,
+                                            name=f"seal-{self.blob_id[:8]}")
+            self._worker.start()
+        self._queue.put((index, block, count))
 
     def _drain(self) -> None:
         """Wait for queued blocks; re-raise the helper's failure, if any."""
@@ -124,6 +148,7 @@ class ChunkedWriter(BlobWriter):
         if self._error is not None:
             self._drain()
         self.size += len(data)
+        self._skipped_tail = False
         buf = self._buf
         cs = self._chunk
         # Keep the last chunk back: only commit knows whether it is the final one.
@@ -140,20 +165,72 @@ class ChunkedWriter(BlobWriter):
                 block = buf[:n * cs]   # a copy the helper owns (bytes() would copy it again)
                 del buf[:n * cs]
         if n:
-            if self._worker is None:
-                self._queue = queue.Queue(self.QUEUE)
-                self._worker = threading.Thread(target=self._run, daemon=True,
-                                                name=f"seal-{self.blob_id[:8]}")
-                self._worker.start()
-            self._queue.put((self._index, block))
+            self._submit(self._index, block)
             self._index += n
+
+    def skip(self, n: int) -> None:
+        if self._closed:
+            raise StorageError("write after close")
+        if self._error is not None:
+            self._drain()
+        if self._skipped_tail and self._buf:
+            # the current chunk holds only zeros an earlier skip left: skip from its
+            # start again, so that skip(a); skip(b) stores what skip(a + b) stores
+            n += len(self._buf)
+            self.size -= len(self._buf)
+            self._buf = bytearray()
+        cs = self._chunk
+        head = min(n, -self.size % cs)   # zeros that complete a partly written chunk
+        if head:
+            self.write(bytes(head))
+        whole, rest = divmod(n - head, cs)
+        if whole:
+            self._hole(whole)
+        if rest:
+            self.write(bytes(rest))     # the start of a chunk: _buf is these zeros now
+            self._skipped_tail = True
+
+    def _hole(self, count: int) -> None:
+        """Skip `count` whole chunks: recorded, digested in order, never written."""
+        if self._buf:  # a whole chunk held back: more follows, so it is not the final one
+            block, self._buf = self._buf, bytearray()
+            self._submit(self._index, block)
+            self._index += 1
+        first = self._index
+        if self._holes and self._holes[-1][1] == first:
+            self._holes[-1][1] += count
+        elif len(self._holes) >= holes.MAX_RUNS:
+            raise StorageError(f"a file may have at most {holes.MAX_RUNS} separate "
+                               "unwritten ranges")
+        else:
+            self._holes.append([first, first + count])
+        if self._worker is None:
+            self._digest.hole(first, count)  # nothing in flight: in order already
+        else:
+            self._submit(first, None, count)
+        self._index += count
+        self.size += count * self._chunk
 
     def _seal_tail(self) -> None:
         self._drain()
+        if not self._buf and self._holes and self._holes[-1][1] == self._index:
+            self._unhole_last()
         tail = bytes(self._buf)
         self._buf = bytearray()
-        self._hash.update(tail)
-        self._out(self._cipher.seal(self._index, tail, True))
+        self._digest.chunk(tail)
+        self._result = self._digest.finish(self.size, self._chunk)
+        self._out(self._cipher.seal(self._index, tail, True, crypto.holes_tag(self.holes())),
+                  self._offset(self._index))
+
+    def _unhole_last(self) -> None:
+        """The final chunk is always stored, even when it was skipped: as zeros."""
+        last = self._holes[-1]
+        last[1] -= 1
+        if last[0] == last[1]:
+            self._holes.pop()
+        self._digest.unhole_last()
+        self._index -= 1
+        self._buf = bytearray(self._chunk)
 
     def commit(self) -> str:
         try:
@@ -175,7 +252,7 @@ class ChunkedWriter(BlobWriter):
             self.abort()
             if isinstance(e, StorageError):
                 raise
-            raise StorageError(f"cannot commit blob: {os.strerror(e.errno)}") from e
+            raise write_failed("blob", e) from e
         return self.blob_id
 
     def reopen_for_reading(self) -> "ChunkedReader":
@@ -185,7 +262,8 @@ class ChunkedWriter(BlobWriter):
         self._seal_tail()
         os.close(self._fd)
         self._closed = True
-        return ChunkedReader(self._staging, self._key, self.size, remove_on_close=True)
+        return ChunkedReader(self._staging, self._key, self.size, self.holes(),
+                             remove_on_close=True)
 
     def abort(self) -> None:
         if self._worker is not None:
@@ -201,14 +279,21 @@ class ChunkedWriter(BlobWriter):
         except FileNotFoundError:
             pass
 
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+    def holes(self) -> str | None:
+        return holes.to_text(self._holes)
+
+    def digest(self) -> str:
+        if self._result is None:
+            raise StorageError("the digest is known only after commit")
+        return self._result
 
 
 class ChunkedReader(BlobReader):
-    """Decrypts only the chunks a read touches; keeps the last two decrypted chunks."""
+    """Decrypts only the chunks a read touches; keeps the last two decrypted chunks.
+    Hole chunks read as zeros without touching the file."""
 
-    def __init__(self, path, data_key: bytes, size: int, *, remove_on_close: bool = False):
+    def __init__(self, path, data_key: bytes, size: int, holes_text: str | None = None, *,
+                 remove_on_close: bool = False):
         self._remove = path if remove_on_close else None
         try:
             self._fd = os.open(path, os.O_RDONLY)
@@ -216,6 +301,14 @@ class ChunkedReader(BlobReader):
             if e.errno == errno.ENOENT:
                 raise CorruptData("blob file is missing") from None
             raise StorageError(f"cannot open blob: {e.strerror}") from None
+        try:
+            self._open(data_key, size, holes_text)
+        except BaseException:
+            os.close(self._fd)
+            self._fd = -1
+            raise
+
+    def _open(self, data_key: bytes, size: int, holes_text: str | None) -> None:
         header = os.pread(self._fd, crypto.HEADER_SIZE, 0)
         self._chunk = crypto.parse_header(header)
         self._cipher = crypto.ChunkCipher(data_key, header)
@@ -223,20 +316,31 @@ class ChunkedReader(BlobReader):
         self._last = max(0, (size - 1) // self._chunk)
         expected = crypto.HEADER_SIZE + (self._last + 1) * crypto.TAG_SIZE + size
         if os.fstat(self._fd).st_size != expected:
-            os.close(self._fd)
             raise CorruptData("blob length does not match the recorded size")
+        self._holes = holes.parse(holes_text, self._last)
+        self._hole_starts = [a for a, _ in self._holes]
+        self._holes_tag = crypto.holes_tag(holes_text)
         self._cache: dict[int, bytes] = {}
-        if size == 0:
-            self._chunk_plain(0)  # an empty blob is one empty final chunk: authenticate it now
+        if size == 0 or self._holes:
+            # An empty blob is one empty final chunk; a blob with holes has its hole
+            # list bound to the final chunk: authenticate either now.
+            self._chunk_plain(self._last)
+
+    def _is_hole(self, index: int) -> bool:
+        i = bisect.bisect_right(self._hole_starts, index) - 1
+        return i >= 0 and index < self._holes[i][1]
 
     def _chunk_plain(self, index: int) -> bytes:
         hit = self._cache.get(index)
         if hit is not None:
             return hit
+        if self._holes and self._is_hole(index):
+            return bytes(self._chunk)   # never the last chunk: always whole
         stride = self._chunk + crypto.TAG_SIZE
         length = (self._size - index * self._chunk if index == self._last else self._chunk)
         data = os.pread(self._fd, length + crypto.TAG_SIZE, crypto.HEADER_SIZE + index * stride)
-        plain = self._cipher.open(index, data, index == self._last)
+        final = index == self._last
+        plain = self._cipher.open(index, data, final, self._holes_tag if final else b"")
         if len(self._cache) >= 2:
             self._cache.pop(next(iter(self._cache)))
         self._cache[index] = plain
@@ -254,6 +358,9 @@ class ChunkedReader(BlobReader):
         parts[0] = parts[0][offset - first * cs:]
         parts[-1] = parts[-1][:end - last * cs]
         return b"".join(parts)
+
+    def hole_ranges(self) -> list[tuple[int, int]]:
+        return holes.byte_ranges(self._holes, self._chunk)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -18,15 +18,17 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from appliance.app import App
+from appliance.db import repo
 from appliance.initialize import initialize
 from appliance.session import ADMIN
+from providers import digest as digests
 
 PG_ENV = "STRONGROOM_TEST_PG_URL"
 PASSWORD = "Correct-horse-battery-staple-42"
 _MADE_ONCE = ("master.key", "ssh", "tls")   # slow to generate; shared by every test
 
 __all__ = ["PG_ENV", "PASSWORD", "ADMIN", "key_template", "database_url", "app", "data_dir",
-           "client_session", "admin_session", "put", "get", "sha", "pg_server_url"]
+           "client_session", "admin_session", "put", "get", "sha", "digest", "pg_server_url"]
 
 
 def pg_server_url():
@@ -162,3 +164,12 @@ def get(session, path: str, version_id: int | None = None) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def digest(session, data: bytes, client: str | None = None) -> str:
+    """The keyed digest a version of `data` written in one piece gets in `client`'s
+    tree (default: the session's own client)."""
+    app = session.app
+    with app.db.read() as s:
+        wrapped = repo.client_by_name(s, client or session.principal.client).wrapped_key
+    return digests.of_bytes(app.keyring.digest_key(wrapped), data, app.provider.chunk_size)

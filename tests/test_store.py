@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from providers import crypto
+from providers import crypto, digest
 from providers.errors import CorruptData
 from providers.local import LocalProvider
 
@@ -14,6 +14,7 @@ CHUNK = 64 * 1024
 STRIDE = CHUNK + crypto.TAG_SIZE
 H = crypto.HEADER_SIZE
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 5]
+DIGEST_KEY = bytes(range(32))
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def key():
 
 
 def write_blob(store, key, data: bytes, block: int = 10_000) -> str:
-    writer = store.create_blob(key)
+    writer = store.create_blob(key, DIGEST_KEY)
     for i in range(0, len(data), block):
         writer.write(data[i:i + block])
     return writer.commit()
@@ -93,7 +94,7 @@ def test_random_offset_reads(store, key, size):
 @pytest.mark.parametrize("block", [1, 4095, CHUNK, CHUNK + 1, 1024 * 1024])
 def test_write_block_size_does_not_matter(store, key, block):
     data = os.urandom(3 * CHUNK + 5)
-    writer = store.create_blob(key)
+    writer = store.create_blob(key, DIGEST_KEY)
     for i in range(0, len(data), block):
         writer.write(data[i:i + block])
     assert writer.size == len(data)
@@ -103,12 +104,16 @@ def test_write_block_size_does_not_matter(store, key, block):
     assert blob_path(store, blob_id).stat().st_size == expected_len
 
 
-def test_sha256_is_of_plaintext(store, key):
-    data = os.urandom(CHUNK + 9)
-    writer = store.create_blob(key)
+@pytest.mark.parametrize("size", SIZES)
+def test_digest_is_keyed_and_of_plaintext(store, key, size):
+    data = os.urandom(size)
+    writer = store.create_blob(key, DIGEST_KEY)
     writer.write(data)
     writer.commit()  # the digest is complete once everything is sealed
-    assert writer.sha256() == hashlib.sha256(data).hexdigest()
+    assert writer.digest() == digest.of_bytes(DIGEST_KEY, data, CHUNK)
+    assert writer.digest().startswith("b3:") and writer.holes() is None
+    assert digest.of_bytes(bytes(32), data, CHUNK) != writer.digest()
+    assert hashlib.sha256(data).hexdigest() not in writer.digest()
 
 
 def test_plaintext_not_on_disk(store, key):
@@ -224,7 +229,7 @@ def test_wrapped_key_unwraps_only_with_its_kek():
 
 @pytest.mark.parametrize("size", [0, 1, 3 * CHUNK + 5])
 def test_abort_leaves_nothing(store, key, size):
-    writer = store.create_blob(key)
+    writer = store.create_blob(key, DIGEST_KEY)
     writer.write(os.urandom(size))
     assert list(store.staging.iterdir())
     writer.abort()
@@ -235,7 +240,7 @@ def test_abort_leaves_nothing(store, key, size):
 
 
 def test_uncommitted_blob_is_only_in_staging(store, key):
-    writer = store.create_blob(key)
+    writer = store.create_blob(key, DIGEST_KEY)
     writer.write(os.urandom(CHUNK * 2))
     assert not list(store.blob_ids())
     assert store.clean_staging() == 1
@@ -247,7 +252,7 @@ def test_writer_memory_is_bounded(tmp_path, key):
     block = os.urandom(1024 * 1024)
     tracemalloc.start()
     try:
-        writer = store.create_blob(key)
+        writer = store.create_blob(key, DIGEST_KEY)
         for _ in range(64):
             writer.write(block)
         writer.commit()
@@ -261,7 +266,7 @@ def test_writer_memory_is_bounded(tmp_path, key):
 def test_reader_memory_is_bounded(tmp_path, key):
     store = LocalProvider(tmp_path / "blobs", 256 * 1024)
     block = os.urandom(1024 * 1024)
-    writer = store.create_blob(key)
+    writer = store.create_blob(key, DIGEST_KEY)
     for _ in range(32):
         writer.write(block)
     blob_id = writer.commit()

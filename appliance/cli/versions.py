@@ -18,7 +18,7 @@ def versions():
 def list_(path, client_name, data_dir, as_json):
     """List every version of PATH, oldest first; the current one is marked."""
     session = client_admin_session(data_dir, client_name)
-    rows = [{"id": v.id, "size": v.size, "sha256": v.sha256, "created_at": iso_time(v.created_at),
+    rows = [{"id": v.id, "size": v.size, "digest": v.digest, "created_at": iso_time(v.created_at),
              "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
             for v in session.versions(f"/{client_name}/{path.lstrip('/')}")]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +

@@ -154,11 +154,21 @@ class Version(Base):
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"), index=True)
     blob_id: Mapped[str] = mapped_column(String(32), unique=True)
     size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # Keyed (providers.digest): "b3:<hex>", or "k1:<hex>" for a version that had a
+    # plain SHA-256 before (converted at startup, appliance.db.rekey).
+    digest: Mapped[str] = mapped_column(String(80))
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     mtime: Mapped[float] = mapped_column(Float, default=_now)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     author: Mapped[str | None] = mapped_column(String(64))
+    # The provider's hole list (chunks never written, read as zeros); NULL: none.
+    holes: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (
+        # Finds the digests left to convert without reading the table: once all are,
+        # it is empty.
+        Index("ix_versions_legacy_digest", "id", sqlite_where=text("digest NOT LIKE '%:%'"),
+              postgresql_where=text("digest NOT LIKE '%:%'")),
+    )
 
 
 class Lock(Base):

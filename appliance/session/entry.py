@@ -13,7 +13,7 @@ class Entry:
     etag: str
     node_id: int | None = None
     version_id: int | None = None
-    sha256: str | None = None
+    digest: str | None = None     # keyed: names the content, says nothing without the key
     # In a read-only view: the path (in the caller's view) of what the entry is
     # about (the file of a version, where a deleted item was); when an item of the
     # trash was deleted; whether it is deleted content (an item or inside one).
@@ -26,7 +26,7 @@ class Entry:
 class VersionInfo:
     id: int
     size: int
-    sha256: str
+    digest: str
     mtime: float
     created_at: float
     author: str | None
@@ -34,10 +34,12 @@ class VersionInfo:
 
 
 def file_entry(path: str, node, version) -> Entry:
+    # the digest's hex part (after its scheme, "b3:" or "k1:")
+    tag = version.digest.rpartition(":")[2][:16]
     return Entry(name=node.name, path=path, is_dir=False, size=version.size,
                  mtime=version.mtime, ctime=version.created_at,
-                 etag=f"{node.id}-{version.id}-{version.sha256[:16]}",
-                 node_id=node.id, version_id=version.id, sha256=version.sha256)
+                 etag=f"{node.id}-{version.id}-{tag}",
+                 node_id=node.id, version_id=version.id, digest=version.digest)
 
 
 def dir_entry(path: str, name: str, node=None) -> Entry:

@@ -5,9 +5,27 @@ before the current end (sshfs editing in place, a client re-sending a block)
 switches it to an `Overlay`: what was streamed so far is sealed and read back,
 layered over the previous version where the upload continues one, and every
 chunk a write touches is kept in an encrypted scratch file (providers.scratch).
-Commit then streams the result, chunk by chunk, into a fresh blob. Memory stays
-at one chunk; nothing is visible before commit.
+Commit then streams the result, chunk by chunk, into a fresh blob; chunks that
+nobody wrote and that hold nothing below (holes, or past the end of what is
+layered) stay holes. Memory stays at one chunk; nothing is visible before commit.
 """
+import bisect
+
+NOWHERE = float("inf")
+
+
+def extent_at(holes, pos: int) -> tuple[bool, float]:
+    """(True, end of the hole) if `pos` is inside one of the ascending half-open
+    byte ranges `holes`, else (False, start of the next hole or infinity)."""
+    i = bisect.bisect_right(holes, (pos, NOWHERE)) - 1
+    if i >= 0 and pos < holes[i][1]:
+        return True, holes[i][1]
+    return False, holes[i + 1][0] if i + 1 < len(holes) else NOWHERE
+
+
+def _within(holes, start: int, end: int) -> list:
+    """`holes` clipped to [start, end)."""
+    return [(max(a, start), min(b, end)) for a, b in holes if a < end and b > start]
 
 
 class Layered:
@@ -27,6 +45,23 @@ class Layered:
             parts.append(self._second.read(start, min(end, self._second_size) - start))
         return b"".join(parts)
 
+    def hole_ranges(self) -> list:
+        """Where reads give zeros that nothing stores: the layers' holes, and all
+        past the end of both (the last range reaches to infinity), merged."""
+        ranges = _within(self._first.hole_ranges(), 0, self._first_size)
+        covered = self._first_size
+        if self._second is not None and self._second_size > covered:
+            ranges += _within(self._second.hole_ranges(), covered, self._second_size)
+            covered = self._second_size
+        ranges.append((covered, NOWHERE))
+        merged = []
+        for a, b in ranges:
+            if merged and merged[-1][1] >= a:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            elif b > a:
+                merged.append((a, b))
+        return merged
+
     def close(self) -> None:
         for reader in (self._first, self._second):
             if reader is not None:
@@ -34,7 +69,7 @@ class Layered:
 
 
 class Overlay:
-    """Writes at any offset over `base`; modified chunks live in `scratch`."""
+    """Writes at any offset over `base` (a Layered); modified chunks live in `scratch`."""
 
     def __init__(self, base, size: int, scratch, chunk_size: int):
         self._base, self._scratch, self._cs = base, scratch, chunk_size
@@ -72,13 +107,36 @@ class Overlay:
             self._index = None
 
     def blocks(self):
-        """The whole content in order, one chunk at a time."""
+        """The whole content in order: bytes for each chunk that holds data, and an
+        int n for n zero bytes that are a hole (whole chunks nobody wrote here,
+        over holes of the base or past its end)."""
         self._flush()
-        cs = self._cs
-        for index in range((self.size + cs - 1) // cs):
-            expected = min(cs, self.size - index * cs)
+        cs, size = self._cs, self.size
+        holes = self._base.hole_ranges() if self._base else [(0, NOWHERE)]
+        written = self._scratch.indices()
+        count, index = (size + cs - 1) // cs, 0
+        while index < count:
+            stop = self._hole_end(holes, written, index, count)
+            if stop > index:
+                yield min(stop * cs, size) - index * cs
+                index = stop
+                continue
+            expected = min(cs, size - index * cs)
             data = self._load(index)[:expected]
             yield bytes(data) + bytes(expected - len(data))
+            index += 1
+
+    def _hole_end(self, holes, written, index: int, count: int) -> int:
+        """The chunk after the run of hole chunks starting at `index` (`index` if none)."""
+        cs, size = self._cs, self.size
+        in_hole, end = extent_at(holes, index * cs)
+        if not in_hole:
+            return index
+        stop = count if end >= size else int(end // cs)   # chunks wholly inside the hole
+        i = bisect.bisect_left(written, index)
+        if i < len(written):
+            stop = min(stop, written[i])
+        return stop
 
     def close(self) -> None:
         self._scratch.close()

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.db import repo
 from appliance.db.models import Node, Version
-from appliance.errors import BadRequest, Conflict, Denied, Hidden, NotFound, QuotaExceeded
+from appliance.errors import (BadRequest, Conflict, Denied, Hidden, NoSpace, NotFound,
+                              QuotaExceeded, TooLarge)
 from appliance.session import paths
 from appliance.session.access import AccessMixin
 from appliance.session.locking import LockingMixin
@@ -23,7 +24,8 @@ from appliance.session.grants import move_grants
 from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
-from appliance.session.transfer import COPY_BLOCK, MissingParent, ReadHandle, Upload
+from appliance.session.transfer import (COPY_BLOCK, Limits, MissingParent, ReadHandle,
+                                       Upload, human)
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
         with self._op("read", t, write=True, right="read") as (s, client):
             node, version = self._readable(s, client, t, version_id)
             key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
-            reader = self.app.provider.open_blob(version.blob_id, key, version.size)
+            reader = self.app.provider.open_blob(version.blob_id, key, version.size,
+                                                 version.holes)
             if in_view(t.rel):
                 return ReadHandle(self._view_stat(s, client, t), reader)
             return ReadHandle(file_entry(self.view_path(t), node, version), reader)
@@ -274,11 +277,13 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
 
     # -- writing ---------------------------------------------------------------
 
-    def open_write(self, path, *, truncate: bool = True) -> Upload:
+    def open_write(self, path, *, truncate: bool = True, size: int | None = None) -> Upload:
         """Start a new version of `path`. It appears only when `Upload.commit()` returns.
 
         With truncate=False the new version starts as a copy of the current one
-        (resume, append, writes at offsets past the copied part).
+        (resume, append, writes at offsets past the copied part). `size`: the
+        length the caller announces (a PUT's Content-Length), refused at once if
+        it cannot fit. Raises TooLarge, NoSpace or QuotaExceeded.
         """
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write",
@@ -288,18 +293,35 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             quota = None if client.quota_bytes is None else (
                 client.quota_bytes - repo.used_bytes(s, client.id) + (base.size if base else 0))
-            base_reader = None
-            if base is not None and not truncate:
-                key = self.app.keyring.data_key(client.wrapped_key, base.wrapped_key)
-                base_reader = (self.app.provider.open_blob(base.blob_id, key, base.size), base.size)
+        limits = self._limits(quota, size)
+        base_reader = None
+        if base is not None and not truncate:
+            key = self.app.keyring.data_key(client.wrapped_key, base.wrapped_key)
+            base_reader = (self.app.provider.open_blob(base.blob_id, key, base.size, base.holes),
+                           base.size)
         wrapped_client_key = client.wrapped_key
 
         def make_writer():
             """A blob writer under a fresh data key, and that key wrapped for the client."""
-            data_key, wrapped = self.app.keyring.new_data_key(wrapped_client_key)
-            return self.app.provider.create_blob(data_key), wrapped
+            data_key, wrapped, digest_key = self.app.keyring.upload_keys(wrapped_client_key)
+            return self.app.provider.create_blob(data_key, digest_key), wrapped
 
-        return Upload(self, t, make_writer, base_reader, quota)
+        return Upload(self, t, make_writer, base_reader, limits)
+
+    def _limits(self, quota: int | None, size: int | None) -> Limits:
+        """The limits of a new upload; refuses one that cannot fit as announced, or
+        any while free space is below the reserve."""
+        storage = self.app.config.storage
+        total, free = self.app.provider.space()
+        limits = Limits(quota, storage.max_file_size, storage.reserve.of(total))
+        if size is not None:
+            if size > limits.max_size:
+                raise TooLarge(f"file too large: at most {human(limits.max_size)} are allowed")
+            if limits.quota is not None and size > limits.quota:
+                raise QuotaExceeded("the client's quota is exhausted")
+        if free - (size or 0) < limits.reserve:
+            raise NoSpace("not enough free space on the server")
+        return limits
 
     def _commit_upload(self, t, writer, wrapped_key, mtime) -> "Entry":
         """Called by Upload.commit() once the blob is durable: publish it in one transaction.
@@ -324,7 +346,8 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                 node = Node(id=repo.add_file(s, client.id, parent.id, t.rel[-1], now),
                             name=t.rel[-1], is_dir=False)
             version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
-                              sha256=writer.sha256(), wrapped_key=wrapped_key,
+                              digest=writer.digest(), holes=writer.holes(),
+                              wrapped_key=wrapped_key,
                               mtime=mtime if mtime is not None else now, created_at=now,
                               author=self.principal.login)
             if not repo.charge(s, client.id, version.size - (old.size if old else 0)):
@@ -468,12 +491,15 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                 self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
 
     def _copy_file(self, src, dst, version_id=None) -> None:
+        """Copy one version as a new version of `dst`; its holes stay holes."""
         reader = self.open_read(src, version_id)
         try:
-            upload = self.open_write(dst)
+            upload = self.open_write(dst)   # no size: holes take no space
             try:
-                for block in reader.iter_range(0, reader.entry.size, COPY_BLOCK):
-                    upload.append(block)
+                for start, end in reader.data_ranges():
+                    for block in reader.iter_range(start, end, COPY_BLOCK):
+                        upload.write(start, block)
+                        start += len(block)
                 upload.mtime = reader.entry.mtime
                 upload.commit()
             finally:
@@ -489,7 +515,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             node = self._node(s, client, t)
             if node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
-            return [VersionInfo(v.id, v.size, v.sha256, v.mtime, v.created_at, v.author,
+            return [VersionInfo(v.id, v.size, v.digest, v.mtime, v.created_at, v.author,
                                 v.id == node.current_version_id)
                     for v in repo.versions_of(s, node.id)]
 

@@ -2,21 +2,47 @@
 
 An `Upload` builds a new version. Writes in order stream straight into a new
 blob; a gap is filled from the previous version (when the upload continues an
-existing file: resume, append) or with zeros. The first write before the
-current end switches the upload to random access (appliance.session.overlay).
-Any failed write (quota, disk) discards the upload, and a later commit says so:
-a file with a hole or a missing part never becomes a version. The version
-becomes visible only in `commit()`: blob fsynced first, then one database
-transaction.
+existing file: resume, append) or left as a hole: zeros that are never written
+out (the provider stores nothing for whole chunks of them, and the previous
+version's holes stay holes), so a one-byte write far past the end costs no more
+than any one-byte write. The first write before the current end switches the
+upload to random access (appliance.session.overlay). Any failed write (quota,
+size limit, disk) discards the upload, and a later commit says so: a file with a
+missing part never becomes a version. The version becomes visible only in
+`commit()`: blob fsynced first, then one database transaction. Copying that is
+proportional to real data checks `cancel()` per block, so an upload whose
+connection is gone stops at once.
 """
-from appliance.errors import Conflict, QuotaExceeded, StrongroomError
-from appliance.session.overlay import Layered, Overlay
+import threading
+from dataclasses import dataclass
+
+from appliance.errors import Cancelled, Conflict, NoSpace, QuotaExceeded, StrongroomError, \
+    TooLarge
+from appliance.session.overlay import Layered, Overlay, extent_at
 
 COPY_BLOCK = 1024 * 1024
+# Free space is looked at whenever this much more was stored: a statvfs per 4 MiB
+# costs nothing next to encrypting them.
+SPACE_CHECK_EVERY = 4 * 1024 * 1024
 
 
 class MissingParent(Conflict):
     """The folder a new entry would go into does not exist."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one upload may use, checked on every write and again at commit."""
+    quota: int | None       # bytes this version may have under the client's quota
+    max_size: int           # [storage] max_file_size
+    reserve: int            # bytes of free space the blob file system must keep
+
+
+def human(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:g} {unit}"
+        n /= 1024
 
 
 class ReadHandle:
@@ -39,6 +65,17 @@ class ReadHandle:
             pos += len(data)
             yield data
 
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """The half-open byte ranges that hold data: everything but the holes."""
+        out, pos = [], 0
+        for start, end in self._reader.hole_ranges():
+            if start > pos:
+                out.append((pos, start))
+            pos = end
+        if pos < self.entry.size:
+            out.append((pos, self.entry.size))
+        return out
+
     def close(self) -> None:
         self._reader.close()
 
@@ -46,13 +83,16 @@ class ReadHandle:
 class Upload:
     """One new version being written; see the module docstring for the rules."""
 
-    def __init__(self, session, target, make_writer, base, quota):
+    def __init__(self, session, target, make_writer, base, limits: Limits):
         self._session, self._target = session, target
         self._make_writer = make_writer
         self._writer, self._wrapped = make_writer()
         self._base, self._base_size = base if base else (None, 0)
+        self._base_holes = self._base.hole_ranges() if self._base else []
         self._overlay: Overlay | None = None
-        self._quota = quota
+        self._limits = limits
+        self._unchecked = 0          # bytes stored since free space was last checked
+        self._cancelled = threading.Event()
         self._done = False
         self.mtime: float | None = None
         self.entry = None
@@ -69,14 +109,22 @@ class Upload:
         """Bytes received in order so far (for a stream: its length)."""
         return self._overlay.size if self._overlay is not None else self._writer.size
 
+    def cancel(self) -> None:
+        """Stop at once, from any thread (the connection is gone): the copying in
+        progress ends at its next block, and the upload is discarded."""
+        self._cancelled.set()
+
     def append(self, data) -> None:
         self.write(self.position, data)
 
     def write(self, offset: int, data) -> None:
         if self._done:
             raise Conflict("the upload is closed or was discarded after an error")
+        if not len(data):
+            return  # a zero-length write never extends a file
         try:
-            self._check_quota(offset + len(data))
+            self._check_limits(offset + len(data))
+            self._stored(len(data))
             if self._overlay is None and offset < self._writer.size:
                 self._go_random()
             if self._overlay is not None:
@@ -86,7 +134,7 @@ class Upload:
                 self._fill(offset)
             self._writer.write(data)
         except BaseException:
-            self.abort()  # a file with a hole or a missing tail must not become a version
+            self.abort()  # a file with a missing part or tail must not become a version
             raise
 
     def _go_random(self) -> None:
@@ -99,17 +147,41 @@ class Upload:
         self._overlay = Overlay(base, max(streamed, self._base_size), provider.create_scratch(),
                                 provider.chunk_size)
 
-    def _check_quota(self, end: int) -> None:
-        if self._quota is not None and end > self._quota:
+    def _check_limits(self, end: int) -> None:
+        quota, max_size = self._limits.quota, self._limits.max_size
+        if quota is not None and end > quota:
             raise QuotaExceeded("the client's quota is exhausted")
+        if end > max_size:
+            raise TooLarge(f"file too large: at most {human(max_size)} are allowed")
+
+    def _stored(self, n: int) -> None:
+        """`n` more bytes are about to be stored: stop if the connection is gone, or
+        before free space falls below the reserve (looked at every few MiB)."""
+        if self._cancelled.is_set():
+            raise Cancelled("the upload was cancelled: its connection is gone")
+        self._unchecked += n
+        if self._unchecked >= SPACE_CHECK_EVERY:
+            self._unchecked = 0
+            if self._session.app.provider.space()[1] < self._limits.reserve:
+                raise NoSpace("not enough free space on the server")
 
     def _fill(self, upto: int) -> None:
-        """Copy the previous version up to `upto`, then zeros (a sparse write)."""
-        while self._writer.size < upto:
-            pos = self._writer.size
-            n = min(COPY_BLOCK, upto - pos)
-            data = self._base.read(pos, n) if self._base and pos < self._base_size else b""
-            self._writer.write(data or bytes(n))
+        """Bring the stream up to `upto`: the previous version's data where it has
+        some, and a hole over its holes and past its end."""
+        writer = self._writer
+        while writer.size < upto:
+            pos = writer.size
+            if self._base is None or pos >= self._base_size:
+                writer.skip(upto - pos)
+                return
+            in_hole, end = extent_at(self._base_holes, pos)
+            end = min(end, upto, self._base_size)
+            if in_hole:
+                writer.skip(end - pos)
+                continue
+            n = min(COPY_BLOCK, end - pos)
+            self._stored(n)
+            writer.write(self._base.read(pos, n))
 
     def _finish_stream(self) -> None:
         """Make the writer hold the complete content."""
@@ -118,7 +190,11 @@ class Upload:
             return
         self._writer, self._wrapped = self._make_writer()
         for block in self._overlay.blocks():
-            self._writer.write(block)
+            if isinstance(block, int):
+                self._writer.skip(block)
+            else:
+                self._stored(len(block))
+                self._writer.write(block)
         self._overlay.close()
         self._overlay = None
 
@@ -129,7 +205,7 @@ class Upload:
                 raise Conflict("the upload failed earlier and was discarded; nothing was saved")
             return self.entry
         try:
-            self._check_quota(self.size)
+            self._check_limits(self.size)
             self._finish_stream()
             self._close_base()
             self._writer.commit()
@@ -161,4 +237,4 @@ class Upload:
             self._base = None
 
 
-__all__ = ["COPY_BLOCK", "MissingParent", "ReadHandle", "Upload", "StrongroomError"]
+__all__ = ["COPY_BLOCK", "Limits", "MissingParent", "ReadHandle", "Upload", "StrongroomError"]

@@ -12,9 +12,12 @@ STATUS = (
     (errors.Denied, SFTP_PERMISSION_DENIED),
     (errors.Unsupported, SFTP_OP_UNSUPPORTED),
     (errors.QuotaExceeded, SFTP_FAILURE),
+    (errors.TooLarge, SFTP_FAILURE),
+    (errors.Cancelled, SFTP_FAILURE),
     (errors.Conflict, SFTP_FAILURE),
     (errors.BadRequest, SFTP_FAILURE),
     (errors.CorruptData, SFTP_FAILURE),
+    (errors.NoSpace, SFTP_FAILURE),
     (errors.StorageError, SFTP_FAILURE),
 )
 
@@ -29,5 +32,7 @@ def status_for(exc: Exception) -> tuple[int, str]:
                 return code, "stored data failed its integrity check; not served"
             if isinstance(exc, errors.QuotaExceeded):
                 return code, f"quota exceeded: {exc}"
+            if isinstance(exc, errors.NoSpace):
+                return code, "not enough free space on the server"
             return code, str(exc)
     return SFTP_FAILURE, "internal error"

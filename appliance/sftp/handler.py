@@ -2,6 +2,7 @@
 exceptions and are turned into SFTP statuses in one place (subsystem.py)."""
 import os
 import stat as statmod
+import threading
 import time
 
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
@@ -114,12 +115,43 @@ class WriteHandle(SFTPHandle):
             self._on_end = None
 
 
+class OpenUploads:
+    """The uploads one connection has open, on any of its channels. When the
+    connection ends they are cancelled at once, from the transport's thread: the
+    SFTP thread may be busy inside a long write (copying a large previous version)
+    and would see the end only after it."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open: set = set()
+        self._ended = False
+
+    def add(self, upload) -> None:
+        with self._lock:
+            self._open.add(upload)
+            ended = self._ended
+        if ended:
+            upload.cancel()
+
+    def discard(self, upload) -> None:
+        with self._lock:
+            self._open.discard(upload)
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            self._ended = True
+            uploads = list(self._open)
+        for upload in uploads:
+            upload.cancel()
+
+
 class Handler(SFTPServerInterface):
     """Built per SFTP channel by paramiko; `server` is our ServerInterface with the session."""
 
     def __init__(self, server, *args, **kwargs):
         super().__init__(server, *args, **kwargs)
         self.session = server.session
+        self._open = server.uploads
         # Uploads this channel has open, by clean path. Their owner may stat them
         # (sshfs checks a file right after creating it); other sessions see only
         # committed versions.
@@ -160,10 +192,15 @@ class Handler(SFTPServerInterface):
             upload.mtime = float(attr.st_mtime)
         key = paths.join(paths.clean(path))
         handle = WriteHandle(upload, key.rsplit("/", 1)[-1] or "/",
-                             lambda h: self._uploads.pop(key, None) if self._uploads.get(key) is h
-                             else None)
+                             lambda h: self._ended(key, h, upload))
         self._uploads[key] = handle
+        self._open.add(upload)
         return handle
+
+    def _ended(self, key, handle, upload) -> None:
+        self._open.discard(upload)
+        if self._uploads.get(key) is handle:
+            del self._uploads[key]
 
     def remove(self, path):
         self.session.remove(path, dirs=False)

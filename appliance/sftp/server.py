@@ -84,6 +84,7 @@ class SFTPListener:
         finally:
             with self._lock:
                 self._transports.pop(t, None)
+            server.uploads.cancel_all()   # the SFTP thread may be inside one of them
             t.close()
             server.closed()
 

@@ -19,6 +19,7 @@ from paramiko import (AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL,
                       OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED, InteractiveQuery)
 
 from appliance.errors import AuthFailed
+from appliance.sftp.handler import OpenUploads
 
 log = logging.getLogger("strongroom.sftp")
 PASSWORD_PROMPT = "Password: "
@@ -33,6 +34,7 @@ class SSHServer(paramiko.ServerInterface):
         self.app = app
         self.address = address
         self.session = None
+        self.uploads = OpenUploads()   # cancelled when the connection ends (server.py)
         self._key = None        # a Factor proven by a public-key signature, awaiting a code
         # keyboard-interactive: the login whose password prompt is out, or the Factor
         # (password or key) whose code prompt is out

@@ -4,6 +4,7 @@ from contextlib import contextmanager
 
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                HTTP_INTERNAL_ERROR, HTTP_NOT_FOUND, HTTP_NOT_IMPLEMENTED,
+                               HTTP_REQUEST_ENTITY_TOO_LARGE, HTTP_SERVICE_UNAVAILABLE,
                                DAVError)
 
 from appliance import errors
@@ -19,9 +20,12 @@ STATUS = (
     (errors.Denied, HTTP_FORBIDDEN),
     (errors.Unsupported, HTTP_NOT_IMPLEMENTED),
     (errors.QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
+    (errors.TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
+    (errors.Cancelled, HTTP_SERVICE_UNAVAILABLE),
     (errors.Conflict, HTTP_CONFLICT),
     (errors.BadRequest, HTTP_BAD_REQUEST),
     (errors.CorruptData, HTTP_INTERNAL_ERROR),
+    (errors.NoSpace, HTTP_INSUFFICIENT_STORAGE),
     (errors.StorageError, HTTP_INTERNAL_ERROR),
 )
 EXPECTED = tuple(cls for cls, _ in STATUS)

@@ -115,8 +115,11 @@ class FileResource(_Common, DAVNonCollection):
             return ReadStream(self.session.open_read(self.path))
 
     def begin_write(self, *, content_type=None):
+        # An announced length that cannot fit is refused before the body is read.
+        length = self.environ.get("CONTENT_LENGTH", "")
         with translated("PUT"):
-            self._upload = self.session.open_write(self.path)
+            self._upload = self.session.open_write(
+                self.path, size=int(length) if length.isdigit() else None)
         return UploadStream(self._upload)
 
     def end_write(self, *, with_errors):

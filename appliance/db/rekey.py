@@ -1,0 +1,57 @@
+"""Once after the upgrade to keyed digests: the plain SHA-256 digests of versions
+written before are rewritten as keyed digests of themselves (providers.digest
+rekey_legacy), so that nobody with only the database can confirm a known document.
+
+The migration cannot do it (it has no keys), so App does at startup, in batches.
+It is idempotent and safe in several processes at once: a row changes only from
+its legacy value, and a converted value is never legacy again. A partial index
+holds exactly the rows left, so once they are gone this costs one empty lookup.
+"""
+import logging
+
+from sqlalchemy import bindparam, select, text
+
+from appliance.db.models import Client, Node, Version
+from providers import digest
+from providers.errors import CorruptData
+
+log = logging.getLogger("strongroom")
+BATCH = 500
+
+# Literally the partial index's condition (ix_versions_legacy_digest), so that the
+# database uses it: a bound parameter would hide the match.
+_LEFT = (select(Version.id, Version.digest, Client.wrapped_key)
+         .join(Node, Node.id == Version.node_id).join(Client, Client.id == Node.client_id)
+         .where(text("versions.digest NOT LIKE '%:%'"), Version.id > bindparam("after"))
+         .order_by(Version.id).limit(BATCH))
+_CONVERT = (Version.__table__.update()
+            .where(Version.id == bindparam("vid"), Version.digest == bindparam("old"))
+            .values(digest=bindparam("new")))
+
+
+def rekey_legacy_digests(db, keyring) -> int:
+    """Convert every legacy digest; return how many this call converted."""
+    keys: dict[bytes, bytes | None] = {}
+    after, converted = 0, 0
+    while True:
+        with db.write() as s:
+            rows = s.execute(_LEFT, {"after": after}).all()
+            changes = [{"vid": vid, "old": old, "new": digest.rekey_legacy(key, old)}
+                       for vid, old, wrapped in rows
+                       if (key := _key(keyring, keys, bytes(wrapped))) is not None]
+            if changes:
+                converted += s.execute(_CONVERT, changes).rowcount or 0
+        if len(rows) < BATCH:
+            return converted
+        after = rows[-1][0]
+
+
+def _key(keyring, keys: dict, wrapped: bytes) -> bytes | None:
+    """The digest key of a client, or None (logged once) if its key does not unwrap."""
+    if wrapped not in keys:
+        try:
+            keys[wrapped] = keyring.digest_key(wrapped)
+        except CorruptData:
+            log.warning("a client key does not unwrap: its versions keep legacy digests")
+            keys[wrapped] = None
+    return keys[wrapped]
