@@ -72,6 +72,14 @@ def duration(value):
     raise ValueError(f"expected a duration such as 3600, '30m', '12h' or '7d', got {value!r}")
 
 
+def positive_duration(value):
+    """A duration (see `duration`) longer than zero."""
+    seconds = duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, got {value!r}")
+    return seconds
+
+
 def prefix_length(maximum: int):
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:

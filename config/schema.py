@@ -34,6 +34,15 @@ SCHEMA: dict[str, dict[str, Option]] = {
                                    "Ed25519 host key (OpenSSH format), made once by init.", True),
         "host_key_rsa": Option("ssh/ssh_host_rsa_key", conv.string,
                                "RSA host key for older clients, made once by init.", True),
+        "login_grace_time": Option("2m", conv.positive_duration,
+                                   "A connection that has not logged in this long after it "
+                                   "was opened is closed (OpenSSH's LoginGraceTime)."),
+        "max_startups": Option(100, conv.positive_int,
+                               "Connections not logged in yet, in all; further ones are "
+                               "closed at once (OpenSSH's MaxStartups)."),
+        "max_startups_per_address": Option(20, conv.positive_int,
+                                           "Connections not logged in yet from one address; "
+                                           "further ones from it are closed at once."),
     },
     "database": {
         "url": Option("", conv.string,
