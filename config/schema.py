@@ -60,6 +60,14 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "block_size": Option(1048576, conv.positive_int,
                              "Bytes read from or written to a request body at a time."),
         "threads": Option(32, conv.positive_int, "Worker threads of the HTTPS server."),
+        "header_timeout": Option("20s", conv.positive_duration,
+                                 "Time a connection gets for the TLS handshake and for the "
+                                 "request line and headers of each request (then 408, closed)."),
+        "max_unauthenticated_per_address": Option(
+            20, conv.positive_int,
+            "Connections from one address that have not yet carried a logged-in request; "
+            "further ones from it are closed at once. Network drives open several per "
+            "mount; raise it when many users share one address (NAT)."),
     },
     "auth": {
         "app_passwords_sftp": Option(False, conv.boolean,
