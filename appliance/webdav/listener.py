@@ -59,7 +59,7 @@ class _DeadlineSocket(ssl.SSLSocket):
     def recv_into(self, buffer, nbytes=None, flags=0):
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0:   # the text cheroot takes for a timeout: it answers 408
                 raise TimeoutError("timed out")
             self.settimeout(left)
         return super().recv_into(buffer, nbytes, flags)
