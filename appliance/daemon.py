@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 
 from appliance.app import App
 from appliance.sftp.server import SFTPListener
@@ -53,9 +54,9 @@ def run(data_dir) -> None:
     sftp = SFTPListener(app, host, app.config.server.sftp_port)
     web = make_server(app, host, app.config.server.webdav_port)
     web.prepare()
-    stop = threading.Event()
+    stopping, stop = [], threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),
                threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True),
                threading.Thread(target=_anchor_audit, args=(app, stop), name="audit-anchor",
@@ -64,8 +65,15 @@ def run(data_dir) -> None:
         t.start()
     log.info("serving WebDAV on https://%s:%d/ and SFTP on %s:%d (data: %s)",
              host, web.bind_addr[1], host, sftp.port, app.data_dir)
-    stop.wait()
+    # Not Event.wait() with a handler calling set(): Python runs handlers on the main
+    # thread, and a SIGTERM that came as it entered wait() stayed unhandled while it
+    # blocked there (a daemon stopped right after it started never stopped); set()
+    # in a handler can also deadlock on the lock wait() holds. The handler only
+    # appends, and this loop looks.
+    while not stopping:
+        time.sleep(0.2)
     log.info("stopping")
+    stop.set()
     sftp.shutdown()
     web.stop()
     for t in threads:

@@ -74,9 +74,10 @@ def duration(value):
 
 
 def positive_duration(value):
+    """A duration (see `duration`) longer than zero."""
     seconds = duration(value)
     if seconds <= 0:
-        raise ValueError(f"expected a duration above zero, got {value!r}")
+        raise ValueError(f"expected a duration longer than zero, got {value!r}")
     return seconds
 
 

@@ -34,6 +34,15 @@ SCHEMA: dict[str, dict[str, Option]] = {
                                    "Ed25519 host key (OpenSSH format), made once by init.", True),
         "host_key_rsa": Option("ssh/ssh_host_rsa_key", conv.string,
                                "RSA host key for older clients, made once by init.", True),
+        "login_grace_time": Option("2m", conv.positive_duration,
+                                   "A connection that has not logged in this long after it "
+                                   "was opened is closed (OpenSSH's LoginGraceTime)."),
+        "max_startups": Option(100, conv.positive_int,
+                               "Connections not logged in yet, in all; further ones are "
+                               "closed at once (OpenSSH's MaxStartups)."),
+        "max_startups_per_address": Option(20, conv.positive_int,
+                                           "Connections not logged in yet from one address; "
+                                           "further ones from it are closed at once."),
     },
     "database": {
         "url": Option("", conv.string,
@@ -60,6 +69,14 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "lock_max": Option("1h", conv.positive_duration,
                            "The longest a WebDAV lock lives without a refresh (a client "
                            "asking for longer, or for Infinite, gets this and refreshes)."),
+        "header_timeout": Option("20s", conv.positive_duration,
+                                 "Time a connection gets for the TLS handshake and for the "
+                                 "request line and headers of each request (then 408, closed)."),
+        "max_unauthenticated_per_address": Option(
+            20, conv.positive_int,
+            "Connections from one address that have not yet carried a logged-in request; "
+            "further ones from it are closed at once. Network drives open several per "
+            "mount; raise it when many users share one address (NAT)."),
     },
     "auth": {
         "app_passwords_sftp": Option(False, conv.boolean,

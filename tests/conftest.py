@@ -83,6 +83,19 @@ def _die_with_parent() -> None:
         pass
 
 
+def _daemon_preexec(nofile: int | None):
+    """What the daemon process runs before exec: _die_with_parent, and with `nofile`
+    an RLIMIT_NOFILE of that many descriptors (tests of running out of them)."""
+    if nofile is None:
+        return _die_with_parent
+
+    def preexec() -> None:
+        import resource
+        _die_with_parent()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+    return preexec
+
+
 @dataclass
 class Response:
     returncode: int      # curl's exit status (18: body shorter than announced)
@@ -170,15 +183,17 @@ class Daemon:
         self._rclone_conf = None
         return user
 
-    def start(self) -> None:
-        """Start `strongroom serve`; return once both ports accept connections."""
+    def start(self, nofile: int | None = None) -> None:
+        """Start `strongroom serve`; return once both ports accept connections.
+
+        `nofile`: the daemon's RLIMIT_NOFILE (default: inherited)."""
         assert not self.running, "daemon already running"
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["strongroom", "serve", "--data-dir", str(self.data_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=_daemon_preexec(nofile))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -350,15 +365,17 @@ class Daemon:
         return user if isinstance(user, User) else self.users[user]
 
 
-def running_daemon(tmp_path_factory, name: str = "e2e", options=None, setup=None):
+def running_daemon(tmp_path_factory, name: str = "e2e", options=None, setup=None,
+                   nofile: int | None = None):
     """Generator for module fixtures: a provisioned daemon with `options`
-    ({section: {option: value}}) in its config, `setup(daemon)` run once it listens."""
+    ({section: {option: value}}) in its config, `setup(daemon)` run once it listens,
+    and RLIMIT_NOFILE `nofile` if given."""
     need("strongroom")
     d = Daemon(tmp_path_factory.mktemp(name))
     d.provision()
     for section, values in (options or {}).items():
         d.set_options(section, **values)
-    d.start()
+    d.start(nofile)
     if setup is not None:
         setup(d)
     yield d

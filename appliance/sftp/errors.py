@@ -1,12 +1,19 @@
-"""The one table turning domain errors into SFTP status codes."""
+"""The one table turning domain errors (and the adapter's own refusals) into SFTP
+status codes."""
 from paramiko.sftp import (SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OP_UNSUPPORTED,
                            SFTP_PERMISSION_DENIED)
 
 from appliance import errors
 from appliance.session.transfer import MissingParent
 
+
+class TooManyHandles(Exception):
+    """An OPEN or OPENDIR while the session has as many handles open as it may."""
+
+
 # First match wins: subclasses before their bases.
 STATUS = (
+    (TooManyHandles, SFTP_FAILURE),
     (MissingParent, SFTP_NO_SUCH_FILE),
     (errors.NotFound, SFTP_NO_SUCH_FILE),
     (errors.Denied, SFTP_PERMISSION_DENIED),

@@ -1,4 +1,5 @@
-"""The SSH listener: accepts connections and runs one paramiko Transport each.
+"""The SSH listener: accepts connections and runs one paramiko Transport each; limits
+the connections not logged in yet, in number and in time (SFTPListener).
 
 Tuned as measured for bulk transfers: TCP_NODELAY (Nagle plus delayed ACK
 stalls uploads), a large channel window, 256 KiB maximum packets to match the
@@ -16,9 +17,12 @@ PuTTY psftp (>= 0.76), lftp, sshfs and rclone all speak AES-GCM
 import logging
 import socket
 import threading
+import time
+from dataclasses import dataclass
 
 import paramiko
 
+from appliance.connlimits import AcceptBackoff, QuietLog
 from appliance.sftp.channelio import ReadAheadSocket
 from appliance.sftp.handler import Handler
 from appliance.sftp.sshauth import SSHServer
@@ -43,47 +47,125 @@ def load_host_keys(cfg) -> list:
             paramiko.RSAKey.from_private_key_file(cfg.ssh.host_key_rsa)]
 
 
+@dataclass(eq=False)
+class _Connection:
+    """One accepted connection: where from, since when, and once it runs, its
+    Transport and SSHServer (whose `session` is set by a successful login)."""
+    sock: socket.socket
+    address: str
+    opened: float
+    transport: paramiko.Transport | None = None
+    server: SSHServer | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.server is not None and self.server.session is not None
+
+    def end(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            return
+        try:    # not running yet: its thread will find the socket dead and clean up
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class SFTPListener:
+    """Accepts SSH connections and runs each on its own threads.
+
+    Connections that have not logged in yet are limited like OpenSSH's MaxStartups
+    and PerSourceMaxStartups ([ssh] max_startups, max_startups_per_address: further
+    ones are closed at once) and LoginGraceTime ([ssh] login_grace_time: closed when
+    not logged in by then). A failing accept() pauses the loop, never ends it."""
+
     def __init__(self, app, host: str, port: int):
         self.app = app
         self.host_keys = load_host_keys(app.config)
         self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
         self.port = self.sock.getsockname()[1]
-        self._transports: dict = {}      # Transport -> its SSHServer
+        ssh = app.config.ssh
+        self.grace = ssh.login_grace_time
+        self.max_startups, self.per_address = ssh.max_startups, ssh.max_startups_per_address
+        self._conns: set[_Connection] = set()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._backoff = AcceptBackoff(log, "sftp")
+        self._quiet = QuietLog(log)
         threading.Thread(target=self._watch, name="ssh-watch", daemon=True).start()
 
     def serve_forever(self) -> None:
         while not self._stopping.is_set():
             try:
-                conn, addr = self.sock.accept()
-            except OSError:
-                break
-            threading.Thread(target=self._handle, args=(conn, addr[0]), daemon=True,
-                             name=f"ssh-{addr[0]}:{addr[1]}").start()
+                sock, addr = self.sock.accept()
+            except OSError as e:
+                if self._stopping.is_set():
+                    break
+                self._backoff.failed(e)
+                continue
+            self._backoff.succeeded()
+            try:
+                self._start(sock, addr[0], addr[1])
+            except Exception:   # a bug in one connection's start must not end the listener
+                log.exception("sftp: starting the connection from %s failed", addr[0])
+                sock.close()
 
-    def _handle(self, conn, address) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def _start(self, sock, address: str, port: int) -> None:
+        conn = self._admit(sock, address)
+        if conn is None:
+            return
         try:
-            t = paramiko.Transport(ReadAheadSocket(conn), default_window_size=WINDOW,
+            threading.Thread(target=self._handle, args=(conn,), daemon=True,
+                             name=f"ssh-{address}:{port}").start()
+        except RuntimeError as e:    # out of threads: refuse this one, keep accepting
+            self._forget(conn)
+            sock.close()
+            self._quiet.info("thread", "*", "sftp connection from %s refused: %s", address, e)
+
+    def _admit(self, sock, address: str) -> _Connection | None:
+        """The connection, registered; or None, `sock` closed, when too many have not
+        logged in yet (from this address, or in all)."""
+        with self._lock:
+            waiting = [c.address for c in self._conns if not c.logged_in]
+            here = waiting.count(address)
+            if here < self.per_address and len(waiting) < self.max_startups:
+                conn = _Connection(sock, address, time.monotonic())
+                self._conns.add(conn)
+                return conn
+        sock.close()
+        if here >= self.per_address:
+            self._quiet.info("startups", address, "sftp connection from %s refused: %d from "
+                             "there not logged in yet (max_startups_per_address)", address, here)
+        else:
+            self._quiet.info("startups", "*", "sftp connection from %s refused: %d not logged "
+                             "in yet (max_startups)", address, len(waiting))
+        return None
+
+    def _forget(self, conn: _Connection) -> None:
+        with self._lock:
+            self._conns.discard(conn)
+
+    def _handle(self, conn: _Connection) -> None:
+        try:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            t = paramiko.Transport(ReadAheadSocket(conn.sock), default_window_size=WINDOW,
                                    default_max_packet_size=MAX_PACKET)
-        except Exception:
-            conn.close()
+        except Exception:   # the peer is gone already
+            self._forget(conn)
+            conn.sock.close()
             return
         self._configure(t)
         t.set_subsystem_handler("sftp", Subsystem, Handler)
-        server = SSHServer(self.app, address)
+        server = SSHServer(self.app, conn.address)
         with self._lock:
-            self._transports[t] = server
+            conn.transport, conn.server = t, server
         try:
             t.start_server(server=server)
             t.join()
-        except (paramiko.SSHException, EOFError, OSError) as e:
-            log.info("ssh connection from %s ended: %s", address, e)
+        except (paramiko.SSHException, EOFError, OSError, RuntimeError) as e:
+            log.info("ssh connection from %s ended: %s", conn.address, e)
         finally:
-            with self._lock:
-                self._transports.pop(t, None)
+            self._forget(conn)
             server.uploads.cancel_all()   # the SFTP thread may be inside one of them
             t.close()
             server.closed()
@@ -99,17 +181,28 @@ class SFTPListener:
                           if k in opts.key_types]
 
     def _watch(self) -> None:
-        """End the connections of users who were disabled (checked every WATCH_SECONDS)."""
+        """Every WATCH_SECONDS: end the connections not logged in within the grace
+        time, and those of users who were disabled."""
         while not self._stopping.wait(WATCH_SECONDS):
             try:
+                self._end_late_logins()
                 self._end_disabled()
             except Exception:
                 log.exception("checking live SFTP sessions failed")
 
+    def _end_late_logins(self) -> None:
+        cutoff = time.monotonic() - self.grace
+        with self._lock:
+            late = [c for c in self._conns if not c.logged_in and c.opened < cutoff]
+        for conn in late:
+            log.info("closing the ssh connection from %s: not logged in within %g s",
+                     conn.address, self.grace)
+            conn.end()
+
     def _end_disabled(self) -> None:
         with self._lock:
-            live = [(t, srv.session.principal) for t, srv in self._transports.items()
-                    if srv.session is not None]
+            live = [(c.transport, c.server.session.principal) for c in self._conns
+                    if c.logged_in]
         gone = self.app.auth.disabled_among({p.user_id for _, p in live})
         for t, principal in live:
             if principal.user_id in gone:
@@ -125,6 +218,6 @@ class SFTPListener:
             pass
         self.sock.close()
         with self._lock:
-            transports = list(self._transports)
-        for t in transports:
-            t.close()
+            conns = list(self._conns)
+        for conn in conns:
+            conn.end()

@@ -3,7 +3,9 @@
 - Errors from the service layer become SFTP statuses here, once (errors.STATUS).
 - CLOSE of an upload reports the commit's real outcome (paramiko always says OK).
 - A session that ends without CLOSE aborts its uploads instead of committing them.
-- limits@openssh.com is advertised so OpenSSH clients send 255 KiB requests.
+- limits@openssh.com is advertised so OpenSSH clients send 255 KiB requests, and
+  its limit on open handles is kept: each holds a file or a listing, so a session
+  opening without end would run the daemon out of descriptors for everyone.
 - Speed: the channel gets a ChunkPipe receive buffer (channelio), packets are
   read ahead and replies batched (framing), and WRITE and READ, the requests
   that come by the thousand, are parsed and answered without paramiko's
@@ -14,11 +16,11 @@ import struct
 
 from paramiko import Message, SFTPServer
 from paramiko.sftp import (CMD_CLOSE, CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT,
-                           CMD_READ, CMD_STATUS, CMD_VERSION, CMD_WRITE, SFTP_BAD_MESSAGE,
-                           SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
+                           CMD_OPEN, CMD_OPENDIR, CMD_READ, CMD_STATUS, CMD_VERSION, CMD_WRITE,
+                           SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
 
 from appliance.sftp.channelio import adopt_channel
-from appliance.sftp.errors import EXPECTED, status_for
+from appliance.sftp.errors import EXPECTED, TooManyHandles, status_for
 from appliance.sftp.framing import Framing
 
 log = logging.getLogger("strongroom.sftp")
@@ -132,6 +134,9 @@ class Subsystem(Framing, SFTPServer):
             self._close(request_number, msg)
         elif t == CMD_EXTENDED:
             self._extended(request_number, msg)
+        elif t in (CMD_OPEN, CMD_OPENDIR) and \
+                len(self.file_table) + len(self.folder_table) >= MAX_HANDLES:
+            raise TooManyHandles(f"too many open handles (at most {MAX_HANDLES})")
         else:
             super()._process(t, request_number, msg)
 

@@ -5,6 +5,7 @@ import threading
 from wsgidav.dc.base_dc import BaseDomainController
 
 from appliance.errors import AuthFailed
+from appliance.webdav.listener import mark_authenticated
 
 log = logging.getLogger("strongroom.webdav")
 REALM = "Strongroom"
@@ -43,4 +44,5 @@ class DomainController(BaseDomainController):
         session = self.app.session(principal, "webdav", address, per_request=True)
         environ["strongroom.session"] = session
         current.session, current.dav_locks = session, None
+        mark_authenticated()
         return True

@@ -1,11 +1,9 @@
 """The HTTPS server: cheroot (the WSGI server wsgidav is built and tested with)
-with TLS 1.2+ serving the wsgidav application stack."""
+with TLS 1.2+ serving the wsgidav application stack; its connection limits are
+in listener.py."""
 import logging
-import ssl
 from pathlib import Path
 
-from cheroot import wsgi
-from cheroot.ssl.builtin import BuiltinSSLAdapter
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
 from wsgidav.http_authenticator import HTTPAuthenticator
@@ -15,6 +13,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from appliance.webdav.domain import DomainController
 from appliance.webdav.guard import guard
 from appliance.webdav.internal import HideInternalErrors
+from appliance.webdav.listener import Server, TLSAdapter
 from appliance.webdav.locks import LockStorage
 from appliance.webdav.props import PropertyManager
 from appliance.webdav.provider import Provider
@@ -50,17 +49,9 @@ def make_wsgi_app(app) -> WsgiDAVApp:
     })
 
 
-class _TLSAdapter(BuiltinSSLAdapter):
-    """cheroot's adapter with a context limited to TLS 1.2+."""
-
-    def __init__(self, certificate, private_key):
-        super().__init__(certificate, private_key)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-
-
-def make_server(app, host: str, port: int) -> wsgi.Server:
-    server = wsgi.Server((host, port), guard(make_wsgi_app(app)),
-                         numthreads=app.config.webdav.threads, server_name="Strongroom",
-                         timeout=300, request_queue_size=128)
-    server.ssl_adapter = _TLSAdapter(app.config.tls.cert_file, app.config.tls.key_file)
-    return server
+def make_server(app, host: str, port: int) -> Server:
+    cfg = app.config
+    return Server((host, port), guard(make_wsgi_app(app)),
+                  tls=TLSAdapter(cfg.tls.cert_file, cfg.tls.key_file),
+                  threads=cfg.webdav.threads, header_timeout=cfg.webdav.header_timeout,
+                  per_address=cfg.webdav.max_unauthenticated_per_address)
