@@ -301,6 +301,10 @@ def test_reserve_refuses_uploads_and_reads_go_on(limited):
                                       "--json", check=True).stdout)
         assert len(rows) == 1 and rows[0]["current"], rows
         assert not list(limited.staging_dir.iterdir())
+        df = limited.run_sftp("alice", ["df"])     # what is kept back is not offered
+        assert df.returncode == 0, df.stderr
+        size, used, avail = df.stdout.decode().splitlines()[-1].split()[:3]
+        assert int(avail) == 0 < int(size)
     finally:
         limited.stop()
         limited.set_options("storage", reserve="5%")

@@ -537,9 +537,11 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             return row.used_bytes, row.quota_bytes
 
     def space(self, path="/") -> tuple[int, int]:
-        """(total, free) bytes as a client should see them: its quota if it has one."""
+        """(total, free) bytes as a client should see them: its quota if it has one,
+        and never the free space kept back as [storage] reserve."""
         used, quota = self.usage(path)
         total, free = self.app.provider.space()
+        free = max(0, free - self.app.config.storage.reserve.of(total))
         if quota is None:
             return total, free
         return quota, max(0, min(quota - used, free))
