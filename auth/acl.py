@@ -6,10 +6,15 @@ A grant gives rights on a folder path and everything below it; rights from
 several grants add up. Nothing is allowed without a grant (deny by default).
 A path that is neither granted nor on the way to a granted folder is hidden:
 it answers as if it did not exist.
+
+Listing (LIST, not a right one is granted) needs read, or a folder that only leads
+to a granted one: passing through shows folders, never a file's content. A file
+is seen only with rights on it.
 """
 from dataclasses import dataclass
 
 RIGHTS = "rwdm"
+LIST = "l"     # listing a folder, or seeing a folder's metadata: see the module docstring
 NAMES = {"read": "r", "write": "w", "delete": "d", "manage": "m"}
 
 
@@ -54,20 +59,25 @@ def leads_to_grant(grants, path: tuple[str, ...]) -> bool:
     return any(len(g.path) > len(path) and g.path[:len(path)] == path for g in grants)
 
 
-def visible(grants, path: tuple[str, ...]) -> bool:
-    return bool(rights_at(grants, path)) or leads_to_grant(grants, path)
+def visible(grants, path: tuple[str, ...], is_dir: bool = True) -> bool:
+    """Whether a folder (or, with is_dir=False, a file) at `path` may be seen."""
+    if rights_at(grants, path):
+        return True
+    return is_dir and leads_to_grant(grants, path)
 
 
 def decide(grants, path: tuple[str, ...], right: str) -> str:
     """'ok', 'denied' (the path, or for a new name its folder, is visible but the
     right is missing) or 'hidden' (answered as if the path did not exist).
 
-    Listing ('r') a folder that only leads to granted folders is allowed: the
-    caller shows just the children that are visible.
+    LIST is allowed with read, and on a folder that only leads to granted folders:
+    the caller shows just the children that are visible. Read itself (a file's
+    content) needs the read right.
     """
-    if right in rights_at(grants, path):
+    rights = rights_at(grants, path)
+    if right in rights or (right == LIST and "r" in rights):
         return "ok"
-    if right == "r" and leads_to_grant(grants, path):
+    if right == LIST and leads_to_grant(grants, path):
         return "ok"
     if visible(grants, path):
         return "denied"

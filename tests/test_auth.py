@@ -48,8 +48,9 @@ def test_acl_inherits_and_adds_up(path, right, verdict):
 
 
 @pytest.mark.parametrize("path,right,verdict", [
-    ((), "r", "ok"),                      # passing through to a granted folder
-    (("inbox",), "r", "ok"), (("inbox", "x"), "w", "ok"),
+    ((), "l", "ok"),                      # passing through to a granted folder: listing
+    ((), "r", "denied"),                  # but never reading what is there
+    (("inbox",), "r", "ok"), (("inbox",), "l", "ok"), (("inbox", "x"), "w", "ok"),
     (("private",), "r", "hidden"),        # not listed, so not there
     (("private",), "w", "denied"),        # but creating it in a visible folder: denied
     (("private", "x"), "r", "hidden"),    # below an invisible folder: as if absent
@@ -59,6 +60,12 @@ def test_acl_inherits_and_adds_up(path, right, verdict):
 def test_acl_hides_what_is_not_on_the_way(path, right, verdict):
     grants = (acl.Grant(("inbox",), "rw"),)
     assert acl.decide(grants, path, right) == verdict
+
+
+def test_acl_the_way_through_shows_folders_not_files():
+    grants = (acl.Grant(("proj", "sub"), "r"),)
+    assert acl.visible(grants, ("proj",)) and not acl.visible(grants, ("proj",), is_dir=False)
+    assert acl.visible(grants, ("proj", "sub", "a.txt"), is_dir=False)
 
 
 def test_acl_manage_implies_everything_and_nothing_is_default():

@@ -87,12 +87,14 @@ def _walk(session, path):
 
 
 def _real_path(s, node_id) -> tuple:
+    """(path of the node from its parent chain, whether it is a folder)."""
     names = []
     node = s.get(Node, node_id)
+    is_dir = node.is_dir
     while node.parent_id is not None:
         names.append(node.name)
         node = s.get(Node, node.parent_id)
-    return tuple(reversed(names))
+    return tuple(reversed(names)), is_dir
 
 
 @pytest.fixture
@@ -125,16 +127,16 @@ def test_views_decide_on_the_rows_a_path_resolves_to(app, sam, steps, granted):
 
 def _check_view(app, boss, sam, root, grants) -> None:
     with app.db.read() as s:
-        def real(path):   # what the path resolves to, for the one who sees everything
-            return _real_path(s, boss.stat(path).node_id)
+        def visible(path):   # decided on what the path resolves to: a folder or a file
+            return acl.visible(grants, *_real_path(s, boss.stat(path).node_id))
 
         for folder in [root] + [e.path for e in _walk(boss, root) if e.is_dir]:
-            if not grants or (folder != root and not acl.visible(grants, real(folder))):
+            if not grants or (folder != root and not visible(folder)):
                 with pytest.raises(NotFound):
                     sam.list(folder)
                 continue
             everything = boss.list(folder)
-            seen = {e.path: acl.visible(grants, real(e.path)) for e in everything}
+            seen = {e.path: visible(e.path) for e in everything}
             assert {e.path for e in sam.list(folder)} == {p for p, v in seen.items() if v}
             for path in (p for p, v in seen.items() if not v):
                 with pytest.raises(NotFound):

@@ -19,7 +19,7 @@ from appliance.errors import Denied, Hidden
 from appliance.session.views import in_view
 from auth import acl
 
-RIGHT_OF = {"list": "r", "read": "r", "write": "w", "delete": "d", "manage": "m"}
+RIGHT_OF = {"list": acl.LIST, "read": "r", "write": "w", "delete": "d", "manage": "m"}
 LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries
 # Seconds a principal's sessions trust a client row and the principal's grants without
 # reading them again, unless this process changed access meanwhile (App.access_changed):
@@ -120,11 +120,19 @@ class AccessMixin:
     def _may_read_all(self, s, client, rel) -> bool:
         return "r" in acl.rights_at(self._grants(s, client), rel)
 
-    def _visible_real(self, s, client, rel) -> bool:
-        return acl.visible(self._grants(s, client), rel)
+    def _visible_real(self, s, client, rel, is_dir: bool = True) -> bool:
+        return acl.visible(self._grants(s, client), rel, is_dir)
 
-    def _visible_child(self, s, client, rel, name) -> bool:
-        return self._visible_real(s, client, rel + (name,))
+    def _visible_child(self, s, client, rel, node) -> bool:
+        return self._visible_real(s, client, rel + (node.name,), node.is_dir)
+
+    def _hide_unreadable_file(self, s, client, t, node) -> None:
+        """A file is seen only with the read right on it: the way through to a
+        granted folder shows folders (a file can sit there when a folder was
+        replaced by one)."""
+        if node is not None and not node.is_dir and \
+                self._grant_verdict(s, client, t.rel, "r") != "ok":
+            raise Hidden(f"no such file or folder: {self.view_path(t)}")
 
     def _visible_trees(self, s) -> list:
         """Client and library rows whose trees appear in a staff or admin root."""

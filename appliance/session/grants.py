@@ -147,6 +147,18 @@ def move_grants(s, tree_id: int, old: tuple, new: tuple) -> None:
             g.path = paths.join(new + rel[len(old):])
 
 
+def drop_grants(s, tree_id: int, folder: tuple) -> list[str]:
+    """Remove the grants on a deleted (or replaced) folder and below it, so that a
+    new folder made at the same path is not granted to anyone by accident; return
+    them as 'path kind=id rights' for the audit trail."""
+    dropped = []
+    for g in s.scalars(select(Grant).where(Grant.client_id == tree_id)):
+        if split(g.path)[:len(folder)] == folder:
+            dropped.append(f"{g.path} {g.subject_kind}={g.subject_id} rights={g.rights}")
+            s.delete(g)
+    return dropped
+
+
 def _grant_row(s, tree_id, rel, kind, sid):
     return s.scalar(select(Grant).where(Grant.client_id == tree_id, Grant.path == paths.join(rel),
                                         Grant.subject_kind == kind, Grant.subject_id == sid))

@@ -63,7 +63,7 @@ class HistoryView:
                                    origin) for v in repo.versions_of(s, hit.node.id)]
         return [dir_entry(f"{base}/{n.name}", n.name, n)
                 for n, _ in repo.children_with_versions(s, hit.node.id)
-                if caller.visible(hit.real + (n.name,))]
+                if caller.visible(hit.real + (n.name,), n.is_dir)]
 
     def content(self, s, hit: Hit):
         """(node, version) to read, or None if `hit` is not one version of a file."""

@@ -19,6 +19,7 @@ class PropertiesMixin:
                 node = self._view_found(s, client, t).node
             else:
                 node = self._node(s, client, t)
+                self._hide_unreadable_file(s, client, t, node)
             rows = s.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))
             return {p.name: p.value for p in rows}
 

@@ -20,7 +20,7 @@ from appliance.errors import (BadRequest, Conflict, Denied, Hidden, NoSpace, Not
 from appliance.session import paths
 from appliance.session.access import AccessMixin
 from appliance.session.locking import LockingMixin
-from appliance.session.grants import move_grants
+from appliance.session.grants import drop_grants, move_grants
 from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
@@ -184,6 +184,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             if in_view(t.rel):
                 return self._view_stat(s, client, t)
             node, version = self._lookup(s, client, t)
+            self._hide_unreadable_file(s, client, t, node)
             if node is not None and node.name:
                 return entry_for(self.view_path(t), node, version)
             if node is not None:
@@ -237,7 +238,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             everything = self._may_read_all(s, client, t.rel)
             entries = [entry_for(f"{base}/{n.name}", n, v)
                        for n, v in repo.children_with_versions(s, node.id)
-                       if everything or self._visible_child(s, client, t.rel, n.name)]
+                       if everything or self._visible_child(s, client, t.rel, n)]
             if t.rel:
                 return entries
             entries[:0] = self._view_root_entries(s, client, t)
@@ -386,6 +387,15 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             now = time.time()
             node.deleted_at = now
             s.get(Node, node.parent_id).modified_at = now
+            if node.is_dir:
+                self._drop_grants(s, client, t.rel)
+
+    def _drop_grants(self, s, client, folder: tuple) -> None:
+        dropped = drop_grants(s, client.id, folder)
+        if dropped:
+            self.app.access_changed(s)
+            self._audit(s, "acl-drop", paths.join((client.name,) + folder),
+                        "grants of the deleted folder: " + "; ".join(dropped))
 
     def set_mtime(self, path, mtime: float) -> None:
         """Record a client-supplied modification time (files: on the current version)."""
@@ -451,6 +461,8 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
         if node.is_dir or existing.is_dir:
             repo.add_usage(s, client.id, -repo.live_bytes(s, [existing.id]))
             existing.deleted_at = time.time()
+            if existing.is_dir:
+                self._drop_grants(s, client, td.rel)
             s.flush()
             return node
         # file onto file: the moved file's versions join the replaced file's history

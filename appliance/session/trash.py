@@ -91,7 +91,7 @@ class TrashView:
             else:
                 continue
             real = hit.real + (child.name,)
-            if caller.visible(real):
+            if caller.visible(real, child.is_dir):
                 deleted = hit.deleted or child.deleted_at is not None
                 entries.append(_entry(f"{base}/{name}", name, child, version, deleted,
                                       caller.place(real)))

@@ -11,6 +11,7 @@ from appliance.errors import Denied, Hidden, NotFound
 from appliance.session import history, trash
 from appliance.session.entry import dir_entry
 from appliance.session.viewhit import Caller, Hit
+from auth import acl
 
 VIEWS = {v.name: v for v in (history.HistoryView(), trash.TrashView())}
 _WHY = {history.VIEW: "a read-only view of earlier versions; copy a version out of it "
@@ -34,7 +35,10 @@ class ViewsMixin:
         hit = self._view_hit(s, client, t)
         if hit is None:
             self._view_decide_missing(s, client, t, action)
-        verdict = self._grant_verdict(s, client, hit.real, "r")
+        # a folder is listed on the way to a grant; a file, its versions and its
+        # content need the read right on it
+        folder = hit.node.is_dir and hit.version is None and action != "read"
+        verdict = self._grant_verdict(s, client, hit.real, acl.LIST if folder else "r")
         if verdict == "hidden":
             raise Hidden(f"no such file or folder: {self.view_path(t)}")
         if action not in _READS:
@@ -46,7 +50,7 @@ class ViewsMixin:
         """Nothing is at `t`: hidden unless the caller sees the folder it would be in;
         then not found to a reader and read-only to a writer."""
         folder = self._view_hit(s, client, t.parent()) if len(t.rel) > 1 else None
-        if folder is None or self._grant_verdict(s, client, folder.real, "r") == "hidden":
+        if folder is None or self._grant_verdict(s, client, folder.real, acl.LIST) == "hidden":
             raise Hidden(f"no such file or folder: {self.view_path(t)}")
         if action in _READS:
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
@@ -62,7 +66,7 @@ class ViewsMixin:
         return hit
 
     def _caller(self, s, client, t) -> Caller:
-        return Caller(visible=lambda real: self._visible_real(s, client, real),
+        return Caller(visible=lambda real, is_dir: self._visible_real(s, client, real, is_dir),
                       place=lambda real: self.view_path(t.at(real)))
 
     def _view_stat(self, s, client, t):
