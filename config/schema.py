@@ -69,6 +69,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "lock_max": Option("1h", conv.positive_duration,
                            "The longest a WebDAV lock lives without a refresh (a client "
                            "asking for longer, or for Infinite, gets this and refreshes)."),
+        "max_header_size": Option("128KiB", conv.positive_size,
+                                  "The most a request line and its headers may hold together "
+                                  "(413 beyond it)."),
         "header_timeout": Option("20s", conv.positive_duration,
                                  "Time a connection gets for the TLS handshake and for the "
                                  "request line and headers of each request (then 408, closed)."),

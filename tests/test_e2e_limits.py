@@ -332,3 +332,62 @@ def test_logged_in_webdav_connections_do_not_count_against_the_limit(daemon):
     finally:
         for conn in conns:
             conn.close()
+
+
+# -- bodies and headers before login -----------------------------------------------------
+
+def _answer(sock, timeout: float) -> bytes:
+    """What the server sends until it closes the connection (or `timeout` passes)."""
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, ConnectionError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length"])
+def test_a_body_is_never_read_before_login(daemon, framing):
+    """A request without (or with wrong) credentials is answered at once and its
+    connection closed, however slowly its body comes: nothing waits for it."""
+    trickling = []
+    try:
+        for i in range(THREADS + 2):       # more than there are workers, from 4 addresses
+            s = tls_connect(daemon, f"127.0.0.{40 + i % 4}")
+            head = (b"Transfer-Encoding: chunked\r\n" if framing == "chunked"
+                    else b"Content-Length: 1000000\r\n")
+            s.sendall(b"PROPFIND / HTTP/1.1\r\nHost: x\r\nDepth: 1\r\n" + head + b"\r\n"
+                      + (b"1\r\n \r\n" if framing == "chunked" else b" "))
+            trickling.append(s)
+        for s in trickling:
+            answer = _answer(s, HEADER_TIMEOUT + 5)
+            assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+            assert b"Connection: close" in answer
+        assert propfind_status(daemon) == 207
+    finally:
+        close_all(trickling)
+
+
+def test_headers_are_bounded_in_size(daemon):
+    s = tls_connect(daemon, "127.0.0.50")
+    try:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        sent = 0
+        try:
+            while sent < 4 * 1024 * 1024:   # far more than max_header_size (128 KiB)
+                s.sendall(b"X-Big: " + b"a" * 8000 + b"\r\n")
+                sent += 8009
+        except OSError:
+            pass     # the server stopped reading: refused
+        answer = _answer(s, 10)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 413"), answer[:80]
+        assert sent < 4 * 1024 * 1024 or answer.startswith(b"HTTP/1.1 413")
+    finally:
+        s.close()
+    assert propfind_status(daemon) == 207

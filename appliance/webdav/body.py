@@ -22,6 +22,11 @@ class SocketBody:
         self._stream = stream_reader
         self._sock = sock
 
+    @property
+    def remaining(self) -> int:
+        """Bytes of the body not read yet."""
+        return self._known.remaining
+
     def read(self, size=None) -> bytearray:
         remaining = self._known.remaining
         if size is None or size < 0 or size > remaining:

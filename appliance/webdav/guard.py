@@ -3,14 +3,18 @@
 Each refusal is a complete 4xx with a short body and one log line:
 - paths that climb above the root or are not UTF-8 (wsgidav 4.4 detects these
   but sends the error from inside a generator, dropping the body: clients hang);
-- XML request bodies over MAX_XML_BODY (wsgidav reads them whole into memory);
+- XML request bodies announced over MAX_XML_BODY (wsgidav reads them whole into
+  memory); a chunked one is read, bounded, only once its request has logged in
+  (ChunkedXmlBody, inside wsgidav after the authenticator);
 - PROPFIND with Depth: infinity (RFC 4918 9.1: a server may refuse it, with
   the DAV:propfind-finite-depth precondition; a large tree would be walked whole);
 - a malformed X-OC-Mtime is dropped rather than failing the upload;
 - a Basic Authorization header that is not base64 of UTF-8 'login:password'.
 Every response carries X-Content-Type-Options: nosniff and Content-Security-Policy:
 sandbox, and a user's HTML, SVG or XML file is sent as an attachment: the portal
-will share this origin, and a file must never run as a page of it.
+will share this origin, and a file must never run as a page of it. An error
+answered before its request's body was read closes the connection instead of
+reading the body (a login refused, say: nothing is read for someone not logged in).
 An OPTIONS request without credentials is answered here: the Windows WebDAV
 redirector probes the server that way before it offers to log in.
 """
@@ -21,11 +25,13 @@ import logging
 from urllib.parse import urlsplit, urlunsplit
 
 from wsgidav import util
+from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
                                PRECONDITION_CODE_PropfindFiniteDepth, DAVError)
 
 from appliance.webdav.body import use_socket_body
 from appliance.webdav.domain import current
+from appliance.webdav.listener import close_after_response
 
 log = logging.getLogger("strongroom.webdav")
 
@@ -42,7 +48,7 @@ SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"),
 
 def guard(dav_app):
     def app(environ, start_response):
-        start_response = _secured(start_response)
+        start_response = _secured(environ, start_response)
         current.logged = False
         refusal = _path_refusal(environ) or _auth_refusal(environ) or _body_refusal(environ) \
             or _depth_refusal(environ)
@@ -59,12 +65,22 @@ def guard(dav_app):
     return app
 
 
-def _secured(start_response):
+def _secured(environ, start_response):
     def wrapped(status, headers, exc_info=None):
         headers = list(headers) + SECURITY_HEADERS
+        if int(status[:3]) >= 400 and _body_unread(environ):
+            close_after_response()
         return start_response(status, headers, exc_info) if exc_info else \
             start_response(status, headers)
     return wrapped
+
+
+def _body_unread(environ) -> bool:
+    """Whether some of the request's body has not been read."""
+    remaining = getattr(environ.get("wsgi.input"), "remaining", None)
+    if remaining is not None:
+        return remaining > 0
+    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
 def _logging_start_response(environ, start_response):
@@ -118,21 +134,30 @@ def _auth_refusal(environ):
 
 
 def _body_refusal(environ):
-    """Refuse oversized XML bodies; buffer a chunked one (bounded) so wsgidav sees a length."""
-    if environ["REQUEST_METHOD"] not in XML_METHODS:
-        return None
+    """Refuse XML bodies announced over MAX_XML_BODY (before reading any)."""
     length = environ.get("CONTENT_LENGTH", "").strip()
-    if length:
-        if length.isdigit() and int(length) > MAX_XML_BODY:
-            return DAVError(HTTP_TOO_LARGE, context_info=f"XML body over {MAX_XML_BODY} bytes")
-        return None
-    if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        body = environ["wsgi.input"].read(MAX_XML_BODY + 1)
-        if len(body) > MAX_XML_BODY:
-            return DAVError(HTTP_TOO_LARGE, context_info=f"XML body over {MAX_XML_BODY} bytes")
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
+    if environ["REQUEST_METHOD"] in XML_METHODS and length.isdigit() \
+            and int(length) > MAX_XML_BODY:
+        return DAVError(HTTP_TOO_LARGE, context_info=f"XML body over {MAX_XML_BODY} bytes")
     return None
+
+
+class ChunkedXmlBody(BaseMiddleware):
+    """Inside wsgidav, after login: a chunked XML body is read (at most MAX_XML_BODY)
+    so that wsgidav sees a length; a larger one is refused with 413."""
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] in XML_METHODS and not environ.get("CONTENT_LENGTH") \
+                and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = environ["wsgi.input"].read(MAX_XML_BODY + 1)
+            if len(body) > MAX_XML_BODY:
+                refusal = DAVError(HTTP_TOO_LARGE, context_info=f"XML body over "
+                                                                f"{MAX_XML_BODY} bytes")
+                _log(environ, refusal)
+                return util.send_status_response(environ, start_response, refusal)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return self.next_app(environ, start_response)
 
 
 def _depth_refusal(environ):

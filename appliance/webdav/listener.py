@@ -82,8 +82,18 @@ class TLSAdapter(BuiltinSSLAdapter):
             raise cheroot_errors.FatalSSLAlert(*e.args) from e
 
 
+def close_after_response() -> None:
+    """The request this thread serves ends its connection once answered, instead of
+    cheroot reading what is left of its body first (for keep-alive): an error
+    answered before the body was read never waits for the body. Harmless elsewhere."""
+    request = getattr(_serving, "request", None)
+    if request is not None:
+        request.close_connection = True
+
+
 class _Request(HTTPRequest):
     def parse_request(self):
+        _serving.request = self
         try:
             super().parse_request()
         except TimeoutError:
@@ -117,7 +127,7 @@ class _Connection(HTTPConnection):
             return super().communicate()
         finally:
             self.headers_read()
-            _serving.conn = None
+            _serving.conn = _serving.request = None
 
     def _handshake(self, deadline: float) -> bool:
         try:
@@ -207,9 +217,11 @@ class Server(wsgi.Server):
     ConnectionClass = _Connection
 
     def __init__(self, bind_addr, wsgi_app, *, tls: TLSAdapter, threads: int,
-                 header_timeout: float, per_address: int):
+                 header_timeout: float, per_address: int, max_header_size: int):
         super().__init__(bind_addr, wsgi_app, numthreads=threads, server_name="Strongroom",
                          timeout=TIMEOUT, request_queue_size=128)
+        # the request line and headers together (cheroot answers 413 beyond it)
+        self.max_request_header_size = max_header_size
         self.ssl_adapter = tls
         self.header_timeout = header_timeout
         self.prelogin = _PerAddress(per_address)

@@ -11,7 +11,7 @@ from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from appliance.webdav.domain import DomainController
-from appliance.webdav.guard import guard
+from appliance.webdav.guard import ChunkedXmlBody, guard
 from appliance.webdav.internal import HideInternalErrors
 from appliance.webdav.listener import Server, TLSAdapter
 from appliance.webdav.locks import LockStorage
@@ -29,7 +29,7 @@ def make_wsgi_app(app) -> WsgiDAVApp:
     return WsgiDAVApp({
         "provider_mapping": {"/": Provider()},
         "middleware_stack": [ErrorPrinter, HideInternalErrors, HTTPAuthenticator,
-                             WsgiDavDirBrowser, RequestResolver],
+                             ChunkedXmlBody, WsgiDavDirBrowser, RequestResolver],
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
                                "accept_digest": False, "default_to_digest": False},
@@ -54,4 +54,5 @@ def make_server(app, host: str, port: int) -> Server:
     return Server((host, port), guard(make_wsgi_app(app)),
                   tls=TLSAdapter(cfg.tls.cert_file, cfg.tls.key_file),
                   threads=cfg.webdav.threads, header_timeout=cfg.webdav.header_timeout,
-                  per_address=cfg.webdav.max_unauthenticated_per_address)
+                  per_address=cfg.webdav.max_unauthenticated_per_address,
+                  max_header_size=cfg.webdav.max_header_size)
