@@ -141,3 +141,23 @@ def test_the_key_is_not_in_the_database(busy):
         dump = " ".join(str(v) for row in s.execute(text("SELECT * FROM audit_events"))
                         for v in row)
     assert key.hex() not in dump and hashlib.sha256(key).hexdigest() not in dump
+
+
+def test_a_chain_set_back_to_plain_is_not_rechained(busy):
+    """The attack on the re-chaining: with only the database, rewrite a plain chain
+    (with forged events) and mark the head plain, hoping the next start blesses it."""
+    app = busy
+    app.audit.anchor(app.db)
+    with app.db.write() as s:
+        s.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE id = "
+                       "(SELECT max(id) FROM audit_events)"))
+    _rewrite_chain(app, audit._plain_digest)
+    with app.db.write() as s:
+        s.get(AuditHead, 1).scheme = "sha256"
+    again = App(app.data_dir)
+    try:
+        assert again.admin().audit_events(action="audit-rekey") == []
+        verdict = again.admin().verify_audit()
+        assert verdict.bad is not None
+    finally:
+        again.db.dispose()

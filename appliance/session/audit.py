@@ -15,7 +15,9 @@ reaches the anchored event. An anchor is only moved forward along an intact chai
 
 Chains from before the key (plain SHA-256) are re-chained under the key once, at
 the first start with the key loaded, after their plain chain was checked; the
-event recording that says whether it verified.
+event recording that says whether it verified. Only an appliance that has never
+anchored its chain can have such a chain: with an anchor file present, a head
+marked plain was set back in the database, and nothing is re-chained (verify fails).
 """
 import hashlib
 import hmac
@@ -115,6 +117,9 @@ class Chain:
                                              f"before it was")
             prev, count = ev.hash, count + 1
         head = s.get(AuditHead, 1)
+        if head is not None and head.scheme != "hmac":
+            return Verdict(count, -1, "the database marks the chain as unkeyed although it "
+                                      "was keyed and anchored: it was rewritten")
         if head is not None and head.last_hash != prev:
             return Verdict(count, -1, "the newest events were cut off")
         problem = self._anchor_problem(s, count)
@@ -218,6 +223,11 @@ class Chain:
             head = s.get(AuditHead, 1)
             if head is None or head.scheme == "hmac":
                 return
+        if self._anchor_file.exists():
+            log.error("audit trail: the database marks the chain as unkeyed, but it was "
+                      "anchored (%s): someone set it back; it is not re-chained",
+                      self._anchor_file)
+            return
         with db.write() as s:
             s.execute(_HOLD_HEAD)        # the row lock: appenders and other upgraders wait
             head = s.get(AuditHead, 1)
