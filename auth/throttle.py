@@ -5,6 +5,10 @@ A counter (one per account, one per source address) counts failed logins. Past
 `block_after` the counter blocks for `block_seconds`, doubling with each further
 failure up to `block_max`. A counter with no failure for `forget_after` seconds
 starts again from zero. The caller stores the state and applies the verdict.
+
+Attempts still being checked (`pending`) count as failures for the verdict, so
+that many attempts made at once cannot all pass a gate that one failure later
+would have closed.
 """
 from dataclasses import dataclass
 
@@ -34,12 +38,16 @@ def current(state: State, policy: Policy, now: float) -> State:
     return state
 
 
-def verdict(state: State, policy: Policy, now: float) -> tuple[bool, float]:
-    """(blocked, seconds to wait before answering) for a login attempt now."""
+def verdict(state: State, policy: Policy, now: float, pending: int = 0) -> tuple[bool, float]:
+    """(blocked, seconds to wait before answering) for a login attempt now, with
+    `pending` other attempts of the same counter still being checked."""
     state = current(state, policy, now)
     if now < state.blocked_until:
         return True, 0.0
-    return False, policy.delay if state.failures >= policy.delay_after else 0.0
+    if pending and state.failures + pending >= policy.block_after:
+        return True, 0.0
+    count = state.failures + pending
+    return False, policy.delay if count >= policy.delay_after else 0.0
 
 
 def after_failure(state: State, policy: Policy, now: float) -> State:

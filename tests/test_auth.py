@@ -76,6 +76,17 @@ def test_acl_manage_implies_everything_and_nothing_is_default():
         acl.parse_rights("execute")
 
 
+def test_throttle_counts_attempts_in_flight():
+    policy = throttle.Policy(delay_after=2, delay=1, block_after=4)
+    fresh = throttle.State()
+    assert throttle.verdict(fresh, policy, 0.0, pending=1) == (False, 0.0)
+    assert throttle.verdict(fresh, policy, 0.0, pending=2) == (False, 1)
+    assert throttle.verdict(fresh, policy, 0.0, pending=4) == (True, 0.0)
+    done = throttle.State(failures=4, last_failure=0.0, blocked_until=10.0)
+    assert throttle.verdict(done, policy, 20.0) == (False, 1)   # a block over: one try
+    assert throttle.verdict(done, policy, 20.0, pending=1) == (True, 0.0)
+
+
 def test_throttle_delays_then_blocks_longer_each_time_and_forgets():
     policy = throttle.Policy(delay_after=2, delay=1, block_after=4, block_seconds=10,
                              block_max=25, forget_after=100)

@@ -169,3 +169,55 @@ def test_a_malformed_basic_header_is_a_400_without_internals(daemon, value):
     body = r.body.decode("utf-8", "replace")
     for internal in ("Traceback", "Exception", "Error(", "binascii", "UnicodeDecode", ".py"):
         assert internal not in body
+
+
+def test_the_password_answer_writes_nothing_either_way(daemon):
+    """What happens at the code prompt must not depend on the password: neither a
+    right nor a wrong one is counted or audited before the code is answered (that
+    work took time only after a wrong one: a timing oracle)."""
+    tina = _totp_user(daemon)
+    for password in (tina.password, "wrong-password"):
+        seen = []
+
+        def answer(title, instructions, prompts):
+            if "code" in prompts[0][0].lower():
+                seen.append(len(_failed_logins(daemon, tina.login)))
+                return ["000000"]
+            return [password]
+
+        t = paramiko.Transport((HOST, daemon.sftp_port))
+        t.start_client(timeout=10)
+        try:
+            with pytest.raises(paramiko.AuthenticationException):
+                t.auth_interactive(tina.login, answer)
+        finally:
+            t.close()
+        failed = _failed_logins(daemon, tina.login)
+        assert seen == [len(failed) - 1], "counted once, when the code was answered"
+    daemon.cli("user", "unlock", tina.login, check=True)
+
+
+def test_attempts_at_once_meet_the_block_they_cause(daemon):
+    """Parallel wrong passwords from many addresses: no more than the block allows
+    are checked; the rest are refused as blocked."""
+    import threading
+    daemon.add_user("dave", "acme", totp=False)
+    statuses, start = [], threading.Barrier(16)
+
+    def attempt(i):
+        start.wait()
+        r = daemon.request(None, "PROPFIND", "/", "-H", "Depth: 0", "-u", f"dave:wrong-{i}",
+                           "--interface", f"127.0.7.{i + 1}")
+        statuses.append(r.status)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert statuses == [401] * 16
+    events = json.loads(daemon.cli("audit", "list", "--user", "dave", "--action", "login",
+                                   "--json", check=True).stdout)
+    outcomes = [e["outcome"] for e in events]
+    assert outcomes.count("failed") <= BLOCK_AFTER and outcomes.count("blocked") >= 16 - \
+        BLOCK_AFTER

@@ -4,7 +4,12 @@ processes and nodes), judged by the pure rules of auth.throttle.
 Each attempt is judged on two counters: the account's and the source address's.
 Accounts that do not exist are counted like any other, so a block never tells
 whether an account exists.
+
+Attempts being checked right now are kept in memory (`begin` ... `end`) and
+count in the verdict of others, so a burst of parallel attempts meets the block
+its failures will cause (within a process; each process adds its own).
 """
+import threading
 import time
 
 from sqlalchemy import bindparam, delete, select
@@ -35,10 +40,45 @@ _COUNTERS = select(_T.c.key, _T.c.failures, _T.c.last_failure, _T.c.blocked_unti
     _T.c.key.in_(bindparam("keys", expanding=True)))
 
 
+IN_FLIGHT_MAX = 300.0   # seconds: an attempt never ended (a bug, a lost thread) is forgotten
+
+
 class Lockout:
     def __init__(self, db, cfg):
         self.db = db
         self.account, self.address = policies(cfg)
+        self._inflight: dict[str, list[float]] = {}
+        self._mutex = threading.Lock()
+
+    def begin(self, login: str, address) -> tuple[object, bool, float]:
+        """Start an attempt: (token for `end`, blocked, delay), judged with the other
+        attempts still in flight."""
+        keys, now = self._keys(login, address), time.monotonic()
+        with self._mutex:
+            pending = {key: self._pending(key, now) for key, _ in keys}
+            for key, _ in keys:
+                self._inflight.setdefault(key, []).append(now)
+        blocked, delay = self.judge(login, address, pending)
+        return (tuple(k for k, _ in keys), now), blocked, delay
+
+    def end(self, token) -> None:
+        """The attempt `token` was counted (failed) or succeeded."""
+        keys, started = token
+        with self._mutex:
+            for key in keys:
+                times = self._inflight.get(key)
+                if times and started in times:
+                    times.remove(started)
+                if not times:
+                    self._inflight.pop(key, None)
+
+    def _pending(self, key: str, now: float) -> int:
+        times = [t for t in self._inflight.get(key, ()) if now - t < IN_FLIGHT_MAX]
+        if times:
+            self._inflight[key] = times
+        else:
+            self._inflight.pop(key, None)
+        return len(times)
 
     def _keys(self, login, address):
         keys = [(f"login:{login.lower()[:150]}", self.account)]
@@ -46,15 +86,16 @@ class Lockout:
             keys.append((f"addr:{address}", self.address))
         return keys
 
-    def judge(self, login: str, address) -> tuple[bool, float]:
-        """(blocked, delay in seconds) for an attempt now."""
+    def judge(self, login: str, address, pending: dict | None = None) -> tuple[bool, float]:
+        """(blocked, delay in seconds) for an attempt now; `pending`: attempts in
+        flight by counter key."""
         now = time.time()
         keys = self._keys(login, address)
         with self.db.read() as s:
             rows = {r.key: r for r in s.execute(_COUNTERS, {"keys": [k for k, _ in keys]})}
         blocked, delay = False, 0.0
         for key, policy in keys:
-            b, d = verdict(_state(rows.get(key)), policy, now)
+            b, d = verdict(_state(rows.get(key)), policy, now, (pending or {}).get(key, 0))
             blocked, delay = blocked or b, max(delay, d)
         return blocked, delay
 

@@ -16,11 +16,13 @@ Multi-step logins (SSH keyboard-interactive, public key then code) go through
 `first_factor` / `key_factor` and `second_factor`.
 
 Every attempt meets the throttle first (a block holds for remembered logins
-too), and every refusal costs the same work, one argon2 verification, whatever
-the account (unknown, disabled, with or without TOTP, with drive sessions), so
-neither the answer nor its timing tells them apart. A first factor that fails,
-or a correct one whose code never comes (an abandoned keyboard-interactive
-login), counts as a failed attempt at once and is audited.
+too), attempts being checked at the same moment count against each other, and
+every refusal costs the same work, one argon2 verification, whatever the account
+(unknown, disabled, with or without TOTP, with drive sessions), so neither the
+answer nor its timing tells them apart. In a keyboard-interactive login the code
+prompt follows any password; the attempt is counted, and audited, when the code
+is answered or the client leaves without one, with the same work whether the
+password was right or not.
 
 argon2id is deliberately slow and WebDAV clients send their credentials with
 every request, so a success is remembered in memory under a salted hash of the
@@ -52,6 +54,8 @@ from auth.passwords import hash_password, verify_password
 log = logging.getLogger("strongroom.auth")
 
 CACHE_SECONDS = 300
+# Checked against a wrong code when the password was wrong: the same work as a right one.
+_DUMMY_TOTP = totp.new_secret()
 # A cached plain-password login re-reads the account this often; drive sessions and
 # app passwords are re-read on every request (a revocation takes effect at once).
 RECHECK_SECONDS = 5
@@ -70,6 +74,7 @@ class Factor:
     principal: Principal | None
     needs_code: bool
     method: str
+    attempt: object = None      # the throttle's token of the attempt in flight
 
 
 @dataclass
@@ -107,26 +112,31 @@ class Authenticator:
         # Parallel requests of a freshly mounted drive carry the same new code: the
         # first one verifies it and opens the drive session, the others wait for it.
         with self._key_lock(key):
-            delay = self._gate(login, protocol, address)
             hit = self._cache.get(key)
             if hit is not None:
+                self._gate(login, protocol, address)
                 if self._still_valid(hit):
                     if protocol != "webdav":   # a new connection: a login of its own
                         self._succeeded(hit.principal, protocol, address,
                                         f"{_METHOD.get(hit.kind, hit.kind)} (remembered)")
                     return hit.principal
                 self._forget(key)
-            if delay:
-                time.sleep(delay)
-            found = self._verify(login, secret, protocol, address)
-            if found is None:
-                self._failed(login, protocol, address, "password")
-            principal, kind, row_id, stored = found
-            if kind != "code":   # a code is single-use: its login is never replayed from memory
-                self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
-                                            row_id, stored, time.monotonic()))
-            self._succeeded(principal, protocol, address, _METHOD.get(kind, kind))
-            return principal
+            attempt = self._begin(login, protocol, address)
+            try:
+                return self._checked_login(key, login, secret, protocol, address)
+            finally:
+                self.lockout.end(attempt)
+
+    def _checked_login(self, key, login, secret, protocol, address) -> Principal:
+        found = self._verify(login, secret, protocol, address)
+        if found is None:
+            self._failed(login, protocol, address, "password")
+        principal, kind, row_id, stored = found
+        if kind != "code":   # a code is single-use: its login is never replayed from memory
+            self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
+                                        row_id, stored, time.monotonic()))
+        self._succeeded(principal, protocol, address, _METHOD.get(kind, kind))
+        return principal
 
     def _verify(self, login, secret, protocol, address):
         """(principal, kind, row id, stored hash) or None. A refusal always costs
@@ -164,20 +174,24 @@ class Authenticator:
 
     def first_factor(self, login: str, password: str, protocol: str, address=None) -> Factor:
         """Check a password typed at a prompt. A user without TOTP is done; everyone
-        else (a TOTP user, a wrong password, an unknown account) is asked for a code.
-        A wrong password is counted and audited now: leaving at the code prompt does
-        not make the guess free."""
-        self._wait_at_gate(login, protocol, address)
-        user = self._user(login)
-        ok = verify_password(user.password_hash if user else None, password)
-        if not ok or user.disabled:
-            self._count_failure(login, protocol, address, "keyboard-interactive")
-            return Factor(login, None, True, "keyboard-interactive")
-        if user.totp_secret is None:
+        else (a TOTP user, a wrong password, an unknown account) is asked for a code,
+        and the attempt stays in flight until `second_factor` or `abandoned` counts
+        it: leaving at the code prompt does not make a guess free."""
+        attempt = self._begin(login, protocol, address)
+        try:
+            user = self._user(login)
+            ok = verify_password(user.password_hash if user else None, password) \
+                and not user.disabled
+        except BaseException:
+            self.lockout.end(attempt)
+            raise
+        if ok and user.totp_secret is None:
+            self.lockout.end(attempt)
             principal = _principal(user)
             self._succeeded(principal, protocol, address, "keyboard-interactive")
             return Factor(login, principal, False, "keyboard-interactive")
-        return Factor(login, _principal(user), True, "keyboard-interactive")
+        return Factor(login, _principal(user) if ok else None, True, "keyboard-interactive",
+                      attempt)
 
     def key_factor(self, login: str, key_type: str, key_data: str, protocol: str,
                    address=None) -> Factor:
@@ -200,22 +214,35 @@ class Authenticator:
             self._succeeded(factor.principal, protocol, address, "publickey")
 
     def second_factor(self, factor: Factor, code: str, protocol: str, address=None) -> Principal:
-        """The principal if `factor` passed and `code` is a fresh code of its user."""
-        method = f"{factor.method}+totp"
-        if factor.principal is None:
-            raise AuthFailed(FAILED)   # counted and audited when the first factor failed
-        self._wait_at_gate(factor.login, protocol, address)
-        user = self._user(factor.login)
-        if user is None or user.disabled or user.id != factor.principal.user_id \
-                or not self._consume_code(user, code.strip()):
-            self._failed(factor.login, protocol, address, method)
-        self._succeeded(factor.principal, protocol, address, method)
-        return factor.principal
+        """The principal if `factor` passed and `code` is a fresh code of its user.
+        The same work either way: the answer's timing says nothing of the password."""
+        try:
+            if factor.attempt is None:   # after a key: each code is an attempt of its own
+                self._wait_at_gate(factor.login, protocol, address)
+            user = self._user(factor.login)
+            if factor.principal is None or user is None or user.disabled \
+                    or user.id != factor.principal.user_id:
+                totp.matching_step(_DUMMY_TOTP, code.strip())
+                self._failed(factor.login, protocol, address, f"{factor.method}: wrong password")
+            if not self._consume_code(user, code.strip()):
+                self._failed(factor.login, protocol, address, f"{factor.method}: wrong code")
+            self._succeeded(factor.principal, protocol, address, f"{factor.method}+totp")
+            return factor.principal
+        finally:
+            if factor.attempt is not None:
+                self.lockout.end(factor.attempt)
 
     def abandoned(self, factor: Factor, protocol: str, address=None) -> None:
-        """A first factor passed but its code never came: a failed attempt."""
-        if factor.principal is not None and factor.needs_code:
-            self._count_failure(factor.login, protocol, address, f"{factor.method} abandoned")
+        """A first factor was given but its code never came: a failed attempt."""
+        if not factor.needs_code:
+            return
+        why = "wrong password" if factor.principal is None else "password right, no code"
+        try:
+            self._count_failure(factor.login, protocol, address,
+                                f"{factor.method} abandoned: {why}")
+        finally:
+            if factor.attempt is not None:
+                self.lockout.end(factor.attempt)
 
     def refused(self, login: str, protocol: str, address, method: str) -> None:
         """An attempt the protocol adapter refused on its own (a malformed answer)."""
@@ -245,6 +272,17 @@ class Authenticator:
     def _user(self, login: str):
         with self.db.read() as s:
             return repo.user_by_login(s, login)
+
+    def _begin(self, login, protocol, address):
+        """Start an attempt that checks a secret: refused if blocked (attempts in
+        flight counting as failures), delayed if due; the token for lockout.end."""
+        attempt, blocked, delay = self.lockout.begin(login, address)
+        if blocked:
+            self.lockout.end(attempt)
+            self._refuse_blocked(login, protocol, address)
+        if delay:
+            time.sleep(delay)
+        return attempt
 
     def _gate(self, login, protocol, address) -> float:
         """Refuse a blocked account or address; otherwise the seconds this attempt
