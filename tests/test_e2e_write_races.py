@@ -1,7 +1,7 @@
 """Writes that meet a limit change nothing, whatever runs at the same time, over
 SFTP and WebDAV: concurrent uploads cannot together exceed a quota (the check and
 the usage update are one step at commit), and a move between clients that is
-refused leaves no copy behind."""
+refused (no right, no room) leaves no copy behind and the destination as it was."""
 import http.client
 import base64
 import ssl
@@ -34,8 +34,23 @@ def _setup(d) -> None:
             app.session(_admin(), "test").mkdir(folder)
         admin.grant("/acme/outbox", login="mover", rights="read,write")       # no delete
         admin.grant("/beta/inbox", login="mover", rights="read,write,delete")
+        admin.grant("/beta", login="mover", rights="read,write,delete")
+        admin.add_client("room", quota=10 * MIB)
+        admin.grant("/room", login="mover", rights="read,write,delete")
+        boss = app.session(_admin(), "test")
+        boss.mkdir("/beta/big")
+        put(boss, "/beta/big/0small.txt", b"small")
+        for name in ("a.bin", "b.bin"):
+            put(boss, f"/beta/big/{name}", bytes(6 * MIB))
+        boss.mkdir("/room/target")
+        put(boss, "/room/target/keep.txt", b"keep me")
     finally:
         app.close()
+
+
+def put(session, path, data):
+    from tests.appfixtures import put as upload
+    return upload(session, path, data)
 
 
 def _admin():
@@ -49,10 +64,10 @@ def _sftp(d, login):
     return t, paramiko.SFTPClient.from_transport(t)
 
 
-def _used(d) -> int:
+def _used(d, client="small") -> int:
     import json
     clients = json.loads(d.cli("client", "list", "--json", check=True).stdout)
-    return next(c["used_bytes"] for c in clients if c["name"] == "small")
+    return next(c["used_bytes"] for c in clients if c["name"] == client)
 
 
 class SlowPut:
@@ -148,3 +163,53 @@ def test_a_refused_move_between_clients_changes_nothing(daemon):
             assert f.read() == b"stays where it is"
     finally:
         t.close()
+
+
+def _tree(d, login, path):
+    t, sftp = _sftp(d, login)
+    try:
+        out = {}
+        for name in sorted(sftp.listdir(path)):
+            with sftp.open(f"{path}/{name}") as f:
+                out[name] = len(f.read())
+        return out
+    finally:
+        t.close()
+
+
+def test_a_move_between_clients_without_room_changes_nothing(daemon):
+    before_src = _tree(daemon, "mover", "/beta/big")
+    r = daemon.request("mover", "MOVE", "/beta/big", "-H",
+                       f"Destination: {daemon.url('/room/big')}")
+    assert r.status == 507
+    t, sftp = _sftp(daemon, "mover")
+    try:
+        assert "big" not in sftp.listdir("/room")
+        with pytest.raises(OSError):
+            sftp.posix_rename("/beta/big", "/room/big-sftp")
+        assert "big-sftp" not in sftp.listdir("/room")
+    finally:
+        t.close()
+    assert _tree(daemon, "mover", "/beta/big") == before_src
+    r = daemon.request("mover", "MOVE", "/beta/big", "-H", "Overwrite: T", "-H",
+                       f"Destination: {daemon.url('/room/target')}")
+    assert r.status == 507
+    assert _tree(daemon, "mover", "/room/target") == {"keep.txt": 7}
+    assert _tree(daemon, "mover", "/beta/big") == before_src
+    assert _used(daemon, "room") == 7
+
+
+def test_a_move_between_clients_onto_a_folder_replaces_it_whole(daemon):
+    t, sftp = _sftp(daemon, "mover")
+    try:
+        sftp.mkdir("/beta/few")
+        with sftp.open("/beta/few/new.txt", "wb") as f:
+            f.write(b"new")
+    finally:
+        t.close()
+    r = daemon.request("mover", "MOVE", "/beta/few", "-H", "Overwrite: T", "-H",
+                       f"Destination: {daemon.url('/room/target')}")
+    assert r.status == 204, r
+    assert _tree(daemon, "mover", "/room/target") == {"new.txt": 3}
+    listing = daemon.request("mover", "PROPFIND", "/room", "-H", "Depth: 1").body
+    assert b"strongroom-" not in listing, "no temporary name is left"

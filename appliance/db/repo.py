@@ -142,6 +142,14 @@ def live_bytes(s, node_ids) -> int:
     return int(s.scalar(q))
 
 
+def live_sizes(s, node_ids) -> tuple[int, int]:
+    """(total, largest) size of the current versions of `node_ids`."""
+    q = (select(func.coalesce(func.sum(Version.size), 0), func.coalesce(func.max(Version.size), 0))
+         .join(Node, Node.current_version_id == Version.id).where(Node.id.in_(node_ids)))
+    total, largest = s.execute(q).one()
+    return int(total), int(largest)
+
+
 def all_blob_ids(s) -> set[str]:
     return set(s.scalars(select(Version.blob_id)))
 

@@ -19,13 +19,13 @@ from appliance.errors import (BadRequest, Conflict, Denied, Hidden, NoSpace, Not
                               QuotaExceeded, TooLarge)
 from appliance.session import paths
 from appliance.session.access import AccessMixin
+from appliance.session.copying import CopyingMixin
 from appliance.session.locking import LockingMixin
 from appliance.session.grants import drop_grants, move_grants
 from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
-from appliance.session.transfer import (COPY_BLOCK, Limits, MissingParent, ReadHandle,
-                                       Upload, human)
+from appliance.session.transfer import Limits, MissingParent, ReadHandle, Upload, human
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
-class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
+class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMixin):
     def __init__(self, app, principal, protocol: str, address: str | None = None, *,
                  per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results
@@ -410,18 +410,19 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
 
     # -- moving and copying -----------------------------------------------------
 
-    def rename(self, src, dst, *, overwrite: bool = False) -> None:
+    def rename(self, src, dst, *, overwrite: bool = False, replace: bool = False) -> None:
         """Move `src` to `dst`: one metadata update within a client.
 
         Replacing an existing file keeps it: its versions stay in the history of
-        the path, below the moved file's. Between clients the data is re-encrypted
-        under the destination client's key (copy, then delete).
+        the path, below the moved file's. With `replace` (a WebDAV MOVE), a folder in
+        the way is replaced even if it holds files (it goes to the trash, which
+        needs the delete right there); without, only an empty one (POSIX rename).
+        Between clients the data is re-encrypted under the destination client's key
+        (appliance.session.copying: copy, then delete).
         """
         ts, td = self.target(src), self.target(dst)
         if ts.client != td.client:
-            self._may_move_between(ts, td)
-            self.copy(src, dst, overwrite=overwrite)
-            self.remove(src, recursive=True)
+            self._move_between(src, dst, overwrite)
             return
         with self._op("rename", ts, write=True, right="delete") as (s, client):
             self._client(s, td, "write")
@@ -434,7 +435,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
             if td.rel == ts.rel:
                 return
             if existing is not None:
-                node = self._replace(s, client, node, existing, td, overwrite)
+                node = self._replace(s, client, node, existing, td, overwrite, replace)
             now = time.time()
             s.get(Node, node.parent_id).modified_at = now
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
@@ -443,23 +444,15 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
                 self.app.access_changed(s)
             self._audit(s, "rename-to", td)
 
-    def _may_move_between(self, ts, td) -> None:
-        """Raise as the move would, before its copy changes anything: the source must
-        exist and may be moved away, the destination may be written."""
-        with self._op("rename", ts, write=False, audited=False, right="delete") as (s, client):
-            self._node(s, client, ts)
-            if not ts.rel:
-                raise Denied("the top folder of a client cannot be moved")
-        with self._op("rename-to", td, write=False, audited=False, right="write"):
-            pass
-
-    def _replace(self, s, client, node, existing, td, overwrite) -> Node:
+    def _replace(self, s, client, node, existing, td, overwrite, replace) -> Node:
         if not overwrite:
             raise Conflict(f"already exists: {self.view_path(td)}")
-        if existing.is_dir and repo.subtree_ids(s, existing.id)[1:]:
+        if existing.is_dir and not replace and repo.subtree_ids(s, existing.id)[1:]:
             raise Conflict(f"folder is not empty: {self.view_path(td)}")
         if node.is_dir or existing.is_dir:
-            repo.add_usage(s, client.id, -repo.live_bytes(s, [existing.id]))
+            if replace:
+                self._decide(s, client, td, "delete")
+            repo.add_usage(s, client.id, -repo.live_bytes(s, repo.subtree_ids(s, existing.id)))
             existing.deleted_at = time.time()
             if existing.is_dir:
                 self._drop_grants(s, client, td.rel)
@@ -474,50 +467,6 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin):
         node.current_version_id = None
         s.flush()
         return existing
-
-    def copy(self, src, dst, *, overwrite: bool = False, recursive: bool = True) -> None:
-        """Copy a file (as a new version at `dst`) or a folder tree. Data is re-encrypted."""
-        src_entry = self.stat(src)
-        try:
-            dst_entry = self.stat(dst)
-        except NotFound:
-            dst_entry = None
-        if dst_entry is not None:
-            if not overwrite:
-                raise Conflict(f"already exists: {dst_entry.path}")
-            if dst_entry.is_dir or src_entry.is_dir:
-                self.remove(dst, recursive=True)
-        if not src_entry.is_dir:
-            self._copy_file(src, dst)
-            return
-        ts, td = self.target(src), self.target(dst)
-        if ts.client == td.client and td.rel[:len(ts.rel)] == ts.rel:
-            raise BadRequest("a folder cannot be copied into itself")
-        self.mkdir(dst)
-        if recursive:
-            for child in self.list(src):
-                # a deleted folder is copied as it was, without what was deleted
-                # from it before
-                if src_entry.deleted and child.deleted_at is not None:
-                    continue
-                self.copy(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}")
-
-    def _copy_file(self, src, dst, version_id=None) -> None:
-        """Copy one version as a new version of `dst`; its holes stay holes."""
-        reader = self.open_read(src, version_id)
-        try:
-            upload = self.open_write(dst)   # no size: holes take no space
-            try:
-                for start, end in reader.data_ranges():
-                    for block in reader.iter_range(start, end, COPY_BLOCK):
-                        upload.write(start, block)
-                        start += len(block)
-                upload.mtime = reader.entry.mtime
-                upload.commit()
-            finally:
-                upload.abort()
-        finally:
-            reader.close()
 
     # -- versions ----------------------------------------------------------------
 

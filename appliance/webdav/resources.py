@@ -60,16 +60,25 @@ class _Common:
         return True
 
     def move_recursive(self, dest_path):
-        # wsgidav has answered 412 already if the destination exists and Overwrite is F;
-        # a file it left in place (see FileResource.delete) is replaced as a new version
+        # wsgidav has answered 412 already if the destination exists and Overwrite is
+        # F; what it left in place (see delete) is replaced by the move itself: a file
+        # as a new version, a folder once the moved one is complete
         overwrite = self.environ.get("HTTP_OVERWRITE", "T").upper() != "F"
         with translated("MOVE"):
-            self.session.rename(self.path, dest_path, overwrite=overwrite)
+            self.session.rename(self.path, dest_path, overwrite=overwrite, replace=True)
 
     def delete(self):
+        """wsgidav deletes an existing destination before a MOVE; the move replaces it
+        itself, in one step, so that a move that fails leaves it as it was."""
+        if self._is_move_destination():
+            return
         with translated("DELETE"):
             self.session.remove(self.path, recursive=True)
         self.remove_all_locks(recursive=True)
+
+    def _is_move_destination(self) -> bool:
+        return self.environ.get("REQUEST_METHOD") == "MOVE" and \
+            self.path != self.environ.get("PATH_INFO")
 
     def set_last_modified(self, dest_path, time_stamp, *, dry_run):
         """X-OC-Mtime (epoch seconds) or Win32LastModifiedTime (an RFC 1123 date)."""
@@ -142,10 +151,10 @@ class FileResource(_Common, DAVNonCollection):
 
     def delete(self):
         """wsgidav deletes an existing destination before COPY or MOVE with Overwrite.
-        For a file onto a file the copy or rename that follows replaces it as a new
-        version instead, so the file keeps its history (and a version of it can be
-        copied over it to restore it)."""
-        if self.environ.get("REQUEST_METHOD") in ("COPY", "MOVE") and \
+        The move, or the copy of a file onto this file, replaces it instead: as a new
+        version, so the file keeps its history (and a version of it can be copied
+        over it to restore it)."""
+        if self.environ.get("REQUEST_METHOD") == "COPY" and \
                 self.path != self.environ.get("PATH_INFO") and self._source_is_file():
             return
         super().delete()
@@ -157,7 +166,7 @@ class FileResource(_Common, DAVNonCollection):
     def copy_move_single(self, dest_path, *, is_move):
         with translated("MOVE" if is_move else "COPY"):
             if is_move:
-                self.session.rename(self.path, dest_path, overwrite=True)
+                self.session.rename(self.path, dest_path, overwrite=True, replace=True)
             else:
                 self.session.copy(self.path, dest_path, overwrite=True)
                 self.session.copy_dead_properties(self.path, dest_path)
