@@ -154,6 +154,20 @@ def test_reserve_refuses_at_open_and_mid_stream(app, acme, monkeypatch):
     assert staging(app) == []
 
 
+def test_the_reserve_counts_the_chunks_a_sparse_write_stores(app, acme, monkeypatch):
+    """One byte per chunk stores a whole chunk each: what the reserve is told of."""
+    monkeypatch.setitem(app.config._values["storage"], "reserve", Amount(bytes=MIB))
+    monkeypatch.setattr(app.provider, "space", DiskFilling(app.provider.space, 1))
+    upload = acme.open_write("/sparse.bin")
+    cs, writes = app.provider.chunk_size, 0
+    with pytest.raises(NoSpace):
+        while writes < 2000:
+            upload.write((writes + 1) * cs - 1, b"y")
+            writes += 1
+    assert writes * cs <= 8 * MIB, "stored zeros were not counted"
+    assert staging(app) == []
+
+
 def test_a_full_disk_is_no_space_and_keeps_the_previous_version(app, acme, monkeypatch):
     put(acme, "/f.bin", b"first")
     real = os.pwrite

@@ -124,7 +124,7 @@ class Upload:
             return  # a zero-length write never extends a file
         try:
             self._check_limits(offset + len(data))
-            self._stored(len(data))
+            self._stored(self._chunks_touched(offset, len(data)))
             if self._overlay is None and offset < self._writer.size:
                 self._go_random()
             if self._overlay is not None:
@@ -154,6 +154,13 @@ class Upload:
         if end > max_size:
             raise TooLarge(f"file too large: at most {human(max_size)} are allowed")
 
+    def _chunks_touched(self, offset: int, n: int) -> int:
+        """Bytes a write may store: whole chunks, as a chunk partly written is stored
+        zero-filled (in the blob or, at random, in the scratch file); one byte per
+        chunk would otherwise store 256 KiB for every byte the reserve was told of."""
+        cs = self._session.app.provider.chunk_size
+        return max(n, ((offset + n - 1) // cs - offset // cs + 1) * cs)
+
     def _stored(self, n: int) -> None:
         """`n` more bytes are about to be stored: stop if the connection is gone, or
         before free space falls below the reserve (looked at every few MiB)."""
@@ -172,16 +179,21 @@ class Upload:
         while writer.size < upto:
             pos = writer.size
             if self._base is None or pos >= self._base_size:
-                writer.skip(upto - pos)
+                self._skip(upto - pos)
                 return
             in_hole, end = extent_at(self._base_holes, pos)
             end = min(end, upto, self._base_size)
             if in_hole:
-                writer.skip(end - pos)
+                self._skip(end - pos)
                 continue
             n = min(COPY_BLOCK, end - pos)
             self._stored(n)
             writer.write(self._base.read(pos, n))
+
+    def _skip(self, n: int) -> None:
+        """A gap: whole chunks become holes, the chunks at its ends are stored with zeros."""
+        self._stored(min(n, 2 * self._session.app.provider.chunk_size))
+        self._writer.skip(n)
 
     def _finish_stream(self) -> None:
         """Make the writer hold the complete content."""
@@ -191,7 +203,7 @@ class Upload:
         self._writer, self._wrapped = self._make_writer()
         for block in self._overlay.blocks():
             if isinstance(block, int):
-                self._writer.skip(block)
+                self._skip(block)
             else:
                 self._stored(len(block))
                 self._writer.write(block)
