@@ -40,6 +40,10 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "max_startups": Option(100, conv.positive_int,
                                "Connections not logged in yet, in all; further ones are "
                                "closed at once (OpenSSH's MaxStartups)."),
+        "max_sessions": Option(10, conv.positive_int,
+                               "Channels (SFTP sessions) one logged-in connection may have "
+                               "open at once (OpenSSH's MaxSessions); its open files and "
+                               "folders, 256 at most, are counted over all of them."),
         "max_startups_per_address": Option(20, conv.positive_int,
                                            "Connections not logged in yet from one address; "
                                            "further ones from it are closed at once."),

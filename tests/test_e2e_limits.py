@@ -30,12 +30,13 @@ MAX_STARTUPS = 6          # [ssh] max_startups
 HEADER_TIMEOUT = 2        # [webdav] header_timeout, seconds
 THREADS = 6               # [webdav] threads
 MAX_HANDLES = 256         # what limits@openssh.com announces
+MAX_SESSIONS = 4          # [ssh] max_sessions
 NOFILE = 64               # RLIMIT_NOFILE of the starved daemon (it starts with ~10 open)
 EMFILE_TEXT = "Too many open files"
 
 
 LIMITS = {"ssh": dict(login_grace_time=f"{GRACE}s", max_startups=MAX_STARTUPS,
-                     max_startups_per_address=PER_ADDRESS),
+                     max_startups_per_address=PER_ADDRESS, max_sessions=MAX_SESSIONS),
           "webdav": dict(header_timeout=f"{HEADER_TIMEOUT}s", threads=THREADS,
                          max_unauthenticated_per_address=PER_ADDRESS)}
 # No limit that would refuse connections before the descriptors run out.
@@ -226,6 +227,30 @@ def test_sftp_handles_beyond_the_limit_fail_and_the_others_keep_working(daemon):
     finally:
         t.close()
     assert "too many open handles" in daemon.log_since_start()
+
+
+def test_handles_and_channels_are_counted_per_connection(daemon):
+    """Several SFTP channels on one connection share one handle limit, and a
+    connection has at most [ssh] max_sessions channels."""
+    t, first = sftp_login(daemon)
+    try:
+        with first.open("/per-connection.txt", "wb") as f:
+            f.write(b"x")
+        channels = [first] + [paramiko.SFTPClient.from_transport(t) for _ in range(2)]
+        held = []
+        for sftp in channels:                       # 100 + 100 + 56 = the limit
+            for _ in range(min(100, MAX_HANDLES - len(held))):
+                held.append(sftp.open("/per-connection.txt", "rb"))
+        for sftp in channels:
+            with pytest.raises(IOError, match="too many open handles"):
+                sftp.open("/per-connection.txt", "rb")
+        more = []
+        with pytest.raises(paramiko.ChannelException):
+            for _ in range(MAX_SESSIONS):
+                more.append(paramiko.SFTPClient.from_transport(t))
+        assert len(channels) + len(more) == MAX_SESSIONS
+    finally:
+        t.close()
 
 
 def test_ssh_connections_not_logged_in_are_limited_per_address_and_in_total(daemon):

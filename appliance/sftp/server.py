@@ -157,6 +157,7 @@ class SFTPListener:
         self._configure(t)
         t.set_subsystem_handler("sftp", Subsystem, Handler)
         server = SSHServer(self.app, conn.address)
+        server.transport = t
         with self._lock:
             conn.transport, conn.server = t, server
         try:

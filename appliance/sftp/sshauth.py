@@ -11,7 +11,12 @@ exists or has TOTP):
 
 A first factor whose code never comes (the client leaves, or starts over) is a
 failed attempt: the listener calls `closed()` when the connection ends.
+
+What one connection may hold is bounded for the whole connection, not per channel:
+at most [ssh] max_sessions channels, and MAX_HANDLES open handles over all of them
+(each SFTP subsystem registers here).
 """
+import threading
 import logging
 
 import paramiko
@@ -34,6 +39,9 @@ class SSHServer(paramiko.ServerInterface):
         self.app = app
         self.address = address
         self.session = None
+        self.transport = None   # set by the listener: channels are counted on it
+        self._subsystems: set = set()
+        self._subsystems_lock = threading.Lock()
         self.uploads = OpenUploads()   # cancelled when the connection ends (server.py)
         self._key = None        # a Factor proven by a public-key signature, awaiting a code
         # keyboard-interactive: the login whose password prompt is out, or the Factor
@@ -133,9 +141,29 @@ class SSHServer(paramiko.ServerInterface):
 
     def check_channel_request(self, kind, chanid):
         # paramiko opens channels only on an authenticated transport
-        if kind == "session" and self.session is not None:
-            return OPEN_SUCCEEDED
-        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        if kind != "session" or self.session is None:
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        channels = getattr(getattr(self.transport, "_channels", None), "values", list)()
+        if len(channels) >= self.app.config.ssh.max_sessions:
+            log.info("sftp %s: channel refused: %d open (max_sessions)", self.address,
+                     len(channels))
+            return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_SUCCEEDED
+
+    # -- what the connection holds -----------------------------------------------------
+
+    def adopt(self, subsystem) -> None:
+        with self._subsystems_lock:
+            self._subsystems.add(subsystem)
+
+    def release(self, subsystem) -> None:
+        with self._subsystems_lock:
+            self._subsystems.discard(subsystem)
+
+    def handles_open(self) -> int:
+        """Open SFTP handles over every channel of this connection."""
+        with self._subsystems_lock:
+            return sum(len(s.file_table) + len(s.folder_table) for s in self._subsystems)
 
     def check_channel_subsystem_request(self, channel, name):
         if name != "sftp" or self.session is None:

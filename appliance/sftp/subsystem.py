@@ -51,6 +51,8 @@ class Subsystem(Framing, SFTPServer):
     def start_subsystem(self, name, transport, channel):
         """paramiko's request loop, with WRITE and READ taken on a fast path."""
         self.sock = channel
+        self._connection = transport.server_object   # counts handles over its channels
+        self._connection.adopt(self)
         self._send_server_version()
         self.server.session_started()
         while True:
@@ -134,9 +136,9 @@ class Subsystem(Framing, SFTPServer):
             self._close(request_number, msg)
         elif t == CMD_EXTENDED:
             self._extended(request_number, msg)
-        elif t in (CMD_OPEN, CMD_OPENDIR) and \
-                len(self.file_table) + len(self.folder_table) >= MAX_HANDLES:
-            raise TooManyHandles(f"too many open handles (at most {MAX_HANDLES})")
+        elif t in (CMD_OPEN, CMD_OPENDIR) and self._connection.handles_open() >= MAX_HANDLES:
+            raise TooManyHandles(f"too many open handles (at most {MAX_HANDLES} per "
+                                 f"connection)")
         else:
             super()._process(t, request_number, msg)
 
@@ -219,4 +221,7 @@ class Subsystem(Framing, SFTPServer):
                 h.abort()
             except Exception:
                 log.exception("sftp %s: abort on disconnect failed", self._who())
+        connection = getattr(self, "_connection", None)
+        if connection is not None:
+            connection.release(self)
         super().finish_subsystem()
