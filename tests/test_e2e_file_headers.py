@@ -1,6 +1,7 @@
 """A user's file never runs as a page of this origin (the web portal will share it):
 every response carries nosniff and a sandboxing CSP, and files a browser would render
-(HTML, SVG, XML) are sent as attachments, with their names in RFC 6266 form."""
+(HTML, SVG, XML, and every other) are sent as attachments, with their names in
+RFC 6266 form; error pages name no software or version."""
 import pytest
 
 from conftest import running_daemon
@@ -23,7 +24,8 @@ def _headers(daemon, method, path, *args):
 
 
 @pytest.mark.parametrize("name,data", [("page.html", PAGE), ("Bild ä.svg", SVG),
-                                       ("feed.xml", b"<a/>"), ("notes.txt", b"plain")])
+                                       ("feed.xml", b"<a/>"), ("notes.txt", b"plain"),
+                                       ("news.rss", b"<rss/>"), ("page.mht", PAGE)])
 def test_files_are_never_rendered_as_pages(daemon, name, data):
     src = daemon.path("src")
     src.write_bytes(data)
@@ -33,10 +35,7 @@ def test_files_are_never_rendered_as_pages(daemon, name, data):
         assert r.status == 200
         assert h["x-content-type-options"] == "nosniff"
         assert h["content-security-policy"] == "sandbox"
-        if name.endswith(".txt"):
-            assert "content-disposition" not in h
-        else:
-            assert h["content-disposition"].startswith("attachment; filename=")
+        assert h["content-disposition"].startswith("attachment; filename=")
     if name == "Bild ä.svg":
         assert "filename*=UTF-8''Bild%20%C3%A4.svg" in h["content-disposition"]
 
@@ -49,3 +48,10 @@ def test_errors_and_listings_carry_the_headers_too(daemon):
         assert r.status == status
         assert h["x-content-type-options"] == "nosniff" and h["content-security-policy"] == \
             "sandbox"
+
+
+def test_error_pages_name_no_software(daemon):
+    for method, path in (("GET", "/missing.txt"), ("PROPFIND", "/missing")):
+        r = daemon.request("alice", method, path, "-H", "Depth: 0")
+        assert r.status == 404
+        assert b"WsgiDAV" not in r.body and b"wsgidav" not in r.body.lower()

@@ -28,6 +28,8 @@ class AdminLocksMixin:
             else:
                 if login:
                     self._user(s, login)
+                if path is not None and not paths.clean(path):
+                    raise BadRequest("give a path inside a tree (/CLIENT/...), or --user")
                 root = paths.join(paths.clean(path)) if path else None
                 found = self.app.locks.listed(s, principal=login, root=root)
             removed = self.app.locks.drop(s, [lock["token"] for lock in found])

@@ -33,6 +33,22 @@ class VersionInfo:
     current: bool
 
 
+LATEST_MTIME = 253402300799.0   # 9999-12-31 23:59:59 UTC: the last time every client shows
+
+
+def checked_mtime(value) -> float:
+    """A modification time a client sent, if every client can show it; BadRequest
+    otherwise (a time past year 9999 broke listings for every user of the folder)."""
+    from appliance.errors import BadRequest
+    try:
+        mtime = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest("a modification time must be a number of seconds") from None
+    if not 0.0 <= mtime <= LATEST_MTIME:
+        raise BadRequest("a modification time must lie between 1970 and 9999")
+    return mtime
+
+
 def file_entry(path: str, node, version) -> Entry:
     # the digest's hex part (after its scheme, "b3:" or "k1:")
     tag = version.digest.rpartition(":")[2][:16]

@@ -299,7 +299,7 @@ class Authenticator:
 
     def _refuse_blocked(self, login, protocol, address):
         self._audit(login, protocol, address, "blocked", "throttled")
-        log.info("%s login for %r from %s refused: too many failures", protocol, login,
+        log.info("%s login for %r from %s refused: too many failures", protocol, login[:64],
                  address)
         raise AuthFailed(FAILED)
 
@@ -410,7 +410,7 @@ class Authenticator:
     def _count_failure(self, login, protocol, address, method) -> None:
         self.lockout.failed(login, address)
         self._audit(login, protocol, address, "failed", method)
-        log.info("%s login refused for %r from %s (%s)", protocol, login, address, method)
+        log.info("%s login refused for %r from %s (%s)", protocol, login[:64], address, method)
 
     def _succeeded(self, principal, protocol, address, method) -> None:
         self.lockout.succeeded(principal.login)

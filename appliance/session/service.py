@@ -24,7 +24,8 @@ from appliance.session.locking import LockingMixin
 from appliance.session.grants import drop_grants, move_grants
 from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
-from appliance.session.entry import Entry, VersionInfo, dir_entry, entry_for, file_entry
+from appliance.session.entry import (Entry, VersionInfo, checked_mtime, dir_entry, entry_for,
+                                     file_entry)
 from appliance.session.transfer import Limits, MissingParent, ReadHandle, Upload, human
 
 
@@ -399,6 +400,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
 
     def set_mtime(self, path, mtime: float) -> None:
         """Record a client-supplied modification time (files: on the current version)."""
+        mtime = checked_mtime(mtime)
         t = self.target(path)
         with self._op("set-mtime", t, write=True, audited=False, right="write",
                       fast=True) as (s, client):

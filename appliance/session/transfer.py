@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from appliance.errors import Cancelled, Conflict, NoSpace, QuotaExceeded, StrongroomError, \
     TooLarge
+from appliance.session.entry import checked_mtime
 from appliance.session.overlay import Layered, Overlay, extent_at
 
 COPY_BLOCK = 1024 * 1024
@@ -94,8 +95,17 @@ class Upload:
         self._unchecked = 0          # bytes stored since free space was last checked
         self._cancelled = threading.Event()
         self._done = False
-        self.mtime: float | None = None
+        self._mtime: float | None = None
         self.entry = None
+
+    @property
+    def mtime(self) -> float | None:
+        """The modification time the version will have (None: the commit's time)."""
+        return self._mtime
+
+    @mtime.setter
+    def mtime(self, value) -> None:
+        self._mtime = None if value is None else checked_mtime(value)
 
     @property
     def size(self) -> int:
@@ -227,7 +237,7 @@ class Upload:
         self._done = True
         try:
             self.entry = self._session._commit_upload(self._target, self._writer,
-                                                      self._wrapped, self.mtime)
+                                                      self._wrapped, self._mtime)
         except BaseException:
             self._session.app.provider.delete_blob(self._writer.blob_id)
             raise

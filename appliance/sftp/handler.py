@@ -21,7 +21,8 @@ def attributes(entry) -> SFTPAttributes:
     attr.st_size = entry.size
     attr.st_mode = DIR_MODE if entry.is_dir else FILE_MODE
     attr.st_uid = attr.st_gid = 0
-    attr.st_mtime = attr.st_atime = int(entry.mtime)
+    # SFTP v3 carries times as 32-bit unsigned seconds (up to 2106)
+    attr.st_mtime = attr.st_atime = max(0, min(int(entry.mtime), 0xFFFFFFFF))
     return attr
 
 
@@ -223,6 +224,10 @@ class Handler(SFTPServerInterface):
         return SFTP_OK
 
     def chattr(self, path, attr):
+        if attr.st_size is not None and attr.st_size != self.session.stat(path).size:
+            # a version is written whole: truncating one in place would be a new
+            # version made of part of another (open it with O_TRUNC instead)
+            raise Unsupported("changing the size of a file is not supported")
         if attr.st_mtime is not None:
             self.session.set_mtime(path, float(attr.st_mtime))
         else:

@@ -172,6 +172,7 @@ class SFTPListener:
             server.closed()
 
     def _configure(self, t) -> None:
+        t.local_version = "SSH-2.0-Strongroom"   # not the library and its version
         for key in self.host_keys:
             t.add_server_key(key)
         opts = t.get_security_options()

@@ -76,6 +76,8 @@ class SSHServer(paramiko.ServerInterface):
         return AUTH_SUCCESSFUL
 
     def check_auth_password(self, username, password):
+        if isinstance(password, bytes):   # paramiko's answer to bytes that are not UTF-8
+            password = password.decode("utf-8", "replace")
         try:
             principal = self.app.auth.password_login(username, password, "sftp", self.address)
         except AuthFailed:

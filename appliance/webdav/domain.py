@@ -1,5 +1,4 @@
 """Authentication for wsgidav: Basic credentials checked by the service layer's login."""
-import logging
 import threading
 
 from wsgidav.dc.base_dc import BaseDomainController
@@ -7,7 +6,6 @@ from wsgidav.dc.base_dc import BaseDomainController
 from appliance.errors import AuthFailed
 from appliance.webdav.listener import mark_authenticated
 
-log = logging.getLogger("strongroom.webdav")
 REALM = "Strongroom"
 
 # The session of the request this thread is serving; lock storage reads it to
@@ -37,8 +35,7 @@ class DomainController(BaseDomainController):
         address = client_address(environ)
         try:
             principal = self.app.auth.password_login(user_name, password, "webdav", address)
-        except AuthFailed:
-            log.info("webdav login refused for %r from %s", user_name, address)
+        except AuthFailed:   # logged, with the reason, by the authenticator
             current.session = None
             return False
         session = self.app.session(principal, "webdav", address, per_request=True)

@@ -53,5 +53,5 @@ def logged(what: str, exc: Exception) -> DAVError:
     """The DAVError for `exc`, after its one log line (the guard then logs no other)."""
     if not getattr(current, "logged", False):
         current.logged = True
-        log.info("webdav %r refused: %s: %s", what[:200], type(exc).__name__, exc)
+        log.info("webdav %r refused: %s: %s", str(what)[:200], type(exc).__name__, exc)
     return to_dav(exc)

@@ -2,7 +2,8 @@
 
 Each refusal is a complete 4xx with a short body and one log line:
 - paths that climb above the root or are not UTF-8 (wsgidav 4.4 detects these
-  but sends the error from inside a generator, dropping the body: clients hang);
+  but sends the error from inside a generator, dropping the body: clients hang),
+  in the request line and in a Destination header alike;
 - XML request bodies announced over MAX_XML_BODY (wsgidav reads them whole into
   memory); a chunked one is read, bounded, only once its request has logged in
   (ChunkedXmlBody, inside wsgidav after the authenticator);
@@ -22,14 +23,16 @@ import base64
 import binascii
 import io
 import logging
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from wsgidav import util
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
                                PRECONDITION_CODE_PropfindFiniteDepth, DAVError)
 
+from appliance.session.entry import LATEST_MTIME
 from appliance.webdav.body import use_socket_body
+from appliance.webdav.internal import send_error
 from appliance.webdav.domain import current
 from appliance.webdav.listener import close_after_response
 
@@ -50,11 +53,11 @@ def guard(dav_app):
     def app(environ, start_response):
         start_response = _secured(environ, start_response)
         current.logged = False
-        refusal = _path_refusal(environ) or _auth_refusal(environ) or _body_refusal(environ) \
-            or _depth_refusal(environ)
+        refusal = _path_refusal(environ) or _destination_refusal(environ) or \
+            _auth_refusal(environ) or _body_refusal(environ) or _depth_refusal(environ)
         if refusal is not None:
             _log(environ, refusal)
-            return util.send_status_response(environ, start_response, refusal)
+            return send_error(start_response, refusal)
         if environ["REQUEST_METHOD"] == "OPTIONS" and "HTTP_AUTHORIZATION" not in environ:
             return _anonymous_options(start_response)
         _drop_bad_mtime(environ)
@@ -117,6 +120,22 @@ def _path_refusal(environ):
     return None
 
 
+def _destination_refusal(environ):
+    """A Destination whose path is not UTF-8 or climbs above the root."""
+    dest = environ.get("HTTP_DESTINATION")
+    if not dest:
+        return None
+    path = urlsplit(dest).path
+    try:
+        unquote(path, errors="strict")
+        util.normalize_path(unquote(path))
+    except UnicodeError:
+        return DAVError(HTTP_BAD_REQUEST, context_info="destination is not valid UTF-8")
+    except DAVError as e:
+        return DAVError(HTTP_BAD_REQUEST, context_info=e.context_info or "bad destination")
+    return None
+
+
 def _auth_refusal(environ):
     header = environ.get("HTTP_AUTHORIZATION")
     if header is None:
@@ -154,7 +173,7 @@ class ChunkedXmlBody(BaseMiddleware):
                 refusal = DAVError(HTTP_TOO_LARGE, context_info=f"XML body over "
                                                                 f"{MAX_XML_BODY} bytes")
                 _log(environ, refusal)
-                return util.send_status_response(environ, start_response, refusal)
+                return send_error(start_response, refusal)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         return self.next_app(environ, start_response)
@@ -187,7 +206,8 @@ def _strip_destination_login(environ) -> None:
 
 def _drop_bad_mtime(environ) -> None:
     value = environ.get("HTTP_X_OC_MTIME")
-    if value is not None and not value.strip().isdigit():
+    if value is not None and not (value.strip().isdigit() and
+                                  int(value.strip()) <= LATEST_MTIME):
         log.info("webdav %s: ignoring malformed X-OC-Mtime %r", environ.get("PATH_INFO"),
                  value[:40])
         del environ["HTTP_X_OC_MTIME"]

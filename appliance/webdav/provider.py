@@ -11,6 +11,8 @@ class Provider(DAVProvider):
         return False
 
     def get_resource_inst(self, path, environ):
+        if path is None:      # wsgidav's parent of the top folder
+            return None
         try:
             entry = environ["strongroom.session"].stat(path)
         except NotFound:

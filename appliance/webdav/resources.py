@@ -11,10 +11,6 @@ from appliance.errors import Conflict
 from appliance.webdav.errors import translated
 
 log = logging.getLogger("strongroom.webdav")
-# Types a browser would render as a page (and run its scripts): sent as attachments.
-ACTIVE_TYPES = {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
-                "application/xml", "text/xsl", "application/xslt+xml", "text/javascript",
-                "application/javascript", "application/pdf"}
 
 
 def _timestamp(value) -> float | None:
@@ -115,9 +111,10 @@ class FileResource(_Common, DAVNonCollection):
         return True
 
     def finalize_headers(self, environ, response_headers):
-        """A GET or HEAD of a file a browser would render is an attachment."""
-        if self.get_content_type() in ACTIVE_TYPES:
-            response_headers.append(("Content-Disposition", attachment(self.name)))
+        """A GET or HEAD of a file is an attachment: a browser saves it, never shows
+        it as a page of this origin (which types a browser renders depends on the
+        browser and on the host's MIME table, so there is no list of safe ones)."""
+        response_headers.append(("Content-Disposition", attachment(self.name)))
 
     def get_content(self):
         with translated("GET"):

@@ -12,7 +12,7 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 
 from appliance.webdav.domain import DomainController
 from appliance.webdav.guard import ChunkedXmlBody, guard
-from appliance.webdav.internal import HideInternalErrors
+from appliance.webdav.internal import ErrorPages
 from appliance.webdav.listener import Server, TLSAdapter
 from appliance.webdav.locks import LockStorage
 from appliance.webdav.props import PropertyManager
@@ -28,7 +28,7 @@ def make_wsgi_app(app) -> WsgiDAVApp:
     cfg = app.config
     return WsgiDAVApp({
         "provider_mapping": {"/": Provider()},
-        "middleware_stack": [ErrorPrinter, HideInternalErrors, HTTPAuthenticator,
+        "middleware_stack": [ErrorPrinter, ErrorPages, HTTPAuthenticator,
                              ChunkedXmlBody, WsgiDavDirBrowser, RequestResolver],
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
