@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, start a local PostgreSQL for the storage/service
-# tests, and run the whole suite. Exit status is pytest's (5, no tests, is a failure).
+# tests, and run the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2,
+# pytest-xdist; a module's tests stay together, sharing its daemon). Exit status is
+# pytest's (5, no tests, is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -20,7 +22,7 @@ if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&
 fi
 set +e
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi

@@ -49,18 +49,30 @@ def need(*binaries: str) -> None:
     pytest.skip(reason)
 
 
+# Daemons listen below Linux's ephemeral range (32768-60999), where no client's
+# outgoing connection can take a port between our look and the daemon's bind; each
+# pytest-xdist worker has its own block of ports.
+PORTS_FROM, PORTS_PER_WORKER = 20000, 1500
+_port_cursor: dict = {}
+
+
 def free_ports(n: int) -> list[int]:
-    """n distinct loopback ports that were free a moment ago."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct loopback ports that were free a moment ago, from this worker's block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = PORTS_FROM + (int(worker) if worker.isdigit() else 0) % 8 * PORTS_PER_WORKER
+    ports = []
+    for _ in range(PORTS_PER_WORKER):
+        port = first + _port_cursor.get(first, 0) % PORTS_PER_WORKER
+        _port_cursor[first] = _port_cursor.get(first, 0) + 1
+        with socket.socket() as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue     # in use, or still in TIME_WAIT from an earlier daemon
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"no {n} free ports in {first}-{first + PORTS_PER_WORKER - 1}")
 
 
 def sftp_quote(path) -> str:

@@ -82,13 +82,19 @@ class TLSAdapter(BuiltinSSLAdapter):
             raise cheroot_errors.FatalSSLAlert(*e.args) from e
 
 
+LINGER_SECONDS, LINGER_BYTES = 2.0, 16 * 1024 * 1024
+
+
 def close_after_response() -> None:
     """The request this thread serves ends its connection once answered, instead of
     cheroot reading what is left of its body first (for keep-alive): an error
-    answered before the body was read never waits for the body. Harmless elsewhere."""
+    answered before the body was read waits for the body at most LINGER_SECONDS
+    (what a client sends meanwhile is read and dropped, so that closing does not
+    reset the connection under the answer). Harmless elsewhere."""
     request = getattr(_serving, "request", None)
     if request is not None:
         request.close_connection = True
+        request.conn.linger = True
 
 
 class _Request(HTTPRequest):
@@ -164,7 +170,24 @@ class _Connection(HTTPConnection):
 
     def close(self):
         self._uncount()
+        if getattr(self, "linger", False):
+            self._drain()
         super().close()
+
+    def _drain(self) -> None:
+        """Read and drop what the client still sends, for a bounded time: closing a
+        socket with unread data resets the connection, and a client still sending a
+        body it was refused would lose the answer to it."""
+        deadline, left = time.monotonic() + LINGER_SECONDS, LINGER_BYTES
+        while left > 0 and deadline > time.monotonic():
+            try:
+                self.socket.settimeout(deadline - time.monotonic())
+                data = self.socket.recv(min(65536, left))
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            left -= len(data)
 
     def _uncount(self) -> None:
         address, self.counted = self.counted, None
