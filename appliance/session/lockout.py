@@ -35,9 +35,10 @@ def _state(row) -> State:
 
 
 _T = LoginThrottle.__table__
-# Asked before every login, remembered or not (every WebDAV request): Core, on the cursor.
+# Asked before every login, remembered or not (every WebDAV request): Core, on the
+# DBAPI cursor (appliance.db.fast); the account's counter and the address's.
 _COUNTERS = select(_T.c.key, _T.c.failures, _T.c.last_failure, _T.c.blocked_until).where(
-    _T.c.key.in_(bindparam("keys", expanding=True)))
+    _T.c.key.in_([bindparam("account"), bindparam("address")]))
 
 
 IN_FLIGHT_MAX = 300.0   # seconds: an attempt never ended (a bug, a lost thread) is forgotten
@@ -91,11 +92,13 @@ class Lockout:
         flight by counter key."""
         now = time.time()
         keys = self._keys(login, address)
-        with self.db.read() as s:
-            rows = {r.key: r for r in s.execute(_COUNTERS, {"keys": [k for k, _ in keys]})}
+        names = [k for k, _ in keys]
+        with self.db.fast_read() as s:
+            found = s.execute(_COUNTERS, {"account": names[0], "address": names[-1]}).all()
+        rows = {r[0]: State(r[1], r[2], r[3]) for r in found}
         blocked, delay = False, 0.0
         for key, policy in keys:
-            b, d = verdict(_state(rows.get(key)), policy, now, (pending or {}).get(key, 0))
+            b, d = verdict(rows.get(key, State()), policy, now, (pending or {}).get(key, 0))
             blocked, delay = blocked or b, max(delay, d)
         return blocked, delay
 
