@@ -10,10 +10,12 @@ import signal
 import sys
 import threading
 import time
+from importlib.metadata import version
 
+import config as configmod
 from appliance.app import App
-from appliance.sftp.server import SFTPListener
-from appliance.webdav.server import make_server
+from appliance.runlock import RunLock
+from appliance.startup import listeners
 
 log = logging.getLogger("strongroom")
 
@@ -38,12 +40,24 @@ def _anchor_audit(app, stop: threading.Event) -> None:
 
 
 def run(data_dir) -> None:
+    """Serve until SIGTERM or SIGINT. The data directory's lock is taken before
+    anything in it is touched (a second daemon stops there, naming the first), and
+    the ports are bound before the staging area is cleaned."""
     _limit_malloc_arenas()
-    app = App(data_dir)
+    configmod.load(data_dir)           # no config: one line saying where and what to run
+    lock = RunLock(data_dir).acquire(version("strongroom"))
+    try:
+        _serve(App(data_dir), lock)
+    finally:
+        lock.release()
+
+
+def _serve(app, lock) -> None:
     logging.basicConfig(level=app.config.log.level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # paramiko logs a traceback for every port probe or reset; we log one line per connection
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    sftp, web = listeners(app)
     removed = app.provider.clean_staging()
     if removed:
         log.info("removed %d unfinished uploads left by an earlier run", removed)
@@ -51,9 +65,7 @@ def run(data_dir) -> None:
     if capped:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)
     host = app.config.server.host
-    sftp = SFTPListener(app, host, app.config.server.sftp_port)
-    web = make_server(app, host, app.config.server.webdav_port)
-    web.prepare()
+    lock.update(host=host, webdav_port=web.bind_addr[1], sftp_port=sftp.port)
     stopping, stop = [], threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))

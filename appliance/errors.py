@@ -43,10 +43,15 @@ class BadRequest(StrongroomError):
     """A malformed path or argument."""
 
 
+class Unavailable(StrongroomError):
+    """Something the appliance needs to start is missing or taken: a file, a port,
+    the database, the data directory's lock."""
+
+
 class Unsupported(StrongroomError):
     """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
 
 
 __all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "QuotaExceeded",
-           "TooLarge", "Cancelled", "AuthFailed", "BadRequest", "Unsupported", "CorruptData",
+           "TooLarge", "Cancelled", "AuthFailed", "BadRequest", "Unavailable", "Unsupported", "CorruptData",
            "NoSpace", "StorageError"]

@@ -64,7 +64,10 @@ def load(data_dir: Path, path: Path | None = None, overrides: dict | None = None
 
 def _read(path: Path) -> dict:
     if not path.exists():
-        raise ConfigError(f"{path}: no config file (run 'strongroom init' first)")
+        raise ConfigError(
+            f"no config file in {path.parent} (looked for {path.name}): run 'strongroom init "
+            f"--data-dir {path.parent}' first, or choose another data directory with "
+            "--data-dir or STRONGROOM_DATA_DIR")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

@@ -7,6 +7,7 @@ import os
 import uuid
 from pathlib import Path
 
+from providers import staging
 from providers.base import Capabilities, StorageProvider
 from providers.scratch import ScratchChunks
 from providers.streams import ChunkedReader, ChunkedWriter
@@ -55,8 +56,6 @@ class LocalProvider(StorageProvider):
         return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
     def clean_staging(self) -> int:
-        count = 0
-        for f in self.staging.iterdir():
-            f.unlink(missing_ok=True)
-            count += 1
-        return count
+        """Remove what no process uses any more (providers.staging): a CLI command
+        or another process writing now keeps its files."""
+        return sum(staging.remove_if_abandoned(f) for f in self.staging.iterdir())

@@ -12,7 +12,7 @@ import struct
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from providers import crypto
+from providers import crypto, staging
 from providers.errors import CorruptData, write_failed
 
 _HEAD = 16  # nonce + length
@@ -25,7 +25,8 @@ class ScratchChunks:
         self._slot = _HEAD + chunk_size + crypto.TAG_SIZE
         self._aead = AESGCM(crypto.new_key())
         self._present: set[int] = set()
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        staging.hold(self._fd)
 
     def put(self, index: int, data: bytes) -> None:
         if len(data) > self._chunk:

@@ -7,7 +7,7 @@ import os
 import queue
 import threading
 
-from providers import crypto, holes
+from providers import crypto, holes, staging
 from providers.base import BlobReader, BlobWriter
 from providers.digest import ContentDigest
 from providers.errors import CorruptData, StorageError, write_failed
@@ -76,8 +76,11 @@ class ChunkedWriter(BlobWriter):
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
         self._written = self._flushed = 0
-        self._fd = os.open(staging_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # read-write: reopen_for_reading hands this descriptor, and its lock, to a reader
+        self._fd = os.open(staging_path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                           0o600)
         try:
+            staging.hold(self._fd)
             self._out(self._header, 0)
         except StorageError:
             self.abort()
@@ -236,17 +239,18 @@ class ChunkedWriter(BlobWriter):
         try:
             self._seal_tail()
             os.fsync(self._fd)
-            os.close(self._fd)
-            self._closed = True
             folder = os.path.dirname(self._final)
             if folder not in _MADE_DIRS:
                 os.makedirs(folder, exist_ok=True)
                 _MADE_DIRS.add(folder)
+            # renamed while still open (and so held: providers.staging)
             try:
                 os.rename(self._staging, self._final)
             except FileNotFoundError:  # the folder went away (a restored backup?)
                 os.makedirs(folder, exist_ok=True)
                 os.rename(self._staging, self._final)
+            os.close(self._fd)
+            self._closed = True
             _fsync_dir(os.path.dirname(self._final))
         except (OSError, StorageError) as e:
             self.abort()
@@ -260,10 +264,9 @@ class ChunkedWriter(BlobWriter):
         reader removes the staging file when closed. For an upload that must go
         on as random-access writes over what it already streamed."""
         self._seal_tail()
-        os.close(self._fd)
-        self._closed = True
+        self._closed = True   # the reader owns the descriptor (and the staging lock) now
         return ChunkedReader(self._staging, self._key, self.size, self.holes(),
-                             remove_on_close=True)
+                             remove_on_close=True, fd=self._fd)
 
     def abort(self) -> None:
         if self._worker is not None:
@@ -293,10 +296,11 @@ class ChunkedReader(BlobReader):
     Hole chunks read as zeros without touching the file."""
 
     def __init__(self, path, data_key: bytes, size: int, holes_text: str | None = None, *,
-                 remove_on_close: bool = False):
+                 remove_on_close: bool = False, fd: int | None = None):
+        """`fd`: an open descriptor of `path` to read from (and close) instead."""
         self._remove = path if remove_on_close else None
         try:
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else fd
         except OSError as e:
             if e.errno == errno.ENOENT:
                 raise CorruptData("blob file is missing") from None

@@ -13,13 +13,24 @@ from pathlib import Path
 import threading
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
 from appliance.db import fast
+from appliance.errors import Unavailable
 
 
 def default_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'strongroom.db'}"
+
+
+def safe_url(url: str) -> str:
+    """`url` without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparsable)"
 
 
 def _sqlite_engine(url: str, begin: str):
@@ -46,6 +57,17 @@ class Database:
 
     def __init__(self, url: str):
         self.url = url
+        try:
+            self._engines(url)
+        except ModuleNotFoundError as e:
+            raise Unavailable(f"database {safe_url(url)}: its driver ({e.name}) is not installed; "
+                              "for PostgreSQL: pip install 'strongroom[postgres]' and a URL "
+                              "postgresql+psycopg2://...") from None
+        except ArgumentError:
+            raise Unavailable("[database] url is not a database URL such as "
+                              "postgresql+psycopg2://USER@HOST/DB") from None
+
+    def _engines(self, url: str) -> None:
         # Reentrant: a nested write (none is known) meets SQLite's busy timeout as before.
         self._writers = threading.RLock() if url.startswith("sqlite") else None
         if url.startswith("sqlite"):

@@ -3,6 +3,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from appliance.db.engine import safe_url
+from appliance.errors import Unavailable
 
 HERE = Path(__file__).parent
 
@@ -15,8 +19,13 @@ def _config(engine) -> AlembicConfig:
 
 
 def upgrade(db) -> None:
-    """Bring the schema of `db` (a Database) to the newest revision."""
-    command.upgrade(_config(db.engine), "head")
+    """Bring the schema of `db` (a Database) to the newest revision. A database
+    that cannot be reached raises Unavailable with the driver's reason."""
+    try:
+        command.upgrade(_config(db.engine), "head")
+    except (OperationalError, InterfaceError) as e:
+        reason = " ".join(str(e.orig or e).split())
+        raise Unavailable(f"cannot use the database {safe_url(db.url)}: {reason}") from None
 
 
 def revision(db, message: str) -> None:

@@ -3,12 +3,13 @@ import os
 import time
 
 from appliance.db import repo
+from providers.staging import remove_if_abandoned
 
 
 def check(app, *, repair: bool = False, min_age: float = 600.0) -> dict:
     """Compare blob files with version rows. With `repair`, delete stray blobs older
     than `min_age` seconds (a younger one may belong to an upload committing now)
-    and staging leftovers of the same age."""
+    and staging leftovers of the same age that no process holds (providers.staging)."""
     with app.db.read() as s:
         known = repo.all_blob_ids(s)
     on_disk = set(app.provider.blob_ids())
@@ -25,8 +26,7 @@ def check(app, *, repair: bool = False, min_age: float = 600.0) -> dict:
                 report["removed"].append(blob_id)
         for name in staging:
             path = app.provider.staging / name
-            if _older(path, cutoff):
-                path.unlink(missing_ok=True)
+            if _older(path, cutoff) and remove_if_abandoned(path):
                 report["removed"].append(name)
     report["ok"] = not (report["missing_blobs"] or set(stray + staging) - set(report["removed"]))
     return report

@@ -1,0 +1,48 @@
+"""Who owns a staging file: the process that holds an flock(2) on it.
+
+Every file in the staging area (an upload in progress, scratch data of a
+random-access upload, an unpublished upload being read back) is held under a
+lock by the process using it, for as long as it uses it. A cleaner (the
+daemon's start, `doctor --repair`) removes only files nobody holds: leftovers
+of a process that died, never the upload of a daemon or CLI command still
+running (the kernel drops the locks of a process however it ends).
+"""
+import fcntl
+import os
+
+
+def hold(fd: int, *, shared: bool = False) -> None:
+    """Mark the open staging file `fd` as in use by this process."""
+    fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+
+
+def remove_if_abandoned(path) -> bool:
+    """Unlink `path` if no process holds it; True if it was removed (or is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        os.unlink(path)    # still locked by us: its owner cannot be starting to use it
+        return True
+    finally:
+        os.close(fd)
+
+
+def in_use(path) -> bool:
+    """True if a process holds `path` now."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
