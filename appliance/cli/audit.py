@@ -6,21 +6,21 @@ import click
 
 from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
-from config.converters import duration
+from config.converters import duration_with_unit
 
 
 def _since(value: str) -> float:
     """A start time: a duration back from now ('24h', '7d') or an ISO date or time (UTC
     unless it names a zone)."""
     try:
-        return time.time() - duration(value)
+        return time.time() - duration_with_unit(value)
     except ValueError:
         pass
     try:
         when = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"expected a duration such as '24h' or '7d', or a date such as "
-                         f"2026-12-01 or 2026-12-01T09:30, got {value!r}") from None
+        raise ValueError(f"expected a duration with a unit, such as '24h' or '7d', or a date "
+                         f"such as 2026-12-01 or 2026-12-01T09:30, got {value!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     return when.timestamp()

@@ -31,14 +31,16 @@ def iso_time(ts: float | None) -> str:
 
 
 def converted(convert):
-    """A click callback running a config converter (size, duration, ...) on an option."""
+    """A click callback running a config converter (size, duration, ...) on an option;
+    a value it refuses is one line naming the option (not click's usage text)."""
     def callback(ctx, param, value):
+        from appliance.errors import BadRequest
         if value is None:
             return None
         try:
             return convert(value)
         except ValueError as e:
-            raise click.BadParameter(str(e)) from None
+            raise BadRequest(f"{max(param.opts, key=len)}: {e}") from None
     return callback
 
 
