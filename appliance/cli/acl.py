@@ -13,6 +13,10 @@ def subject_options(f):
     return f
 
 
+_RIGHTS_HELP = ("comma-separated names: read (list and download), write, delete, manage "
+                "(all of them); e.g. read,write (no other form).")
+
+
 def _human_grants(rows):
     yield f"{'PATH':40} {'WHO':28} RIGHTS"
     for r in rows:
@@ -30,7 +34,7 @@ def acl():
                              "strongroom acl grant /acme/reports --client acme --rights read")
 @click.argument("path")
 @subject_options
-@click.option("--rights", required=True, help="Comma-separated: read, write, delete, manage.")
+@click.option("--rights", required=True, help="The rights: " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def grant(path, login, client_name, rights, data_dir, as_json):
@@ -46,7 +50,7 @@ def _human_grants_one(d):
 @acl.command("revoke", epilog="Example: strongroom acl revoke /acme --user sam --rights delete")
 @click.argument("path")
 @subject_options
-@click.option("--rights", help="Only these rights (default: the whole grant).")
+@click.option("--rights", help="Only these rights (default: the whole grant): " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def revoke(path, login, client_name, rights, data_dir, as_json):
