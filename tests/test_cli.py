@@ -114,7 +114,9 @@ def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     assert acme and all(e["path"].startswith("/acme") for e in acme)
     newest = json.loads(cli(data_dir, "audit", "list", "--limit", "1", "--json").stdout)
     assert newest == events[-1:]
-    assert json.loads(cli(data_dir, "audit", "list", "--user", "nobody", "--json").stdout) == []
+    assert json.loads(cli(data_dir, "audit", "list", "--user", "alice", "--json").stdout) == []
+    r = cli(data_dir, "audit", "list", "--user", "nobody", "--json")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no user nobody" in r.stderr
     assert json.loads(cli(data_dir, "audit", "list", "--since", "2000-01-01", "--json").stdout) \
         == events
     r = cli(data_dir, "audit", "verify")

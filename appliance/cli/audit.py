@@ -35,7 +35,8 @@ def audit():
                               "strongroom audit list --failed --since 24h --json")
 @click.option("--user", "actor", help="Only what this login did.")
 @click.option("--client", help="Only events in this client's tree.")
-@click.option("--action", help="Only this action (login, read, write, rename, delete, ...).")
+@click.option("--action", help="Only this action (login, read, write, rename, delete, ...; "
+                                "an unknown one is refused with the list).")
 @click.option("--failed", is_flag=True, help="Only refused or failed events.")
 @click.option("--since", callback=converted(_since), help="From then on: 24h, 7d or 2026-12-01.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,

@@ -47,8 +47,10 @@ class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
             return _client_dict(client)
 
     def audit_events(self, **filters) -> list[dict]:
-        """See appliance.session.audit.events."""
+        """See appliance.session.audit.events; a login or action that can never match
+        is refused (audit.check_filters)."""
         with self.app.db.read() as s:
+            audit.check_filters(s, actor=filters.get("actor"), action=filters.get("action"))
             return audit.events(s, **filters)
 
     def verify_audit(self) -> audit.Verdict:
