@@ -65,20 +65,22 @@ def revoke(path, login, client_name, rights, data_dir, as_json):
 @data_dir_option
 @json_option
 def list_(path, login, client_name, data_dir, as_json):
-    """List grants (all, or on PATH, or of one user or client)."""
+    """List grants (all, or on PATH, /CLIENT/... or /LIBRARY/..., or of one user or
+    client)."""
     rows = open_app(data_dir).admin().list_grants(path, login=login, client=client_name)
     emit(rows, as_json, _human_grants)
 
 
-@acl.command("check", epilog="Example: strongroom acl check alice write /reports/q3.pdf")
+@acl.command("check", epilog="Example: strongroom acl check alice write /acme/reports/q3.pdf")
 @click.argument("login")
 @click.argument("action", type=click.Choice(["list", "read", "write", "delete"]))
 @click.argument("path")
 @data_dir_option
 @json_option
 def check(login, action, path, data_dir, as_json):
-    """What LOGIN doing ACTION at PATH (as LOGIN sees the tree) would meet:
-    allowed, denied or not found. The same decision both protocols make."""
+    """What LOGIN doing ACTION at PATH (/CLIENT/... or /LIBRARY/...; LOGIN may see it
+    elsewhere, as --json's seen_as says) would meet: allowed, denied or not found.
+    The same decision both protocols make."""
     out = open_app(data_dir).admin().check(login, action, path)
     emit(out, as_json, lambda d: [d["verdict"]])
 
