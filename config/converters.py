@@ -81,6 +81,21 @@ def positive_duration(value):
     return seconds
 
 
+def duration_with_unit(value):
+    """Seconds, from a string that names its unit: '90d', '12h', '30m', '3600s' (also
+    'w', 'min'), longer than zero. For the CLI, where a bare '90' is a trap (seconds?
+    days?); durations in the config file keep `duration`."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", value) \
+        if isinstance(value, str) else None
+    if m is None or m.group(2).lower() not in _DURATION_UNITS:
+        raise ValueError(f"expected a duration with a unit: 90d, 12h, 30m or 3600s "
+                         f"(also w, min), got {value!r}")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+    if seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, got {value!r}")
+    return seconds
+
+
 def prefix_length(maximum: int):
     def convert(value):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:

@@ -13,6 +13,10 @@ def subject_options(f):
     return f
 
 
+_RIGHTS_HELP = ("comma-separated names: read (list and download), write, delete, manage "
+                "(all of them); e.g. read,write (no other form).")
+
+
 def _human_grants(rows):
     yield f"{'PATH':40} {'WHO':28} RIGHTS"
     for r in rows:
@@ -30,7 +34,7 @@ def acl():
                              "strongroom acl grant /acme/reports --client acme --rights read")
 @click.argument("path")
 @subject_options
-@click.option("--rights", required=True, help="Comma-separated: read, write, delete, manage.")
+@click.option("--rights", required=True, help="The rights: " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def grant(path, login, client_name, rights, data_dir, as_json):
@@ -46,7 +50,7 @@ def _human_grants_one(d):
 @acl.command("revoke", epilog="Example: strongroom acl revoke /acme --user sam --rights delete")
 @click.argument("path")
 @subject_options
-@click.option("--rights", help="Only these rights (default: the whole grant).")
+@click.option("--rights", help="Only these rights (default: the whole grant): " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def revoke(path, login, client_name, rights, data_dir, as_json):
@@ -61,20 +65,22 @@ def revoke(path, login, client_name, rights, data_dir, as_json):
 @data_dir_option
 @json_option
 def list_(path, login, client_name, data_dir, as_json):
-    """List grants (all, or on PATH, or of one user or client)."""
+    """List grants (all, or on PATH, /CLIENT/... or /LIBRARY/..., or of one user or
+    client)."""
     rows = open_app(data_dir).admin().list_grants(path, login=login, client=client_name)
     emit(rows, as_json, _human_grants)
 
 
-@acl.command("check", epilog="Example: strongroom acl check alice write /reports/q3.pdf")
+@acl.command("check", epilog="Example: strongroom acl check alice write /acme/reports/q3.pdf")
 @click.argument("login")
 @click.argument("action", type=click.Choice(["list", "read", "write", "delete"]))
 @click.argument("path")
 @data_dir_option
 @json_option
 def check(login, action, path, data_dir, as_json):
-    """What LOGIN doing ACTION at PATH (as LOGIN sees the tree) would meet:
-    allowed, denied or not found. The same decision both protocols make."""
+    """What LOGIN doing ACTION at PATH (/CLIENT/... or /LIBRARY/...; LOGIN may see it
+    elsewhere, as --json's seen_as says) would meet: allowed, denied or not found.
+    The same decision both protocols make."""
     out = open_app(data_dir).admin().check(login, action, path)
     emit(out, as_json, lambda d: [d["verdict"]])
 

@@ -31,14 +31,16 @@ def iso_time(ts: float | None) -> str:
 
 
 def converted(convert):
-    """A click callback running a config converter (size, duration, ...) on an option."""
+    """A click callback running a config converter (size, duration, ...) on an option;
+    a value it refuses is one line naming the option (not click's usage text)."""
     def callback(ctx, param, value):
+        from appliance.errors import BadRequest
         if value is None:
             return None
         try:
             return convert(value)
         except ValueError as e:
-            raise click.BadParameter(str(e)) from None
+            raise BadRequest(f"{max(param.opts, key=len)}: {e}") from None
     return callback
 
 
@@ -62,14 +64,14 @@ def close_apps() -> None:
         _opened.pop().close()
 
 
-def client_admin_session(data_dir, client_name: str):
-    """The administrator's Session ('/<client>/...' paths), after checking that the
-    client exists, so a typo is named as such."""
-    from appliance.errors import NotFound
+def tree_session(data_dir, *tree_paths: str):
+    """The administrator's Session, which sees full tree paths ('/<client>/...',
+    '/<library>/...'), after checking that each of `tree_paths` starts with a client or
+    library, so that a typo, or a path in a user's view, is named as such."""
     from appliance.session import ADMIN
     app = open_app(data_dir)
-    if client_name not in {c["name"] for c in app.admin().list_clients()}:
-        raise NotFound(f"no such client: {client_name}")
+    for path in tree_paths:
+        app.admin().tree_of(path)
     return app.session(ADMIN, "cli")
 
 

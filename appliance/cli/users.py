@@ -6,7 +6,7 @@ import click
 from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
 from auth import totp
-from config.converters import duration
+from config.converters import duration_with_unit
 
 
 @click.group()
@@ -128,7 +128,8 @@ def app_password():
                                        '--label "Laptop" --expires 90d')
 @click.argument("login")
 @click.option("--label", required=True, help="What the password is for; used to revoke it.")
-@click.option("--expires", callback=converted(duration), help="Lifetime, e.g. 90d or 12h (default: none).")
+@click.option("--expires", callback=converted(duration_with_unit),
+              help="Lifetime with a unit: 90d, 12h, 30m or 3600s (default: none).")
 @data_dir_option
 @json_option
 def app_password_create(login, label, expires, data_dir, as_json):

@@ -8,13 +8,14 @@ from appliance.session import audit
 from appliance.session.adminlocks import AdminLocksMixin
 from appliance.session.credentials import CredentialsMixin
 from appliance.session.grants import GrantsMixin
+from appliance.session.trees import TreesMixin
 from auth import passwords, sshkeys, totp
 
 DEFAULT_CLIENT_RIGHTS = "rwd"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
+class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin, TreesMixin):
     def __init__(self, app, actor: str = "admin", protocol: str = "cli"):
         self.app, self.actor, self.protocol = app, actor, protocol
 
@@ -47,8 +48,10 @@ class Admin(CredentialsMixin, GrantsMixin, AdminLocksMixin):
             return _client_dict(client)
 
     def audit_events(self, **filters) -> list[dict]:
-        """See appliance.session.audit.events."""
+        """See appliance.session.audit.events; a login or action that can never match
+        is refused (audit.check_filters)."""
         with self.app.db.read() as s:
+            audit.check_filters(s, actor=filters.get("actor"), action=filters.get("action"))
             return audit.events(s, **filters)
 
     def verify_audit(self) -> audit.Verdict:

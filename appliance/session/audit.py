@@ -31,11 +31,30 @@ from typing import NamedTuple
 
 from sqlalchemy import bindparam, select, update
 
+from appliance.db import repo
 from appliance.db.models import AuditEvent, AuditHead
+from appliance.errors import BadRequest, NotFound
 
 log = logging.getLogger("strongroom.audit")
 
 GENESIS = "0" * 64
+# Every action the appliance writes to the trail (tests/test_audit_actions.py holds the
+# code to it); `strongroom audit list --action` takes only these, and those in the trail.
+ACTIONS = (
+    # logins, and what an SSH client may ask for but never gets
+    "login", "shell", "exec",
+    # the Session's operations; those not audited when they succeed are when refused
+    "stat", "list", "read", "open-write", "write", "mkdir", "delete", "rename",
+    "rename-to", "copy", "copy-to", "discard", "set-mtime", "versions", "restore", "usage",
+    "props", "proppatch", "lock", "lock-refresh", "unlock",
+    # the admin's changes
+    "client-add", "library-add", "library-publish", "user-add", "user-passwd",
+    "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
+    "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
+    "lock-clear",
+    # the trail itself
+    "audit-rekey",
+)
 _FIELDS = ("ts", "actor", "protocol", "address", "action", "path", "outcome", "detail")
 
 
@@ -266,6 +285,22 @@ def _fields(ev) -> dict:
 
 def _when(ts) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def check_filters(s, *, actor=None, action=None) -> None:
+    """Refuse a filter that can never match, rather than answer an empty list: an
+    action the appliance does not write, a login that is no user and never acted."""
+    if action is not None and action not in ACTIONS and not _in_trail(s, AuditEvent.action,
+                                                                      action):
+        raise BadRequest(f"no such audit action: {action} (the actions: "
+                         f"{', '.join(sorted(ACTIONS))})")
+    if actor is not None and not _in_trail(s, AuditEvent.actor, actor) \
+            and repo.user_by_login(s, actor) is None:
+        raise NotFound(f"no user {actor} and no event by {actor} in the audit trail")
+
+
+def _in_trail(s, column, value) -> bool:
+    return s.scalar(select(AuditEvent.id).where(column == value).limit(1)) is not None
 
 
 def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, since=None,

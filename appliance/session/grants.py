@@ -12,6 +12,7 @@ from appliance.db.models import Client, Grant, LibraryMember, User
 from appliance.errors import BadRequest, Conflict, NotFound
 from appliance.session import paths
 from appliance.session.access import split
+from appliance.session.trees import tree_row
 from auth import acl
 
 
@@ -21,9 +22,7 @@ class GrantsMixin:
         parts = paths.clean(path)
         if not parts:
             raise BadRequest("give a path inside a tree: /CLIENT/FOLDER or /LIBRARY/FOLDER")
-        tree = repo.client_by_name(s, parts[0])
-        if tree is None:
-            raise NotFound(f"no client or library named {parts[0]!r}")
+        tree = tree_row(s, parts[0])
         node = repo.walk(s, tree.id, parts[1:])
         if node is None or not node.is_dir:
             raise NotFound(f"no folder {paths.join(parts)}")
@@ -79,6 +78,8 @@ class GrantsMixin:
             return _grant_dict(tree.name, row.path, kind, name, left)
 
     def list_grants(self, path: str | None = None, login=None, client=None) -> list[dict]:
+        if path is not None:
+            self.tree_of(path)
         with self.app.db.read() as s:
             trees = {c.id: c.name for c in repo.clients(s)}
             users = {u.id: u.login for u in s.scalars(select(User))}
@@ -92,13 +93,16 @@ class GrantsMixin:
             return out
 
     def check(self, login: str, action: str, path: str) -> dict:
-        """What the service layer decides for `login` doing `action` at `path` (its view)."""
+        """What the service layer decides for `login` doing `action` at full tree path
+        `path`, which the user sees as `seen_as` (None: outside the user's view)."""
         if action not in ("list", "read", "write", "delete"):
             raise BadRequest("action is one of list, read, write, delete")
-        principal = self.app.auth.principal_of(login)
-        session = self.app.session(principal, "cli")
-        verdict = session.check(action, path)
-        return {"login": login, "action": action, "path": path, "verdict": verdict}
+        self.tree_of(path)
+        session = self.app.session(self.app.auth.principal_of(login), "cli")
+        seen = session.view_of(path)
+        verdict = "not found" if seen is None else session.check(action, seen)
+        return {"login": login, "action": action, "path": path, "seen_as": seen,
+                "verdict": verdict}
 
     # -- libraries ---------------------------------------------------------------------
 
