@@ -7,7 +7,7 @@ from appliance.db import repo
 from appliance.db.models import Client, Node
 from appliance.errors import BadRequest, NotFound
 from appliance.session import paths, trash
-from appliance.session.principal import ADMIN
+from appliance.session.principal import Principal
 
 # an id of at most 10 digits, as in the trash view's names
 _ITEM_ID = re.compile(r"^d(\d{1,10})$")
@@ -39,7 +39,7 @@ class TreesMixin:
         `item` is its id ('d42') or its path in the view ('/<tree>/@trash/...')."""
         if dest is not None:
             self.tree_of(dest)
-        session = self.app.session(ADMIN, self.protocol)
+        session = self.app.session(Principal(login=self.actor, role="admin"), self.protocol)
         entry = session.stat(self._trash_path(item))
         if entry.deleted_at is None:    # a folder on the way to items, or inside one
             raise _not_an_item(item)
