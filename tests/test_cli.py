@@ -44,7 +44,8 @@ def test_user_add_json_contract(data_dir):
     assert [(u["login"], u["role"], u["client"]) for u in users] == [
         ("alice", "client", "acme"), ("sam", "staff", None)]
     clients = json.loads(cli(data_dir, "client", "list", "--json").stdout)
-    assert clients == [{"name": "acme", "quota_bytes": 10 * 1024**3, "used_bytes": 0}]
+    assert clients == [{"name": "acme", "display_name": None, "quota_bytes": 10 * 1024**3,
+                        "used_bytes": 0, "disabled": False}]
 
 
 @pytest.mark.parametrize("args, message", [

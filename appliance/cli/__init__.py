@@ -3,8 +3,8 @@ import os
 
 import click
 
-from appliance.cli import (acl, audit, clients, daemon, doctor, locks, trash, users,
-                           versions)
+from appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
+                           trash, users, versions)
 from appliance.cli.options import close_apps, fail
 
 
@@ -38,7 +38,8 @@ main.add_command(users.user)
 main.add_command(versions.versions)
 main.add_command(trash.trash)
 main.add_command(acl.acl)
-main.add_command(acl.library)
+main.add_command(libraries.library)
+main.add_command(folders.folder)
 main.add_command(doctor.doctor)
 main.add_command(audit.audit)
 main.add_command(locks.locks)

@@ -1,4 +1,4 @@
-"""`strongroom acl ...` and `strongroom library ...`"""
+"""`strongroom acl ...`"""
 import click
 
 from appliance.cli.options import data_dir_option, emit, json_option, open_app
@@ -83,33 +83,3 @@ def check(login, action, path, data_dir, as_json):
     The same decision both protocols make."""
     out = open_app(data_dir).admin().check(login, action, path)
     emit(out, as_json, lambda d: [d["verdict"]])
-
-
-@click.group()
-def library():
-    """Shared libraries: folders staff publish read-only to all or chosen clients."""
-
-
-@library.command("add", epilog="Examples: strongroom library add handbook\n\n"
-                               "strongroom library add tax-guides --clients acme,beta")
-@click.argument("name")
-@click.option("--clients", help="Comma-separated clients that see it (default: every client).")
-@data_dir_option
-@json_option
-def library_add(name, clients, data_dir, as_json):
-    """Create library NAME: /NAME in the chosen clients' view, read-only for them.
-    Staff read every library; grant them write with 'strongroom acl grant /NAME ...'."""
-    names = [c.strip() for c in clients.split(",") if c.strip()] if clients else None
-    out = open_app(data_dir).admin().add_library(name, names)
-    emit(out, as_json, lambda d: [f"library {d['name']} created, shared with "
-                                  f"{'every client' if d['clients'] == '*' else ', '.join(d['clients'])}"])
-
-
-@library.command("list")
-@data_dir_option
-@json_option
-def library_list(data_dir, as_json):
-    """List libraries and who sees them."""
-    rows = open_app(data_dir).admin().list_libraries()
-    emit(rows, as_json, lambda rs: [f"{'NAME':24} CLIENTS"] + [
-        f"{r['name']:24} {'*' if r['clients'] == '*' else ','.join(r['clients'])}" for r in rs])

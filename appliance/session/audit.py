@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, true, update
 
 from appliance.db import repo
 from appliance.db.models import AuditEvent, AuditHead
@@ -48,7 +48,8 @@ ACTIONS = (
     "rename-to", "copy", "copy-to", "discard", "set-mtime", "versions", "restore", "usage",
     "props", "proppatch", "lock", "lock-refresh", "unlock",
     # the admin's changes
-    "client-add", "library-add", "library-publish", "user-add", "user-passwd",
+    "client-add", "client-set", "client-rename", "library-add", "library-publish",
+    "library-remove", "user-add", "user-set", "user-rename", "user-remove", "user-passwd",
     "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
     "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
     "lock-clear",
@@ -307,13 +308,14 @@ def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, sin
            limit=None) -> list[dict]:
     """Events, oldest first, filtered: by who, by client tree (its '/<client>' paths),
     by action, only refusals and failures, from a time on; `limit` keeps the newest
-    that many."""
+    that many. `actor` and `client` are a name, or the session.renames.Alias list
+    of the names one user or client had (each counts only while it was held)."""
     q = select(AuditEvent)
     if actor is not None:
-        q = q.where(AuditEvent.actor == actor)
+        q = q.where(_named(actor, lambda name: AuditEvent.actor == name))
     if client is not None:
-        q = q.where((AuditEvent.path == f"/{client}")
-                    | AuditEvent.path.startswith(f"/{client}/", autoescape=True))
+        q = q.where(_named(client, lambda name: (AuditEvent.path == f"/{name}")
+                           | AuditEvent.path.startswith(f"/{name}/", autoescape=True)))
     if action is not None:
         q = q.where(AuditEvent.action == action)
     if outcome_not_ok:
@@ -325,3 +327,13 @@ def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, sin
         q = q.limit(limit)
     rows = list(s.scalars(q))[::-1]
     return [dict(id=ev.id, **_fields(ev), prev_hash=ev.prev_hash, hash=ev.hash) for ev in rows]
+
+
+def _named(names, condition):
+    """`condition(name)` for one name, or for any Alias while it was held."""
+    if isinstance(names, str):
+        return condition(names)
+    return or_(*(and_(condition(a.name),
+                      AuditEvent.ts >= a.since if a.since is not None else true(),
+                      AuditEvent.ts < a.until if a.until is not None else true())
+                 for a in names))
