@@ -8,9 +8,17 @@ import sys
 import pytest
 
 
-def cli(data_dir, *args, input=None):
+def cli(data_dir, *args, input=None, env=None):
     return subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, input=input, timeout=120)
+                          capture_output=True, text=True, input=input, timeout=120,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def me() -> str:
+    """How audit events name the admin running the test's commands."""
+    import pwd
+    sudo = os.environ.get("SUDO_USER") if os.getuid() == 0 else None
+    return "admin:" + (sudo or pwd.getpwuid(os.getuid()).pw_name)
 
 
 @pytest.fixture
@@ -109,7 +117,7 @@ def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     assert cli(data_dir, "user", "add", "alice", "--client", "acme", "--no-totp").returncode == 0
     events = json.loads(cli(data_dir, "audit", "list", "--json").stdout)
     assert [(e["actor"], e["protocol"], e["action"], e["path"]) for e in events][:2] == [
-        ("admin", "cli", "client-add", "/acme"), ("admin", "cli", "client-add", "/beta")]
+        (me(), "cli", "client-add", "/acme"), (me(), "cli", "client-add", "/beta")]
     assert all(e["prev_hash"] == before["hash"] for before, e in zip(events, events[1:]))
     acme = json.loads(cli(data_dir, "audit", "list", "--client", "acme", "--json").stdout)
     assert acme and all(e["path"].startswith("/acme") for e in acme)
@@ -127,3 +135,11 @@ def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     r = cli(data_dir, "audit", "verify")
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert f"event {events[1]['id']} was altered" in r.stderr
+
+
+def test_audit_names_the_admin_under_sudo(data_dir):
+    if os.getuid() != 0:
+        pytest.skip("SUDO_USER counts only for commands run as root")
+    assert cli(data_dir, "client", "add", "acme", env={"SUDO_USER": "carol"}).returncode == 0
+    events = json.loads(cli(data_dir, "audit", "list", "--action", "client-add", "--json").stdout)
+    assert [e["actor"] for e in events] == ["admin:carol"]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.app import App
 from appliance.cli import main
+from appliance.cli.owner import invoker
 from appliance.db import migrate
 from appliance.db.models import AppPassword, LoginThrottle
 from appliance.errors import AuthFailed, NotFound
@@ -323,7 +324,8 @@ def test_folder_add_makes_the_readme_finer_grant_example_work(app, data_dir):
     assert "no such" in error(data_dir, "folder", "add", "/nope/x")
     made = ok(data_dir, "audit", "list", "--action", "mkdir", "--json")
     assert [(e["actor"], e["protocol"], e["path"]) for e in made] == [
-        ("admin", "cli", "/acme/inbox"), ("admin", "cli", "/acme/a"), ("admin", "cli", "/acme/a/b")]
+        (f"admin:{invoker()}", "cli", "/acme/inbox"), (f"admin:{invoker()}", "cli", "/acme/a"),
+        (f"admin:{invoker()}", "cli", "/acme/a/b")]
 
 
 # -- the migration ---------------------------------------------------------------------------

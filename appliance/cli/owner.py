@@ -13,21 +13,15 @@ import sys
 
 INVOKER = "STRONGROOM_CLI_INVOKER"   # who ran the command, carried across the switch
 
-_invoker: list[str] = []
-
-
 def invoker() -> str:
     """The person running the command: SUDO_USER under sudo, else the OS user
-    (remembered before any switch of user)."""
-    if not _invoker:
-        name = os.environ.get(INVOKER) or (os.environ.get("SUDO_USER")
-                                           if os.getuid() == 0 else None)
-        _invoker.append(name or _name(os.getuid()))
-    return _invoker[0]
+    (as it was before the switch to the owner)."""
+    name = os.environ.get(INVOKER) or (os.environ.get("SUDO_USER")
+                                       if os.getuid() == 0 else None)
+    return name or _name(os.getuid())
 
 
 def become_owner(data_dir) -> None:
-    invoker()
     try:
         st = os.stat(data_dir)
     except OSError:
