@@ -143,3 +143,58 @@ def test_audit_names_the_admin_under_sudo(data_dir):
     assert cli(data_dir, "client", "add", "acme", env={"SUDO_USER": "carol"}).returncode == 0
     events = json.loads(cli(data_dir, "audit", "list", "--action", "client-add", "--json").stdout)
     assert [e["actor"] for e in events] == ["admin:carol"]
+
+
+def _sans(data_dir) -> list[str]:
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate((data_dir / "tls" / "cert.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n.value) for n in sans]
+
+
+def test_init_again_applies_the_options_given(data_dir):
+    key = (data_dir / "master.key").read_bytes()
+    r = cli(data_dir, "init", "--host", "127.0.0.2", "--public-name", "files.example.org")
+    assert r.returncode == 0, r.stderr
+    assert "set [server] host = '127.0.0.2' (was '127.0.0.1')" in r.stdout
+    assert "new self-signed certificate" in r.stdout
+    conf = (data_dir / "strongroom.toml").read_text()
+    assert 'host = "127.0.0.2"' in conf and 'public_name = "files.example.org"' in conf
+    assert "# Address both servers listen on." in conf          # comments kept
+    assert "files.example.org" in _sans(data_dir) and "127.0.0.2" in _sans(data_dir)
+    assert (data_dir / "master.key").read_bytes() == key
+    again = json.loads(cli(data_dir, "init", "--json").stdout)   # nothing given: nothing changes
+    assert again["changed"] == {} and again["certificate"] is None
+    assert (data_dir / "strongroom.toml").read_text() == conf
+
+
+def test_init_again_keeps_an_admins_own_certificate(data_dir):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=own",
+                    "-keyout", str(data_dir / "tls" / "key.pem"),
+                    "-out", str(data_dir / "tls" / "cert.pem")], check=True, capture_output=True)
+    own = (data_dir / "tls" / "cert.pem").read_bytes()
+    r = cli(data_dir, "init", "--public-name", "files.example.org")
+    assert r.returncode == 0 and "kept your certificate" in r.stdout, r.stdout + r.stderr
+    assert (data_dir / "tls" / "cert.pem").read_bytes() == own
+
+
+def test_init_refuses_a_bad_option_and_changes_nothing(data_dir, tmp_path):
+    conf = (data_dir / "strongroom.toml").read_text()
+    r = cli(data_dir, "init", "--webdav-port", "99999")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "webdav_port" in r.stderr
+    assert (data_dir / "strongroom.toml").read_text() == conf
+    fresh = tmp_path / "fresh"
+    assert cli(fresh, "init", "--sftp-port", "70000").returncode == 1
+    assert not (fresh / "strongroom.toml").exists()
+
+
+def test_init_says_a_running_daemon_needs_a_restart(data_dir):
+    from appliance.runlock import RunLock
+    lock = RunLock(data_dir).acquire("test")     # as `serve` holds it
+    try:
+        out = json.loads(cli(data_dir, "init", "--sftp-port", "2299", "--json").stdout)
+    finally:
+        lock.release()
+    assert out["changed"] == {"[server] sftp_port": [0, 2299]} and out["restart_needed"]
