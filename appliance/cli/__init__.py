@@ -15,6 +15,7 @@ class _Group(click.Group):
         from appliance.errors import StrongroomError
         from config import ConfigError
         from providers.errors import StorageError
+        from sqlalchemy.exc import IntegrityError
         try:
             try:
                 return super().invoke(ctx)
@@ -22,6 +23,18 @@ class _Group(click.Group):
                 close_apps()
         except (StrongroomError, ConfigError, StorageError) as e:
             fail(str(e))
+        except IntegrityError:
+            # the database's own uniqueness, when another process made the same name
+            # between this command's check and its commit
+            fail("another change made the same name or entry at the same moment; "
+                 "nothing was changed by this command: look, then try again")
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as e:      # a bug: still one line, the traceback on request
+            if os.environ.get("STRONGROOM_DEBUG"):
+                raise
+            fail(f"unexpected {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+                 "(STRONGROOM_DEBUG=1 shows where)")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
