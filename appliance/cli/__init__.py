@@ -28,6 +28,8 @@ class _Group(click.Group):
             # between this command's check and its commit
             fail("another change made the same name or entry at the same moment; "
                  "nothing was changed by this command: look, then try again")
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise                   # click's own: usage errors, --help, exits
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except Exception as e:      # a bug: still one line, the traceback on request
