@@ -66,15 +66,15 @@ def names(entries):
 
 def test_a_quota_needs_a_unit_and_is_shown_as_what_it_means(data_dir):
     for bare in ("10", "10G", "0.5"):
-        out = usage_error(data_dir, "client", "add", "acme", "--quota", bare)
+        out = error(data_dir, "client", "add", "acme", "--quota", bare)
         assert "10GiB, 500MB" in out and repr(bare) in out
-    assert "above zero" in usage_error(data_dir, "client", "add", "acme", "--quota", "0GB")
+    assert "above zero" in error(data_dir, "client", "add", "acme", "--quota", "0GB")
     assert ok(data_dir, "client", "add", "acme", "--quota", "10GB").strip() == \
         "client acme created, quota 10.0 GB (10000000000 bytes)"
     assert ok(data_dir, "client", "add", "beta", "--quota", "10GiB").strip() == \
         "client beta created, quota 10.0 GiB (10737418240 bytes)"
-    assert "none for no quota" in usage_error(data_dir, "client", "set", "acme", "--quota", "5")
-    assert "for no quota give 'none'" in usage_error(data_dir, "client", "set", "acme",
+    assert "none for no quota" in error(data_dir, "client", "set", "acme", "--quota", "5")
+    assert "for no quota give 'none'" in error(data_dir, "client", "set", "acme",
                                                      "--quota", "0MiB")
     assert ok(data_dir, "client", "set", "acme", "--quota", "500MB", "--json")[
         "quota_bytes"] == 500 * 1000**2

@@ -2,6 +2,7 @@
 import click
 
 from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.errors import BadRequest
 from config.converters import SIZE_FORMS, describe_size, size_with_unit
 
 KEEP = "keep"
@@ -21,10 +22,10 @@ def quota_option(*, removable: bool):
         try:
             quota = size_with_unit(value)
         except ValueError:
-            raise click.BadParameter(f"expected a size with its unit, such as {forms}; "
-                                     f"got {value!r}") from None
+            raise BadRequest(f"--quota: expected a size with its unit, such as {forms}; "
+                             f"got {value!r}") from None
         if quota <= 0:
-            raise click.BadParameter("a quota is above zero" + (
+            raise BadRequest("--quota: a quota is above zero" + (
                 "; for no quota give 'none'" if removable else " (for none leave it out)"))
         return quota
     return click.option("--quota", callback=callback, metavar="SIZE" + ("|none" if removable
