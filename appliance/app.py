@@ -48,6 +48,12 @@ class App:
         # so that sessions drop what they remember of them (session.access).
         self.access_generation = 0
         self._access_memos: dict = {}
+        # Prometheus metrics (appliance.metrics) when the daemon serves them; None
+        # otherwise, and then nothing is counted anywhere.
+        self.metrics = None
+
+    def enable_metrics(self, metrics) -> None:
+        self.metrics = self.auth.metrics = metrics
 
     def access_changed(self, s=None) -> None:
         """Clients, grants or libraries changed: sessions drop what they remember.

@@ -7,12 +7,12 @@ Staging leftovers of a killed process are removed at the next start.
 import ctypes
 import logging
 import signal
-import sys
 import threading
 import time
 from importlib.metadata import version
 
 import config as configmod
+from appliance import logs, metrics
 from appliance.app import App
 from appliance.runlock import RunLock
 from appliance.startup import listeners
@@ -53,11 +53,15 @@ def run(data_dir) -> None:
 
 
 def _serve(app, lock) -> None:
-    logging.basicConfig(level=app.config.log.level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.setup(app.config.log)
     # paramiko logs a traceback for every port probe or reset; we log one line per connection
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    sftp, web = listeners(app)
+    stop_metrics = metrics.serve(app)   # before the listeners, which count into it
+    try:
+        sftp, web = listeners(app)
+    except BaseException:
+        stop_metrics()
+        raise
     removed = app.provider.clean_staging()
     if removed:
         log.info("removed %d unfinished uploads left by an earlier run", removed)
@@ -88,6 +92,7 @@ def _serve(app, lock) -> None:
     stop.set()
     sftp.shutdown()
     web.stop()
+    stop_metrics()
     for t in threads:
         t.join(timeout=10)
     app.close()

@@ -86,6 +86,31 @@ def log_level(value):
     return value.lower()
 
 
+def choice(*allowed: str):
+    def convert(value):
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value.lower()
+    return convert
+
+
+def listen_address(value):
+    """'' (none), or 'HOST:PORT' ('[::1]:9102' for IPv6); returned as given."""
+    value = string(value).strip()
+    if value:
+        host_port(value)
+    return value
+
+
+def host_port(value: str) -> tuple[str, int]:
+    """('127.0.0.1', 9102) from '127.0.0.1:9102', ('::1', 9102) from '[::1]:9102'."""
+    host, sep, number = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not number.isdigit() or not 0 < int(number) <= 65535:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:9102, got {value!r}")
+    return host, int(number)
+
+
 def boolean(value):
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")

@@ -124,5 +124,17 @@ SCHEMA: dict[str, dict[str, Option]] = {
     },
     "log": {
         "level": Option("info", conv.log_level, "One of debug, info, warning, error."),
+        "format": Option("text", conv.choice("text", "json"),
+                         "text: one readable line per event; json: one JSON object per "
+                         "line (time, level, logger, message and the event's fields)."),
+    },
+    "metrics": {
+        "enabled": Option(False, conv.boolean,
+                          "Serve Prometheus metrics at /metrics (requests, logins, bytes, "
+                          "sessions, upload durations). Anyone who reaches the port reads "
+                          "them: prefer a loopback listen address."),
+        "listen": Option("", conv.listen_address,
+                         "Empty: /metrics on the WebDAV port; or HOST:PORT (e.g. "
+                         "127.0.0.1:9102) for a separate plain-HTTP listener."),
     },
 }

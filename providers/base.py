@@ -91,5 +91,10 @@ class StorageProvider(ABC):
         """(total bytes, bytes free) of the underlying storage."""
 
     @abstractmethod
+    def check_writable(self) -> None:
+        """Raise OSError unless a new blob could be started now (a health check:
+        it leaves nothing behind)."""
+
+    @abstractmethod
     def clean_staging(self) -> int:
         """Remove leftovers of uploads that never committed; return how many."""

@@ -55,6 +55,11 @@ class LocalProvider(StorageProvider):
         st = os.statvfs(self.root)
         return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
+    def check_writable(self) -> None:
+        probe = self.staging / f"{uuid.uuid4().hex}.probe"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        os.unlink(probe)
+
     def clean_staging(self) -> int:
         """Remove what no process uses any more (providers.staging): a CLI command
         or another process writing now keeps its files."""

@@ -6,6 +6,7 @@ import click
 from appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
                            trash, users, versions)
 from appliance.cli.options import close_apps, fail
+from appliance.cli.status import status
 
 
 class _Group(click.Group):
@@ -58,3 +59,4 @@ main.add_command(folders.folder)
 main.add_command(doctor.doctor)
 main.add_command(audit.audit)
 main.add_command(locks.locks)
+main.add_command(status)

@@ -3,6 +3,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from appliance.db.engine import safe_url
@@ -26,6 +28,16 @@ def upgrade(db) -> None:
     except (OperationalError, InterfaceError) as e:
         reason = " ".join(str(e.orig or e).split())
         raise Unavailable(f"cannot use the database {safe_url(db.url)}: {reason}") from None
+
+
+def heads() -> set[str]:
+    """The newest revisions this version of Strongroom ships."""
+    return set(ScriptDirectory.from_config(_config(None)).get_heads())
+
+
+def current(connection) -> set[str]:
+    """The revisions the database on `connection` is at (empty: not initialised)."""
+    return set(MigrationContext.configure(connection).get_current_heads())
 
 
 def revision(db, message: str) -> None:

@@ -120,9 +120,10 @@ class CopyingMixin:
 
     def _copy_file(self, src, dst, version_id=None) -> None:
         """Copy one version as a new version of `dst`; its holes stay holes."""
-        reader = self.open_read(src, version_id)
+        # metered=False: a copy inside the store moves no bytes to or from a client
+        reader = self.open_read(src, version_id, metered=False)
         try:
-            upload = self.open_write(dst)   # no size: holes take no space
+            upload = self.open_write(dst, metered=False)   # no size: holes take no space
             try:
                 for start, end in reader.data_ranges():
                     for block in reader.iter_range(start, end, COPY_BLOCK):

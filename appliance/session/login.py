@@ -101,6 +101,7 @@ class Authenticator:
         self._cache: dict[bytes, _Cached] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[bytes, threading.Lock] = {}
+        self.metrics = None     # appliance.metrics.Metrics when the daemon counts logins
 
     # -- one-string logins ----------------------------------------------------------
 
@@ -286,6 +287,7 @@ class Authenticator:
             self.lockout.end(attempt)
             self._refuse_blocked(login, protocol, address)
         if delay:
+            self._count_delay(protocol)
             time.sleep(delay)
         return attempt
 
@@ -300,12 +302,14 @@ class Authenticator:
     def _wait_at_gate(self, login, protocol, address) -> None:
         delay = self._gate(login, protocol, address)
         if delay:
+            self._count_delay(protocol)
             time.sleep(delay)
 
     def _refuse_blocked(self, login, protocol, address):
         self._audit(login, protocol, address, "blocked", "throttled")
-        log.info("%s login for %r from %s refused: too many failures", protocol, login[:64],
-                 address)
+        self._log(protocol, login, address, "throttled", "throttled",
+                  "%s login for %r from %s refused: too many failures", protocol, login[:64],
+                  address)
         raise AuthFailed(FAILED)
 
     def _consume_code(self, user, code: str) -> bool:
@@ -417,11 +421,27 @@ class Authenticator:
     def _count_failure(self, login, protocol, address, method) -> None:
         self.lockout.failed(login, address)
         self._audit(login, protocol, address, "failed", method)
-        log.info("%s login refused for %r from %s (%s)", protocol, login[:64], address, method)
+        self._log(protocol, login, address, "failed", method,
+                  "%s login refused for %r from %s (%s)", protocol, login[:64], address, method)
 
     def _succeeded(self, principal, protocol, address, method) -> None:
         self.lockout.succeeded(principal.login)
         self._audit(principal.login, protocol, address, "ok", method)
+        self._log(protocol, principal.login, address, "ok", method,
+                  "%s login %s (%s) from %s", protocol, principal.login, method, address)
+
+    def _log(self, protocol, login, address, outcome, method, message, *args) -> None:
+        """The one log line of a login's outcome (the adapters log none), counted in
+        the metrics too."""
+        log.info(message, *args, extra={"protocol": protocol, "login": login[:64],
+                                        "address": address, "outcome": outcome,
+                                        "method": method})
+        if self.metrics is not None:
+            self.metrics.login(protocol, outcome)
+
+    def _count_delay(self, protocol) -> None:
+        if self.metrics is not None:
+            self.metrics.delays.labels(protocol).inc()
 
     def _audit(self, login, protocol, address, outcome, method) -> None:
         with self.db.write() as s:

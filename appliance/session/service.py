@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 
 from appliance.db import repo
 from appliance.db.models import Node, Version
-from appliance.errors import (BadRequest, Conflict, Denied, Hidden, NoSpace, NotFound,
-                              QuotaExceeded, TooLarge)
+from appliance.errors import (BadRequest, Conflict, CorruptData, Denied, Hidden, NoSpace,
+                              NotFound, QuotaExceeded, TooLarge)
 from appliance.session import paths
 from appliance.session.access import AccessMixin
 from appliance.session.copying import CopyingMixin
@@ -26,7 +26,8 @@ from appliance.session.views import ViewsMixin, in_view
 from appliance.session.properties import PropertiesMixin
 from appliance.session.entry import (Entry, VersionInfo, checked_mtime, dir_entry, entry_for,
                                      file_entry)
-from appliance.session.transfer import Limits, MissingParent, ReadHandle, Upload, human
+from appliance.session.transfer import (Limits, MissingParent, Origin, ReadHandle, Upload,
+                                        human)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,17 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         # of the principal in this process (WebDAV makes one per request): see
         # remembered().
         self._clients, self._grant_cache = app.access_memo(principal)
+        # A long-lived session counts as active until close() (appliance.metrics).
+        self._active = None
+        if not per_request and app.metrics is not None:
+            self._active = app.metrics.sessions.labels(protocol)
+            self._active.inc()
+
+    def close(self) -> None:
+        """The session's connection ended. Safe to call twice."""
+        active, self._active = self._active, None
+        if active is not None:
+            active.dec()
 
     # -- views and decisions ---------------------------------------------------------
 
@@ -281,16 +293,25 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             if row is not None:
                 yield dir_entry(f"/{name}", name, repo.root_node(s, row.id))
 
-    def open_read(self, path, version_id: int | None = None) -> ReadHandle:
+    def open_read(self, path, version_id: int | None = None, *,
+                  metered: bool = True) -> ReadHandle:
+        """`metered`: the bytes read count as sent to the client (not for copies)."""
         t = self.target(path)
         with self._op("read", t, write=True, right="read") as (s, client):
             node, version = self._readable(s, client, t, version_id)
             key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
-            reader = self.app.provider.open_blob(version.blob_id, key, version.size,
-                                                 version.holes)
-            if in_view(t.rel):
-                return ReadHandle(self._view_stat(s, client, t), reader)
-            return ReadHandle(file_entry(self.view_path(t), node, version), reader)
+            origin = Origin(client.name, t.canonical, version.id, version.blob_id)
+            try:
+                reader = self.app.provider.open_blob(version.blob_id, key, version.size,
+                                                     version.holes)
+            except CorruptData as e:
+                origin.corrupt(e)
+                raise
+            metrics = self.app.metrics if metered else None
+            meter = None if metrics is None else metrics.meter(self.protocol, "down")
+            entry = (self._view_stat(s, client, t) if in_view(t.rel)
+                     else file_entry(self.view_path(t), node, version))
+            return ReadHandle(entry, reader, origin, meter)
 
     def _readable(self, s, client, t, version_id):
         if in_view(t.rel):
@@ -305,13 +326,15 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
 
     # -- writing ---------------------------------------------------------------
 
-    def open_write(self, path, *, truncate: bool = True, size: int | None = None) -> Upload:
+    def open_write(self, path, *, truncate: bool = True, size: int | None = None,
+                   metered: bool = True) -> Upload:
         """Start a new version of `path`. It appears only when `Upload.commit()` returns.
 
         With truncate=False the new version starts as a copy of the current one
         (resume, append, writes at offsets past the copied part). `size`: the
         length the caller announces (a PUT's Content-Length), refused at once if
-        it cannot fit. Raises TooLarge, NoSpace or QuotaExceeded.
+        it cannot fit. Raises TooLarge, NoSpace or QuotaExceeded. `metered`: its
+        bytes and duration count in the metrics (not for copies inside the store).
         """
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write",
@@ -334,7 +357,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             data_key, wrapped, digest_key = self.app.keyring.upload_keys(wrapped_client_key)
             return self.app.provider.create_blob(data_key, digest_key), wrapped
 
-        return Upload(self, t, make_writer, base_reader, limits)
+        return Upload(self, t, make_writer, base_reader, limits, metered=metered)
 
     def _limits(self, quota: int | None, size: int | None) -> Limits:
         """The limits of a new upload; refuses one that cannot fit as announced, or

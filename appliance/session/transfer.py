@@ -13,13 +13,17 @@ missing part never becomes a version. The version becomes visible only in
 proportional to real data checks `cancel()` per block, so an upload whose
 connection is gone stops at once.
 """
+import logging
 import threading
+import time
 from dataclasses import dataclass
 
-from appliance.errors import Cancelled, Conflict, NoSpace, QuotaExceeded, StrongroomError, \
-    TooLarge
+from appliance.errors import Cancelled, Conflict, CorruptData, NoSpace, QuotaExceeded, \
+    StrongroomError, TooLarge
 from appliance.session.entry import checked_mtime
 from appliance.session.overlay import Layered, Overlay, extent_at
+
+log = logging.getLogger("strongroom.storage")
 
 COPY_BLOCK = 1024 * 1024
 # Free space is looked at whenever this much more was stored: a statvfs per 4 MiB
@@ -46,21 +50,56 @@ def human(n: int) -> str:
         n /= 1024
 
 
-class ReadHandle:
-    """An open version: `read(offset, size)` decrypts only the chunks it touches."""
+@dataclass(frozen=True)
+class Origin:
+    """Which stored version a reader reads, for the log line when it is corrupt."""
+    client: str
+    path: str           # canonical: '/<client>/...'
+    version_id: int
+    blob_id: str
 
-    def __init__(self, entry, reader):
+    def corrupt(self, e: CorruptData) -> None:
+        """Log, at ERROR, a blob that failed authentication (or is missing or cut):
+        the client gets only 'failed its integrity check', the admin needs to know
+        which version to restore from a backup."""
+        log.error("stored data failed its integrity check: client %s, path %s, version %d, "
+                  "blob %s: %s", self.client, self.path, self.version_id, self.blob_id, e,
+                  extra={"client": self.client, "path": self.path,
+                         "version_id": self.version_id, "blob_id": self.blob_id})
+
+
+class ReadHandle:
+    """An open version: `read(offset, size)` decrypts only the chunks it touches.
+    `meter`: a counter of the bytes sent to the client (None: not counted; copies
+    inside the store are not)."""
+
+    def __init__(self, entry, reader, origin: Origin, meter=None):
         self.entry = entry
         self._reader = reader
+        self._origin = origin
+        self._meter = meter
+        self._reported = False
 
     def read(self, offset: int, size: int) -> bytes:
-        return self._reader.read(offset, size)
+        data = self._read(offset, size)
+        if self._meter is not None:
+            self._meter.inc(len(data))
+        return data
+
+    def _read(self, offset: int, size: int) -> bytes:
+        try:
+            return self._reader.read(offset, size)
+        except CorruptData as e:
+            if not self._reported:     # once: a client may retry the same chunk many times
+                self._reported = True
+                self._origin.corrupt(e)
+            raise
 
     def iter_range(self, start: int, end: int, block: int):
         """Yield the bytes [start, end) in blocks of at most `block` bytes."""
         pos = start
         while pos < end:
-            data = self._reader.read(pos, min(block, end - pos))
+            data = self._read(pos, min(block, end - pos))
             if not data:
                 return
             pos += len(data)
@@ -82,9 +121,12 @@ class ReadHandle:
 
 
 class Upload:
-    """One new version being written; see the module docstring for the rules."""
+    """One new version being written; see the module docstring for the rules.
+    `metered`: its bytes and duration count in the metrics (not for copies
+    inside the store)."""
 
-    def __init__(self, session, target, make_writer, base, limits: Limits):
+    def __init__(self, session, target, make_writer, base, limits: Limits, *,
+                 metered: bool = True):
         self._session, self._target = session, target
         self._make_writer = make_writer
         self._writer, self._wrapped = make_writer()
@@ -97,6 +139,9 @@ class Upload:
         self._done = False
         self._mtime: float | None = None
         self.entry = None
+        metrics = session.app.metrics if metered else None
+        self._meter = None if metrics is None else metrics.meter(session.protocol, "up")
+        self._started = time.monotonic()
 
     @property
     def mtime(self) -> float | None:
@@ -132,6 +177,8 @@ class Upload:
             raise Conflict("the upload is closed or was discarded after an error")
         if not len(data):
             return  # a zero-length write never extends a file
+        if self._meter is not None:
+            self._meter.inc(len(data))
         try:
             self._check_limits(offset + len(data))
             self._stored(self._chunks_touched(offset, len(data)))
@@ -241,6 +288,9 @@ class Upload:
         except BaseException:
             self._session.app.provider.delete_blob(self._writer.blob_id)
             raise
+        if self._meter is not None:
+            self._session.app.metrics.uploads.labels(self._session.protocol).observe(
+                time.monotonic() - self._started)
         return self.entry
 
     def abort(self) -> None:
@@ -259,4 +309,5 @@ class Upload:
             self._base = None
 
 
-__all__ = ["COPY_BLOCK", "Limits", "MissingParent", "ReadHandle", "Upload", "StrongroomError"]
+__all__ = ["COPY_BLOCK", "Limits", "MissingParent", "Origin", "ReadHandle", "Upload",
+           "StrongroomError"]

@@ -51,6 +51,8 @@ class SSHServer(paramiko.ServerInterface):
 
     def closed(self) -> None:
         """The connection ended: a login left at its code prompt was a failed attempt."""
+        if self.session is not None:
+            self.session.close()
         try:
             self._abandon()
         except Exception as e:   # the database is away: the connection is gone anyway
@@ -70,9 +72,9 @@ class SSHServer(paramiko.ServerInterface):
             return "keyboard-interactive"
         return ALL_METHODS
 
-    def _login(self, principal, method) -> int:
+    def _login(self, principal) -> int:
+        # logged (once, as every protocol's logins are) by the authenticator
         self.session = self.app.session(principal, "sftp", self.address)
-        log.info("sftp login %s (%s) from %s", principal.login, method, self.address)
         return AUTH_SUCCESSFUL
 
     def check_auth_password(self, username, password):
@@ -82,7 +84,7 @@ class SSHServer(paramiko.ServerInterface):
             principal = self.app.auth.password_login(username, password, "sftp", self.address)
         except AuthFailed:
             return AUTH_FAILED
-        return self._login(principal, "password")
+        return self._login(principal)
 
     def check_auth_publickey(self, username, key):
         """Asked before the client signs (and again with the signature). The login
@@ -109,7 +111,7 @@ class SSHServer(paramiko.ServerInterface):
         if factor.needs_code:
             self._key = self._owed = factor
         else:
-            self._login(factor.principal, "publickey")
+            self._login(factor.principal)
 
     def check_auth_interactive(self, username, submethods):
         if self._key is not None and self._key.login == username:
@@ -133,13 +135,13 @@ class SSHServer(paramiko.ServerInterface):
             if isinstance(pending, str):
                 factor = self.app.auth.first_factor(pending, responses[0], "sftp", self.address)
                 if not factor.needs_code:
-                    return self._login(factor.principal, "keyboard-interactive")
+                    return self._login(factor.principal)
                 return self._ask_code(factor)
             self._owed = None     # answered: second_factor counts a wrong code itself
             principal = self.app.auth.second_factor(pending, responses[0], "sftp", self.address)
         except AuthFailed:
             return AUTH_FAILED
-        return self._login(principal, f"{pending.method}+totp")
+        return self._login(principal)
 
     def check_channel_request(self, kind, chanid):
         # paramiko opens channels only on an authenticated transport

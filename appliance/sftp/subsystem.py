@@ -16,8 +16,8 @@ import struct
 
 from paramiko import Message, SFTPServer
 from paramiko.sftp import (CMD_CLOSE, CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT,
-                           CMD_OPEN, CMD_OPENDIR, CMD_READ, CMD_STATUS, CMD_VERSION, CMD_WRITE,
-                           SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
+                           CMD_NAMES, CMD_OPEN, CMD_OPENDIR, CMD_READ, CMD_STATUS, CMD_VERSION,
+                           CMD_WRITE, SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
 
 from appliance.sftp.channelio import adopt_channel
 from appliance.sftp.errors import EXPECTED, TooManyHandles, status_for
@@ -43,6 +43,8 @@ FAILED = object()
 
 
 class Subsystem(Framing, SFTPServer):
+    _metrics = None     # appliance.metrics.Metrics, once started with metrics on
+
     def __init__(self, channel, *args, **kwargs):
         adopt_channel(channel)  # paramiko builds us on the transport thread: see channelio
         super().__init__(channel, *args, **kwargs)
@@ -53,6 +55,7 @@ class Subsystem(Framing, SFTPServer):
         self.sock = channel
         self._connection = transport.server_object   # counts handles over its channels
         self._connection.adopt(self)
+        self._metrics = self._connection.app.metrics
         self._send_server_version()
         self.server.session_started()
         while True:
@@ -143,22 +146,30 @@ class Subsystem(Framing, SFTPServer):
             super()._process(t, request_number, msg)
 
     def _guarded(self, t, request_number, fn, *args):
-        """fn(*args), or FAILED after an error has become the request's status."""
+        """fn(*args), or FAILED after an error has become the request's status.
+        Every request passes here once: it is counted here (appliance.metrics)."""
+        outcome = "ok"
         try:
             return fn(*args)
         except EXPECTED as e:
+            outcome = "refused"
             code, text = status_for(e)
             log.info("sftp %s: request %s refused: %s", self._who(), t, e)
             self._send_status(request_number, code, text)
         except MALFORMED as e:
+            outcome = "malformed"
             log.info("sftp %s: malformed request %s: %s", self._who(), t, e)
             self._send_status(request_number, SFTP_BAD_MESSAGE, "malformed request")
         except Exception as e:
+            outcome = "error"
             if self.sock.closed or not self.sock.get_transport().is_active():
                 log.info("sftp %s: connection closed during request %s", self._who(), t)
                 return FAILED
             log.exception("sftp %s: request %s failed: %s", self._who(), t, e)
             self._send_status(request_number, *status_for(None))
+        finally:
+            if self._metrics is not None:
+                self._metrics.request("sftp", CMD_NAMES.get(t, "other"), outcome)
         return FAILED
 
     def _who(self) -> str:

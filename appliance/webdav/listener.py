@@ -85,16 +85,17 @@ class TLSAdapter(BuiltinSSLAdapter):
 LINGER_SECONDS, LINGER_BYTES = 2.0, 16 * 1024 * 1024
 
 
-def close_after_response() -> None:
+def close_after_response(linger: bool = True) -> None:
     """The request this thread serves ends its connection once answered, instead of
     cheroot reading what is left of its body first (for keep-alive): an error
     answered before the body was read waits for the body at most LINGER_SECONDS
     (what a client sends meanwhile is read and dropped, so that closing does not
-    reset the connection under the answer). Harmless elsewhere."""
+    reset the connection under the answer); without `linger` (a request without
+    a body) it closes at once. Harmless elsewhere."""
     request = getattr(_serving, "request", None)
     if request is not None:
         request.close_connection = True
-        request.conn.linger = True
+        request.conn.linger = linger
 
 
 class _Request(HTTPRequest):
@@ -120,6 +121,7 @@ class _Connection(HTTPConnection):
         super().__init__(server, sock, makefile)
         self.admitted = False         # Server.process_conn has looked at it
         self.counted = None           # the address whose count of not logged in holds it
+        self.active = None            # the metrics gauge it counts in once logged in
         self._handshaken = not isinstance(sock, ssl.SSLSocket)
 
     def communicate(self):
@@ -165,11 +167,19 @@ class _Connection(HTTPConnection):
                                self.server.header_timeout)
 
     def logged_in(self) -> None:
-        """A request on it passed login: it no longer counts against its address."""
+        """A request on it passed login: it no longer counts against its address,
+        and counts as an active session (appliance.metrics) until it closes."""
         self._uncount()
+        metrics = self.server.metrics
+        if metrics is not None and self.active is None:
+            self.active = metrics.sessions.labels("webdav")
+            self.active.inc()
 
     def close(self):
         self._uncount()
+        active, self.active = self.active, None
+        if active is not None:
+            active.dec()
         if getattr(self, "linger", False):
             self._drain()
         super().close()
@@ -240,7 +250,8 @@ class Server(wsgi.Server):
     ConnectionClass = _Connection
 
     def __init__(self, bind_addr, wsgi_app, *, tls: TLSAdapter, threads: int,
-                 header_timeout: float, per_address: int, max_header_size: int):
+                 header_timeout: float, per_address: int, max_header_size: int,
+                 metrics=None):
         super().__init__(bind_addr, wsgi_app, numthreads=threads, server_name="Strongroom",
                          timeout=TIMEOUT, request_queue_size=128)
         # the request line and headers together (cheroot answers 413 beyond it)
@@ -250,6 +261,7 @@ class Server(wsgi.Server):
         self.prelogin = _PerAddress(per_address)
         self.quiet = QuietLog(log)
         self.accept_backoff = AcceptBackoff(log, "webdav")
+        self.metrics = metrics        # appliance.metrics.Metrics, or None
 
     def prepare(self):
         super().prepare()

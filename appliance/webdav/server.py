@@ -15,6 +15,7 @@ from appliance.webdav.guard import ChunkedXmlBody, guard
 from appliance.webdav.internal import ErrorPages
 from appliance.webdav.listener import Server, TLSAdapter
 from appliance.webdav.locks import LockStorage
+from appliance.webdav.probes import probes
 from appliance.webdav.props import PropertyManager
 from appliance.webdav.provider import Provider
 
@@ -51,8 +52,8 @@ def make_wsgi_app(app) -> WsgiDAVApp:
 
 def make_server(app, host: str, port: int) -> Server:
     cfg = app.config
-    return Server((host, port), guard(make_wsgi_app(app)),
+    return Server((host, port), probes(app, guard(make_wsgi_app(app))),
                   tls=TLSAdapter(cfg.tls.cert_file, cfg.tls.key_file),
                   threads=cfg.webdav.threads, header_timeout=cfg.webdav.header_timeout,
                   per_address=cfg.webdav.max_unauthenticated_per_address,
-                  max_header_size=cfg.webdav.max_header_size)
+                  max_header_size=cfg.webdav.max_header_size, metrics=app.metrics)

@@ -1,0 +1,33 @@
+"""`strongroom status`"""
+import click
+
+from appliance.cli.options import data_dir_option, emit, json_option
+
+CHECKS = ("daemon", "webdav", "sftp", "database", "master_key", "disk", "staging")
+MARK = {True: "ok", False: "ATTENTION", None: "-"}
+
+
+@click.command(epilog="Examples: strongroom status ; strongroom status --json | jq .disk")
+@data_dir_option
+@json_option
+def status(data_dir, as_json):
+    """Daemon, ports, database, master key, disk and staging, one line each.
+
+    Reads only (the database read-only; no audit event). Exits 1 when a line needs
+    attention: daemon not running, a port not answering, database unreachable or not
+    migrated, master key unreadable or wrong, free space below [storage] reserve.
+    """
+    from appliance.health import status as gather
+    report = gather(data_dir)
+    emit(report, as_json, _human)
+    raise SystemExit(0 if report["ok"] else 1)
+
+
+def _human(report):
+    for name in CHECKS:
+        check = report[name]
+        yield f"{name.replace('_', ' '):<11} {MARK[check['ok']]:<9} {check['summary']}"
+    if report["attention"]:
+        yield f"needs attention: {', '.join(n.replace('_', ' ') for n in report['attention'])}"
+    else:
+        yield "all well"
