@@ -8,7 +8,7 @@ import config as configmod
 import providers
 from appliance.db import Database, default_url, upgrade
 from appliance.db.rekey import rekey_legacy_digests
-from appliance.session import Session
+from appliance.session import Principal, Session
 from appliance.session.admin import Admin
 from appliance.session.audit import Chain
 from appliance.session.locks import LockStore
@@ -40,6 +40,8 @@ class App:
         self.auth = Authenticator(self.db, self.config, self.keyring.derive("drive sessions"),
                                   self.audit)
         self.locks = LockStore(self.db, self.config.webdav.lock_max)
+        # How audit events name the administrator (the CLI: admin:<OS user>)
+        self.admin_name = "admin"
         # Which libraries each client sees, remembered briefly (session.access).
         self.library_names: dict = {}
         # Bumped by every change of clients, grants or libraries made in this process,
@@ -74,8 +76,12 @@ class App:
                 per_request: bool = False) -> Session:
         return Session(self, principal, protocol, address, per_request=per_request)
 
-    def admin(self, actor: str = "admin") -> Admin:
-        return Admin(self, actor)
+    def admin(self, actor: str | None = None) -> Admin:
+        return Admin(self, actor or self.admin_name)
+
+    def admin_principal(self) -> Principal:
+        """The administrator, as audit events of this process name them."""
+        return Principal(login=self.admin_name, role="admin")
 
     def close(self) -> None:
         """Anchor what this process added to the audit trail, then let go of the database."""

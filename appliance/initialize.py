@@ -14,16 +14,24 @@ from appliance.db import Database, default_url, upgrade
 from providers.keys import create_master_key
 
 
-def initialize(data_dir: Path, settings: dict) -> list[str]:
-    """Create config, master key, host keys, TLS certificate and database; return what was made."""
+def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:
+    """Create config, master key, host keys, TLS certificate and database. Run again,
+    write the [server] options named in `given` into the existing config, and make a
+    new self-signed certificate if the names it must carry changed. Return
+    {"created": [paths], "changed": {option: [old, new]}, "certificate": str|None}."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    made = []
+    made, changed, certificate = [], {}, None
     cfg_path = data_dir / "strongroom.toml"
     if not cfg_path.exists():
-        _write_private(cfg_path, configmod.render_example(settings).encode())
+        _write_config(data_dir, cfg_path, configmod.render_example(settings).encode())
         made.append(str(cfg_path))
+    elif given:
+        changed = configmod.set_options(data_dir, "server",
+                                        {n: settings["server"][n] for n in given})
     cfg = configmod.load(data_dir)
+    if {"host", "public_name"} & set(changed):
+        certificate = _renew_own_certificate(cfg)
     steps = [
         (cfg.storage.master_key_file, create_master_key),
         (cfg.ssh.host_key_ed25519, _make_ed25519),
@@ -40,7 +48,42 @@ def initialize(data_dir: Path, settings: dict) -> list[str]:
     db = Database(cfg.database.url or default_url(data_dir))
     upgrade(db)
     db.dispose()
-    return made
+    return {"created": made, "changed": {f"[server] {n}": list(v) for n, v in changed.items()},
+            "certificate": certificate}
+
+
+def _renew_own_certificate(cfg) -> str:
+    """A new self-signed certificate for the names of `cfg`, if the one there is the
+    one init made; an admin's own certificate is kept. Returns what was done."""
+    cert_path, key_path = Path(cfg.tls.cert_file), Path(cfg.tls.key_file)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError):
+        return f"kept {cert_path}: not readable as a certificate"
+    ours = cert.issuer == cert.subject and any(
+        a.value == "Strongroom" for a in cert.subject.get_attributes_for_oid(
+            NameOID.ORGANIZATION_NAME))
+    names = _names(cfg)
+    if not ours:
+        return f"kept your certificate {cert_path}: make sure it names {', '.join(names)}"
+    for p in (key_path, cert_path):
+        p.replace(p.with_name(p.name + ".old"))
+    _make_tls(key_path, cert_path, names)
+    return f"made a new self-signed certificate for {', '.join(names)} (the old one: .old)"
+
+
+def _write_config(data_dir: Path, path: Path, data: bytes) -> None:
+    """The first config file, written only if it loads (a bad option given to init
+    leaves no file behind that every later command would trip over)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    _write_private(tmp, data)
+    try:
+        configmod.load(data_dir, tmp)
+    except configmod.ConfigError as e:
+        tmp.unlink()
+        raise configmod.ConfigError(str(e).replace(str(tmp), str(path))) from None
+    os.replace(tmp, path)
 
 
 def _write_private(path: Path, data: bytes) -> None:

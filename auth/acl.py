@@ -25,17 +25,15 @@ class Grant:
 
 
 def parse_rights(text: str) -> str:
-    """'read,write' or 'rw' -> 'rw'; ValueError for anything else."""
+    """'read,write' (names, comma-separated) -> 'rw'; ValueError for anything else:
+    letters ('rwd') are the stored form, not one an admin types."""
     letters = set()
-    for word in text.replace(",", " ").split():
-        if word in NAMES:
-            letters.add(NAMES[word])
-        elif set(word) <= set(RIGHTS):
-            letters |= set(word)
-        else:
-            raise ValueError(f"unknown right {word!r} (use read, write, delete, manage)")
-    if not letters:
-        raise ValueError("no rights given")
+    for word in (w.strip() for w in text.split(",")):
+        if word not in NAMES:
+            what = f"unknown right {word!r}" if word else f"no right given in {text!r}"
+            raise ValueError(f"{what}: rights are names, comma-separated: "
+                             f"{', '.join(NAMES)} (read includes listing)")
+        letters.add(NAMES[word])
     return "".join(r for r in RIGHTS if r in letters)
 
 

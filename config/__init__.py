@@ -4,6 +4,6 @@
 file written by `strongroom init` and the option names errors refer to.
 """
 from config.schema import SCHEMA, Option
-from config.loader import Config, ConfigError, load, render_example
+from config.loader import Config, ConfigError, load, render_example, set_options
 
-__all__ = ["SCHEMA", "Option", "Config", "ConfigError", "load", "render_example"]
+__all__ = ["SCHEMA", "Option", "Config", "ConfigError", "load", "render_example", "set_options"]

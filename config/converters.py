@@ -1,5 +1,6 @@
 """Type converters for config options. Each takes the raw TOML value and returns
 the typed value or raises ValueError with a short reason."""
+import math
 import re
 from dataclasses import dataclass
 
@@ -37,6 +38,38 @@ def size(value):
         if m and m.group(2).lower() in _SIZE_UNITS:
             return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
     raise ValueError(f"expected a size such as 1048576 or '10GiB', got {value!r}")
+
+
+# Sizes typed on the command line must say their unit: a bare '10' read as bytes
+# made a 10-byte quota. Single letters ('10G') are refused too: GB or GiB?
+_STRICT_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+                 "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+SIZE_FORMS = "10GiB, 500MB, 1.5TB (KiB, MiB, GiB, TiB: 1024-based; kB, MB, GB, TB: 1000-based)"
+
+
+def size_with_unit(value):
+    """Bytes from a size that names its unit ('10GiB', '500 MB', '1.5TB'); a number
+    alone, or an ambiguous letter ('10G'), is refused. Unlike `size` (the config
+    file's, where a bare number is bytes)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", str(value))
+    if m is None or m.group(2).lower() not in _STRICT_UNITS:
+        raise ValueError(f"expected a size with its unit, such as {SIZE_FORMS}; "
+                         f"got {value!r}")
+    return int(float(m.group(1)) * _STRICT_UNITS[m.group(2).lower()])
+
+
+def describe_size(n: int) -> str:
+    """'10.0 GB (10000000000 bytes)' or '10.0 GiB (10737418240 bytes)': in the unit
+    family (1000- or 1024-based) that states `n` more exactly, bytes alongside."""
+    if n < 1000:
+        return f"{n} bytes"
+    candidates = []
+    for base, units in ((1024, ("KiB", "MiB", "GiB", "TiB")), (1000, ("kB", "MB", "GB", "TB"))):
+        power = min(len(units), max(1, int(math.log(n, base) + 1e-9)))
+        value = n / base ** power
+        candidates.append((abs(value * 10 - round(value * 10)), f"{value:.1f} {units[power - 1]}"))
+    closest = min(candidates, key=lambda c: c[0])[1]   # ties: the 1024-based one
+    return f"{closest} ({n} bytes)"
 
 
 def chunk_size(value):
@@ -101,6 +134,21 @@ def duration(value):
 def positive_duration(value):
     """A duration (see `duration`) longer than zero."""
     seconds = duration(value)
+    if seconds <= 0:
+        raise ValueError(f"expected a duration longer than zero, got {value!r}")
+    return seconds
+
+
+def duration_with_unit(value):
+    """Seconds, from a string that names its unit: '90d', '12h', '30m', '3600s' (also
+    'w', 'min'), longer than zero. For the CLI, where a bare '90' is a trap (seconds?
+    days?); durations in the config file keep `duration`."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", value) \
+        if isinstance(value, str) else None
+    if m is None or m.group(2).lower() not in _DURATION_UNITS:
+        raise ValueError(f"expected a duration with a unit: 90d, 12h, 30m or 3600s "
+                         f"(also w, min), got {value!r}")
+    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
     if seconds <= 0:
         raise ValueError(f"expected a duration longer than zero, got {value!r}")
     return seconds

@@ -97,3 +97,46 @@ def _toml_value(value) -> str:
         return str(value)
     escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{escaped}"'
+
+
+def set_options(data_dir: Path, section: str, values: dict) -> dict:
+    """Write `values` into [section] of the data directory's config file, keeping its
+    comments; return {name: (old, new)} for those that changed. The file is replaced
+    only if the result loads."""
+    path = Path(data_dir) / "strongroom.toml"
+    before = _read(path).get(section, {})
+    changed = {n: (before.get(n), v) for n, v in values.items() if before.get(n) != v}
+    if not changed:
+        return {}
+    lines = path.read_text("utf-8").splitlines()
+    for name, (_old, new) in changed.items():
+        _set_line(lines, section, name, _toml_value(new))
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text("\n".join(lines) + "\n", "utf-8")
+    os.chmod(tmp, os.stat(path).st_mode & 0o777)
+    try:
+        load(Path(data_dir), tmp)
+    except ConfigError as e:
+        tmp.unlink()
+        raise ConfigError(str(e).replace(str(tmp), str(path))) from None
+    os.replace(tmp, path)
+    return changed
+
+
+def _set_line(lines: list[str], section: str, name: str, value: str) -> None:
+    current, end = None, None
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            if current == section:
+                end = i
+                break
+            current = stripped.strip("[] ")
+        elif current == section and stripped.split("=", 1)[0].strip() == name \
+                and "=" in stripped:
+            lines[i] = f"{name} = {value}"
+            return
+    if current != section and end is None:
+        lines += ["", f"[{section}]"]
+        end = len(lines)
+    lines.insert(end if end is not None else len(lines), f"{name} = {value}")

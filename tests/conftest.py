@@ -130,6 +130,7 @@ class Daemon:
         self.base_url = f"https://{HOST}:{self.webdav_port}"
         self.users: dict[str, User] = {}
         self.proc: subprocess.Popen | None = None
+        self.run_as: tuple = ()     # e.g. ("setpriv", "--reuid=...", ...) before `serve`
         self._log_offset = 0
         self._seq = count()
         self._rclone_conf: Path | None = None
@@ -203,7 +204,7 @@ class Daemon:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                ["strongroom", "serve", "--data-dir", str(self.data_dir)],
+                [*self.run_as, "strongroom", "serve", "--data-dir", str(self.data_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 preexec_fn=_daemon_preexec(nofile))
         deadline = time.monotonic() + START_TIMEOUT

@@ -72,8 +72,9 @@ def test_acl_manage_implies_everything_and_nothing_is_default():
     assert acl.rights_at((acl.Grant(("a",), "m"),), ("a", "b")) == "rwdm"
     assert acl.decide((), ("a",), "r") == "hidden"
     assert acl.parse_rights("read, write") == "rw"
-    with pytest.raises(ValueError):
-        acl.parse_rights("execute")
+    for other in ("execute", "rw", "read write", "list", ""):   # names, nothing else
+        with pytest.raises(ValueError, match="read, write, delete, manage"):
+            acl.parse_rights(other)
 
 
 def test_throttle_counts_attempts_in_flight():

@@ -8,9 +8,17 @@ import sys
 import pytest
 
 
-def cli(data_dir, *args, input=None):
+def cli(data_dir, *args, input=None, env=None):
     return subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, input=input, timeout=120)
+                          capture_output=True, text=True, input=input, timeout=120,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def me() -> str:
+    """How audit events name the admin running the test's commands."""
+    import pwd
+    sudo = os.environ.get("SUDO_USER") if os.getuid() == 0 else None
+    return "admin:" + (sudo or pwd.getpwuid(os.getuid()).pw_name)
 
 
 @pytest.fixture
@@ -44,18 +52,19 @@ def test_user_add_json_contract(data_dir):
     assert [(u["login"], u["role"], u["client"]) for u in users] == [
         ("alice", "client", "acme"), ("sam", "staff", None)]
     clients = json.loads(cli(data_dir, "client", "list", "--json").stdout)
-    assert clients == [{"name": "acme", "quota_bytes": 10 * 1024**3, "used_bytes": 0}]
+    assert clients == [{"name": "acme", "display_name": None, "quota_bytes": 10 * 1024**3,
+                        "used_bytes": 0, "disabled": False}]
 
 
 @pytest.mark.parametrize("args, message", [
     (("client", "add", "../evil"), "client names are"),
     (("user", "add", "x1", "--client", "nope", "--no-totp"), "no client named 'nope'"),
     (("user", "add", "x2", "--client", "a", "--staff"), "exactly one of"),
-    (("versions", "list", "/missing.txt", "--client", "acme"), "no such client"),
-    (("versions", "restore", "/f", "1"), "Missing option '--client'"),
-    (("trash", "list", "--client", "acme"), "no such client"),
+    (("versions", "list", "/acme/missing.txt"), "no such client or library: acme"),
+    (("versions", "restore", "/f", "1"), "no such client or library: f"),
+    (("trash", "list", "/acme"), "no such client or library: acme"),
     (("audit", "list", "--since", "yesterday"), "expected a duration"),
-    (("trash", "restore", "/case/x.pdf", "--client", "acme"), "not an item of the trash"),
+    (("trash", "restore", "x17"), "not an item of the trash"),
 ])
 def test_errors_are_one_line_and_nonzero(data_dir, args, message):
     r = cli(data_dir, *args)
@@ -108,13 +117,15 @@ def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     assert cli(data_dir, "user", "add", "alice", "--client", "acme", "--no-totp").returncode == 0
     events = json.loads(cli(data_dir, "audit", "list", "--json").stdout)
     assert [(e["actor"], e["protocol"], e["action"], e["path"]) for e in events][:2] == [
-        ("admin", "cli", "client-add", "/acme"), ("admin", "cli", "client-add", "/beta")]
+        (me(), "cli", "client-add", "/acme"), (me(), "cli", "client-add", "/beta")]
     assert all(e["prev_hash"] == before["hash"] for before, e in zip(events, events[1:]))
     acme = json.loads(cli(data_dir, "audit", "list", "--client", "acme", "--json").stdout)
     assert acme and all(e["path"].startswith("/acme") for e in acme)
     newest = json.loads(cli(data_dir, "audit", "list", "--limit", "1", "--json").stdout)
     assert newest == events[-1:]
-    assert json.loads(cli(data_dir, "audit", "list", "--user", "nobody", "--json").stdout) == []
+    assert json.loads(cli(data_dir, "audit", "list", "--user", "alice", "--json").stdout) == []
+    r = cli(data_dir, "audit", "list", "--user", "nobody", "--json")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "no user nobody" in r.stderr
     assert json.loads(cli(data_dir, "audit", "list", "--since", "2000-01-01", "--json").stdout) \
         == events
     r = cli(data_dir, "audit", "verify")
@@ -124,3 +135,66 @@ def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     r = cli(data_dir, "audit", "verify")
     assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
     assert f"event {events[1]['id']} was altered" in r.stderr
+
+
+def test_audit_names_the_admin_under_sudo(data_dir):
+    if os.getuid() != 0:
+        pytest.skip("SUDO_USER counts only for commands run as root")
+    assert cli(data_dir, "client", "add", "acme", env={"SUDO_USER": "carol"}).returncode == 0
+    events = json.loads(cli(data_dir, "audit", "list", "--action", "client-add", "--json").stdout)
+    assert [e["actor"] for e in events] == ["admin:carol"]
+
+
+def _sans(data_dir) -> list[str]:
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate((data_dir / "tls" / "cert.pem").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n.value) for n in sans]
+
+
+def test_init_again_applies_the_options_given(data_dir):
+    key = (data_dir / "master.key").read_bytes()
+    r = cli(data_dir, "init", "--host", "127.0.0.2", "--public-name", "files.example.org")
+    assert r.returncode == 0, r.stderr
+    assert "set [server] host = '127.0.0.2' (was '127.0.0.1')" in r.stdout
+    assert "new self-signed certificate" in r.stdout
+    conf = (data_dir / "strongroom.toml").read_text()
+    assert 'host = "127.0.0.2"' in conf and 'public_name = "files.example.org"' in conf
+    assert "# Address both servers listen on." in conf          # comments kept
+    assert "files.example.org" in _sans(data_dir) and "127.0.0.2" in _sans(data_dir)
+    assert (data_dir / "master.key").read_bytes() == key
+    again = json.loads(cli(data_dir, "init", "--json").stdout)   # nothing given: nothing changes
+    assert again["changed"] == {} and again["certificate"] is None
+    assert (data_dir / "strongroom.toml").read_text() == conf
+
+
+def test_init_again_keeps_an_admins_own_certificate(data_dir):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=own",
+                    "-keyout", str(data_dir / "tls" / "key.pem"),
+                    "-out", str(data_dir / "tls" / "cert.pem")], check=True, capture_output=True)
+    own = (data_dir / "tls" / "cert.pem").read_bytes()
+    r = cli(data_dir, "init", "--public-name", "files.example.org")
+    assert r.returncode == 0 and "kept your certificate" in r.stdout, r.stdout + r.stderr
+    assert (data_dir / "tls" / "cert.pem").read_bytes() == own
+
+
+def test_init_refuses_a_bad_option_and_changes_nothing(data_dir, tmp_path):
+    conf = (data_dir / "strongroom.toml").read_text()
+    r = cli(data_dir, "init", "--webdav-port", "99999")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "webdav_port" in r.stderr
+    assert (data_dir / "strongroom.toml").read_text() == conf
+    fresh = tmp_path / "fresh"
+    assert cli(fresh, "init", "--sftp-port", "70000").returncode == 1
+    assert not (fresh / "strongroom.toml").exists()
+
+
+def test_init_says_a_running_daemon_needs_a_restart(data_dir):
+    from appliance.runlock import RunLock
+    lock = RunLock(data_dir).acquire("test")     # as `serve` holds it
+    try:
+        out = json.loads(cli(data_dir, "init", "--sftp-port", "2299", "--json").stdout)
+    finally:
+        lock.release()
+    assert out["changed"] == {"[server] sftp_port": [0, 2299]} and out["restart_needed"]

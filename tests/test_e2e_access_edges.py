@@ -9,10 +9,12 @@
   now sits where a folder on the way was, not its versions, not a deleted file
   there. And a deleted folder takes its grants with it."""
 import json
+import time
 
 import paramiko
 import pytest
 
+from appliance.session.access import ACCESS_TTL
 from conftest import HOST, running_daemon
 
 PW = "View-names-pass-0123456789"
@@ -171,6 +173,7 @@ def test_a_deleted_file_on_the_way_stays_hidden(daemon):
                     if e.name.endswith(" zeta") and not e.is_dir)
     finally:
         app.close()
+    time.sleep(ACCESS_TTL)      # the daemon has seen the grant: the way through is open
     assert d.request("sub-reader", "GET", item.path).status == 404
     listing = d.request("sub-reader", "PROPFIND", "/acme/@trash", "-H", "Depth: 1").body
     assert b"d" + str(item.node_id).encode() + b" zeta" not in listing

@@ -297,8 +297,9 @@ class CLI:
         self.admin = self.app.session(ADMIN, "test")
 
     def do(self, login, op, path, dst):
+        canon = (lambda v: v) if login == "sam" else self._canonical(login)
         for action, which in self.NEEDS[op]:
-            target = (path, dst)[which]
+            target = canon((path, dst)[which])     # the CLI takes full tree paths
             out = self.d.cli("acl", "check", login, action, target, "--json", check=True)
             verdict = json.loads(out.stdout)["verdict"]
             if verdict != "allowed":

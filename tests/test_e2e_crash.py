@@ -109,7 +109,7 @@ def download(daemon, path) -> bytes:
 
 
 def versions(daemon, path):
-    proc = daemon.cli("versions", "list", path, "--client", "acme", "--json")
+    proc = daemon.cli("versions", "list", "/acme" + path, "--json")
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 

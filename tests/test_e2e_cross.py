@@ -165,7 +165,7 @@ def test_overwrites_keep_versions_and_restore_brings_back_first(daemon):
     for data in contents:
         sftp_put(daemon, "alice", data, "/versioned.bin")
 
-    listed = json.loads(ok(daemon.cli("versions", "list", "/versioned.bin", "--client", "acme",
+    listed = json.loads(ok(daemon.cli("versions", "list", "/acme/versioned.bin",
                                       "--json")).stdout)
     assert len(listed) == 4
     assert [v["current"] for v in listed] == [False, False, False, True]
@@ -173,11 +173,11 @@ def test_overwrites_keep_versions_and_restore_brings_back_first(daemon):
     assert [v["size"] for v in listed] == [len(d) for d in contents]
     assert sftp_get(daemon, "alice", "/versioned.bin") == contents[-1]
 
-    ok(daemon.cli("versions", "restore", "/versioned.bin", listed[0]["id"], "--client", "acme"))
+    ok(daemon.cli("versions", "restore", "/acme/versioned.bin", listed[0]["id"]))
 
     assert sftp_get(daemon, "alice", "/versioned.bin") == contents[0]
     assert daemon.request("alice", "GET", "/versioned.bin").body == contents[0]
-    after = json.loads(ok(daemon.cli("versions", "list", "/versioned.bin", "--client", "acme",
+    after = json.loads(ok(daemon.cli("versions", "list", "/acme/versioned.bin",
                                      "--json")).stdout)
     assert len(after) == 5 and after[-1]["current"] and after[-1]["digest"] == listed[0]["digest"]
 
@@ -315,6 +315,6 @@ def test_staff_sees_every_client_and_bobs_file_is_unchanged(daemon, bobs_file):
     assert daemon.request("bob", "GET", "/secret.txt").body == SECRET
     assert set(sftp_lines(ok(daemon.run_sftp("bob", ["ls -1 /"])))) == {
         "/@trash", "/@versions", "/secret.txt"}
-    listed = json.loads(ok(daemon.cli("versions", "list", "/secret.txt", "--client", "beta",
+    listed = json.loads(ok(daemon.cli("versions", "list", "/beta/secret.txt",
                                       "--json")).stdout)
     assert len(listed) == 1

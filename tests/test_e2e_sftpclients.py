@@ -318,8 +318,8 @@ def test_reput_completes_an_interrupted_upload_and_keeps_the_partial_version(dae
     ok(daemon.run_sftp("alice", [f"reput {q(full)} /resume/f.bin"]))
 
     assert sftp_get_sha(daemon, "/resume/f.bin") == sha_file(full)
-    versions = json.loads(daemon.cli("versions", "list", "/resume/f.bin", "--client", "acme",
-                                     "--json", check=True).stdout)
+    versions = json.loads(daemon.cli("versions", "list", "/acme/resume/f.bin", "--json",
+                                     check=True).stdout)
     by_size = {v["size"]: v for v in versions}
     assert set(by_size) == {len(data) // 2, len(data)}
     assert by_size[len(data)]["current"] and not by_size[len(data) // 2]["current"]

@@ -297,8 +297,8 @@ def test_reserve_refuses_uploads_and_reads_go_on(limited):
         assert put_over_webdav(limited, "/keep.txt", local).status == 507
         assert put_over_webdav(limited, "/fresh.txt", local).status == 507
         assert limited.request("alice", "GET", "/keep.txt").body == b"kept"
-        rows = json.loads(limited.cli("versions", "list", "/keep.txt", "--client", "acme",
-                                      "--json", check=True).stdout)
+        rows = json.loads(limited.cli("versions", "list", "/acme/keep.txt", "--json",
+                                      check=True).stdout)
         assert len(rows) == 1 and rows[0]["current"], rows
         assert not list(limited.staging_dir.iterdir())
         df = limited.run_sftp("alice", ["df"])     # what is kept back is not offered
@@ -328,8 +328,8 @@ def test_database_holds_no_plain_sha256(daemon):
         assert not any(plain.hexdigest() in str(v) for row in rows for v in row.values()), path
         for blob in stored:
             assert plain.hexdigest().encode() not in blob and plain.digest() not in blob, path
-    listed = json.loads(daemon.cli("versions", "list", "/digest-dav.txt", "--client", "acme",
-                                   "--json", check=True).stdout)
+    listed = json.loads(daemon.cli("versions", "list", "/acme/digest-dav.txt", "--json",
+                                   check=True).stdout)
     assert "sha256" not in listed[0] and listed[0]["digest"], listed
 
 

@@ -34,8 +34,8 @@ def test_browse_download_and_restore_through_the_view(daemon):
     assert daemon.run_sftp("alice", [f"get {q('/hist/Bericht März.bin')} {q(back)}"]) \
         .returncode == 0
     assert back.read_bytes() == contents[0]
-    rows = json.loads(daemon.cli("versions", "list", "/hist/Bericht März.bin", "--client",
-                                 "acme", "--json", check=True).stdout)
+    rows = json.loads(daemon.cli("versions", "list", "/acme/hist/Bericht März.bin",
+                                 "--json", check=True).stdout)
     # the same content under the same client key: the same keyed digest
     assert len(rows) == 4 and rows[-1]["current"] and rows[-1]["digest"] == rows[0]["digest"]
     assert len({r["digest"] for r in rows}) == 3
@@ -81,11 +81,11 @@ def test_a_deleted_file_comes_back_from_the_trash(daemon):
 
     # the admin's view of the same: list, then restore to where it was
     assert daemon.run_sftp("alice", [f"rm {q('/case/Rechnung 3.pdf')}"]).returncode == 0
-    rows = json.loads(daemon.cli("trash", "list", "--client", "acme", "--json", check=True).stdout)
-    mine = [r for r in rows if r["original"] == "/case/Rechnung 3.pdf"]
+    rows = json.loads(daemon.cli("trash", "list", "/acme", "--json", check=True).stdout)
+    mine = [r for r in rows if r["original"] == "/acme/case/Rechnung 3.pdf"]
     assert len(mine) == 2 and not mine[0]["folder"] and mine[0]["size"] == len(data), rows
-    assert mine[0]["item"] == f"/@trash/case/{item}"
-    r = daemon.cli("trash", "restore", mine[1]["item"], "--client", "acme", check=True)
+    assert mine[0]["item"] == f"/acme/@trash/case/{item}"
+    r = daemon.cli("trash", "restore", mine[1]["id"], check=True)
     assert "restored" in r.stdout
     again = daemon.path("restored-by-cli.pdf")
     assert daemon.run_sftp("alice", [f"get {q('/case/Rechnung 3.pdf')} {q(again)}"]) \

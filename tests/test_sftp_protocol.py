@@ -128,7 +128,7 @@ def test_random_access_writes_become_one_new_version(connect, daemon):
     assert _read(sftp, "/rw.txt") == b"A" * 10  # not visible before CLOSE
     f.close()
     assert _read(sftp, "/rw.txt") == b"head" + b"A" * 6 + bytes(10) + b"tail"
-    out = daemon.cli("versions", "list", "/rw.txt", "--client", "acme", "--json", check=True)
+    out = daemon.cli("versions", "list", "/acme/rw.txt", "--json", check=True)
     assert out.stdout.count('"id"') == 2
 
 
@@ -156,7 +156,7 @@ def test_resume_appends_and_keeps_previous_version(connect, daemon):
     with sftp.open("/resume.txt", "a") as f:
         f.write(b"abc")
     assert _read(sftp, "/resume.txt") == b"0123456789abc"
-    versions = daemon.cli("versions", "list", "/resume.txt", "--client", "acme", "--json",
+    versions = daemon.cli("versions", "list", "/acme/resume.txt", "--json",
                           check=True).stdout
     assert versions.count('"id"') == 2
 
@@ -177,7 +177,7 @@ def test_rename_refuses_overwrite_posix_rename_keeps_version(connect, daemon):
         sftp.rename("/s.txt", "/t.txt")
     sftp.posix_rename("/s.txt", "/t.txt")
     assert _read(sftp, "/t.txt") == b"source" and "s.txt" not in sftp.listdir("/")
-    out = daemon.cli("versions", "list", "/t.txt", "--client", "acme", "--json", check=True)
+    out = daemon.cli("versions", "list", "/acme/t.txt", "--json", check=True)
     assert out.stdout.count('"id"') == 2
 
 

@@ -219,7 +219,7 @@ def test_digest_is_keyed_per_client(app, acme):
 def test_legacy_digests_are_rekeyed_once_after_the_upgrade(app, acme, data_dir):
     contents = {f"/f{i}.txt": os.urandom(100 + i) for i in range(5)}
     ids = {path: put(acme, path, data).version_id for path, data in contents.items()}
-    command.downgrade(migrate._config(app.db.engine), "-1")   # the schema before ...
+    command.downgrade(migrate._config(app.db.engine), "0004")   # the schema before ...
     with app.db.write() as s:              # ... keyed digests, with plain SHA-256 ones
         for path, data in contents.items():
             s.execute(text("UPDATE versions SET sha256 = :d WHERE id = :v"),

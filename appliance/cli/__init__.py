@@ -3,8 +3,8 @@ import os
 
 import click
 
-from appliance.cli import (acl, audit, clients, daemon, doctor, locks, trash, users,
-                           versions)
+from appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
+                           trash, users, versions)
 from appliance.cli.options import close_apps, fail
 from appliance.cli.status import status
 
@@ -16,6 +16,7 @@ class _Group(click.Group):
         from appliance.errors import StrongroomError
         from config import ConfigError
         from providers.errors import StorageError
+        from sqlalchemy.exc import IntegrityError
         try:
             try:
                 return super().invoke(ctx)
@@ -23,6 +24,20 @@ class _Group(click.Group):
                 close_apps()
         except (StrongroomError, ConfigError, StorageError) as e:
             fail(str(e))
+        except IntegrityError:
+            # the database's own uniqueness, when another process made the same name
+            # between this command's check and its commit
+            fail("another change made the same name or entry at the same moment; "
+                 "nothing was changed by this command: look, then try again")
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise                   # click's own: usage errors, --help, exits
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as e:      # a bug: still one line, the traceback on request
+            if os.environ.get("STRONGROOM_DEBUG"):
+                raise
+            fail(f"unexpected {type(e).__name__}: {' '.join(str(e).split())[:300]} "
+                 "(STRONGROOM_DEBUG=1 shows where)")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -39,7 +54,8 @@ main.add_command(users.user)
 main.add_command(versions.versions)
 main.add_command(trash.trash)
 main.add_command(acl.acl)
-main.add_command(acl.library)
+main.add_command(libraries.library)
+main.add_command(folders.folder)
 main.add_command(doctor.doctor)
 main.add_command(audit.audit)
 main.add_command(locks.locks)

@@ -1,4 +1,4 @@
-"""`strongroom acl ...` and `strongroom library ...`"""
+"""`strongroom acl ...`"""
 import click
 
 from appliance.cli.options import data_dir_option, emit, json_option, open_app
@@ -11,6 +11,10 @@ def subject_options(f):
     for option in reversed(_subject):
         f = option(f)
     return f
+
+
+_RIGHTS_HELP = ("comma-separated names: read (list and download), write, delete, manage "
+                "(all of them); e.g. read,write (no other form).")
 
 
 def _human_grants(rows):
@@ -30,7 +34,7 @@ def acl():
                              "strongroom acl grant /acme/reports --client acme --rights read")
 @click.argument("path")
 @subject_options
-@click.option("--rights", required=True, help="Comma-separated: read, write, delete, manage.")
+@click.option("--rights", required=True, help="The rights: " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def grant(path, login, client_name, rights, data_dir, as_json):
@@ -46,7 +50,7 @@ def _human_grants_one(d):
 @acl.command("revoke", epilog="Example: strongroom acl revoke /acme --user sam --rights delete")
 @click.argument("path")
 @subject_options
-@click.option("--rights", help="Only these rights (default: the whole grant).")
+@click.option("--rights", help="Only these rights (default: the whole grant): " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
 def revoke(path, login, client_name, rights, data_dir, as_json):
@@ -61,49 +65,21 @@ def revoke(path, login, client_name, rights, data_dir, as_json):
 @data_dir_option
 @json_option
 def list_(path, login, client_name, data_dir, as_json):
-    """List grants (all, or on PATH, or of one user or client)."""
+    """List grants (all, or on PATH, /CLIENT/... or /LIBRARY/..., or of one user or
+    client)."""
     rows = open_app(data_dir).admin().list_grants(path, login=login, client=client_name)
     emit(rows, as_json, _human_grants)
 
 
-@acl.command("check", epilog="Example: strongroom acl check alice write /reports/q3.pdf")
+@acl.command("check", epilog="Example: strongroom acl check alice write /acme/reports/q3.pdf")
 @click.argument("login")
 @click.argument("action", type=click.Choice(["list", "read", "write", "delete"]))
 @click.argument("path")
 @data_dir_option
 @json_option
 def check(login, action, path, data_dir, as_json):
-    """What LOGIN doing ACTION at PATH (as LOGIN sees the tree) would meet:
-    allowed, denied or not found. The same decision both protocols make."""
+    """What LOGIN doing ACTION at PATH (/CLIENT/... or /LIBRARY/...; LOGIN may see it
+    elsewhere, as --json's seen_as says) would meet: allowed, denied or not found.
+    The same decision both protocols make."""
     out = open_app(data_dir).admin().check(login, action, path)
     emit(out, as_json, lambda d: [d["verdict"]])
-
-
-@click.group()
-def library():
-    """Shared libraries: folders staff publish read-only to all or chosen clients."""
-
-
-@library.command("add", epilog="Examples: strongroom library add handbook\n\n"
-                               "strongroom library add tax-guides --clients acme,beta")
-@click.argument("name")
-@click.option("--clients", help="Comma-separated clients that see it (default: every client).")
-@data_dir_option
-@json_option
-def library_add(name, clients, data_dir, as_json):
-    """Create library NAME: /NAME in the chosen clients' view, read-only for them.
-    Staff read every library; grant them write with 'strongroom acl grant /NAME ...'."""
-    names = [c.strip() for c in clients.split(",") if c.strip()] if clients else None
-    out = open_app(data_dir).admin().add_library(name, names)
-    emit(out, as_json, lambda d: [f"library {d['name']} created, shared with "
-                                  f"{'every client' if d['clients'] == '*' else ', '.join(d['clients'])}"])
-
-
-@library.command("list")
-@data_dir_option
-@json_option
-def library_list(data_dir, as_json):
-    """List libraries and who sees them."""
-    rows = open_app(data_dir).admin().list_libraries()
-    emit(rows, as_json, lambda rs: [f"{'NAME':24} CLIENTS"] + [
-        f"{r['name']:24} {'*' if r['clients'] == '*' else ','.join(r['clients'])}" for r in rs])

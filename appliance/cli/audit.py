@@ -6,21 +6,21 @@ import click
 
 from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
-from config.converters import duration
+from config.converters import duration_with_unit
 
 
 def _since(value: str) -> float:
     """A start time: a duration back from now ('24h', '7d') or an ISO date or time (UTC
     unless it names a zone)."""
     try:
-        return time.time() - duration(value)
+        return time.time() - duration_with_unit(value)
     except ValueError:
         pass
     try:
         when = datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"expected a duration such as '24h' or '7d', or a date such as "
-                         f"2026-12-01 or 2026-12-01T09:30, got {value!r}") from None
+        raise ValueError(f"expected a duration with a unit, such as '24h' or '7d', or a date "
+                         f"such as 2026-12-01 or 2026-12-01T09:30, got {value!r}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
     return when.timestamp()
@@ -35,7 +35,8 @@ def audit():
                               "strongroom audit list --failed --since 24h --json")
 @click.option("--user", "actor", help="Only what this login did.")
 @click.option("--client", help="Only events in this client's tree.")
-@click.option("--action", help="Only this action (login, read, write, rename, delete, ...).")
+@click.option("--action", help="Only this action (login, read, write, rename, delete, ...; "
+                                "an unknown one is refused with the list).")
 @click.option("--failed", is_flag=True, help="Only refused or failed events.")
 @click.option("--since", callback=converted(_since), help="From then on: 24h, 7d or 2026-12-01.")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,

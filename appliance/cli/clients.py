@@ -1,9 +1,40 @@
 """`strongroom client ...`"""
 import click
 
-from appliance.cli.options import (converted, data_dir_option, emit, human_size, json_option,
-                                   open_app)
-from config.converters import size
+from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from appliance.errors import BadRequest
+from config.converters import SIZE_FORMS, describe_size, size_with_unit
+
+KEEP = "keep"
+
+
+def quota_option(*, removable: bool):
+    """--quota SIZE: a unit is required ('10' is not ten bytes), zero is refused;
+    with `removable`, 'none' removes the quota (the value None) and leaving it out
+    keeps it (the value KEEP)."""
+    forms = SIZE_FORMS + (", or none for no quota" if removable else "")
+
+    def callback(ctx, param, value):
+        if value is None:
+            return KEEP if removable else None
+        if removable and value.strip().lower() == "none":
+            return None
+        try:
+            quota = size_with_unit(value)
+        except ValueError:
+            raise BadRequest(f"--quota: expected a size with its unit, such as {forms}; "
+                             f"got {value!r}") from None
+        if quota <= 0:
+            raise BadRequest("--quota: a quota is above zero" + (
+                "; for no quota give 'none'" if removable else " (for none leave it out)"))
+        return quota
+    return click.option("--quota", callback=callback, metavar="SIZE" + ("|none" if removable
+                                                                        else ""),
+                        help=f"Storage quota with its unit: {forms}.")
+
+
+def _quota_text(quota) -> str:
+    return "no quota" if quota is None else f"quota {describe_size(quota)}"
 
 
 @click.group()
@@ -11,23 +42,90 @@ def client():
     """Clients: the organisations whose private trees Strongroom keeps."""
 
 
-@client.command("add", epilog="Example: strongroom client add acme --quota 10GiB")
+@client.command("add", epilog="Examples: strongroom client add acme --quota 10GiB\n\n"
+                              "strongroom client add beta --quota 500GB --json")
 @click.argument("name")
-@click.option("--quota", callback=converted(size), help="Storage quota, e.g. 10GiB (default: none).")
+@quota_option(removable=False)
 @data_dir_option
 @json_option
 def add(name, quota, data_dir, as_json):
-    """Create client NAME with its own encryption key and an empty tree."""
+    """Create client NAME with its own encryption key and an empty tree. Names of
+    clients and libraries are unique without regard to case."""
     out = open_app(data_dir).admin().add_client(name, quota)
-    emit(out, as_json, lambda d: [f"client {d['name']} created"])
+    emit(out, as_json, lambda d: [f"client {d['name']} created, {_quota_text(d['quota_bytes'])}"])
 
 
-@client.command("list")
+@client.command("set", epilog="Examples: strongroom client set acme --quota 20GiB "
+                              "--display-name 'Acme Ltd'\n\n"
+                              "strongroom client set acme --quota none\n\n"
+                              "strongroom client set acme --disable")
+@click.argument("name")
+@quota_option(removable=True)
+@click.option("--display-name", help="A name for people ('' removes it).")
+@click.option("--disable/--enable", "disabled", default=None,
+              help="Disabled: the client's users cannot log in (over any protocol), their "
+                   "drive sessions and WebDAV locks end, live SFTP sessions within seconds; "
+                   "staff still see the tree.")
+@data_dir_option
+@json_option
+def set_(name, quota, display_name, disabled, data_dir, as_json):
+    """Change client NAME's quota, display name or whether it is disabled."""
+    given = {} if quota == KEEP else {"quota": quota}
+    out = open_app(data_dir).admin().set_client(name, display_name=display_name,
+                                                disabled=disabled, **given)
+    emit(out, as_json, _human_client)
+
+
+def _human_client(d):
+    yield (f"client {d['name']}" + (f" ({d['display_name']})" if d["display_name"] else "")
+           + (" [disabled]" if d["disabled"] else ""))
+    yield f"  {_quota_text(d['quota_bytes'])}, {describe_size(d['used_bytes'])} used"
+
+
+@client.command("rename", epilog="Example: strongroom client rename acme acme-ltd")
+@click.argument("old")
+@click.argument("new")
+@data_dir_option
+@json_option
+def rename(old, new, data_dir, as_json):
+    """Rename client OLD to NEW. Its users, grants, libraries and WebDAV locks follow;
+    staff see /NEW within seconds (open sessions too); the audit trail keeps the events
+    under /OLD, and 'audit list --client NEW' finds them."""
+    out = open_app(data_dir).admin().rename_client(old, new)
+    emit(out, as_json, lambda d: [f"client {old} renamed to {d['name']}"])
+
+
+@client.command("show", epilog="Example: strongroom client show acme --json")
+@click.argument("name")
+@data_dir_option
+@json_option
+def show(name, data_dir, as_json):
+    """Show client NAME: display name, quota, usage, users, grants in its tree and the
+    libraries it sees."""
+    out = open_app(data_dir).admin().show_client(name)
+    emit(out, as_json, _human_show)
+
+
+def _human_show(d):
+    yield from _human_client(d)
+    yield "users:" + ("" if d["users"] else " none")
+    for u in d["users"]:
+        yield (f"  {u['login']}" + (f" <{u['email']}>" if u["email"] else "")
+               + (" [disabled]" if u["disabled"] else ""))
+    yield "grants:" + ("" if d["grants"] else " none")
+    for g in d["grants"]:
+        who = f"user {g['user']}" if "user" in g else f"client {g['client']}"
+        yield f"  {g['path']:40} {who:28} {g['rights'] or '-'}"
+    yield "libraries: " + (", ".join(d["libraries"]) or "none")
+
+
+@client.command("list", epilog="Example: strongroom client list --json")
 @data_dir_option
 @json_option
 def list_(data_dir, as_json):
     """List clients with their usage and quota."""
     rows = open_app(data_dir).admin().list_clients()
-    emit(rows, as_json, lambda rs: [f"{'NAME':24} {'USED':>12} {'QUOTA':>12}"] +
+    emit(rows, as_json, lambda rs: [f"{'NAME':24} {'USED':>12} {'QUOTA':>12}  DISPLAY NAME"] +
          [f"{r['name']:24} {human_size(r['used_bytes']):>12} {human_size(r['quota_bytes']):>12}"
+          f"  {r['display_name'] or ''}{' [disabled]' if r['disabled'] else ''}".rstrip()
           for r in rs])

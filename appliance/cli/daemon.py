@@ -1,5 +1,6 @@
 """`strongroom init` and `strongroom serve`."""
 import click
+from click.core import ParameterSource
 
 from appliance.cli.options import data_dir_option, emit
 
@@ -11,18 +12,35 @@ from appliance.cli.options import data_dir_option, emit
 @click.option("--sftp-port", type=int, default=2222, show_default=True)
 @click.option("--public-name", default="", help="Host name clients use (added to the TLS cert).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def init(data_dir, host, webdav_port, sftp_port, public_name, as_json):
+@click.pass_context
+def init(ctx, data_dir, host, webdav_port, sftp_port, public_name, as_json):
     """Create the data directory: config, master key, SSH host keys, TLS cert, database.
 
-    Safe to run again: nothing that exists is overwritten.
+    Safe to run again: keys, certificates and data are never overwritten; the options
+    given on the command line are written into the existing config (a self-signed
+    certificate made by init is made again for a new host or public name).
     """
     from appliance.initialize import initialize
+    from appliance.runlock import holder
     settings = {"server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
                            "public_name": public_name}}
-    made = initialize(data_dir, settings)
-    emit({"data_dir": str(data_dir.resolve()), "created": made}, as_json,
-         lambda d: [f"created {p}" for p in d["created"]] +
-         [f"data directory ready: {d['data_dir']}"])
+    given = tuple(name for name in settings["server"]
+                  if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE)
+    out = initialize(data_dir, settings, given)
+    out["data_dir"] = str(data_dir.resolve())
+    running = holder(data_dir)
+    out["restart_needed"] = bool(running and (out["changed"] or out["certificate"]))
+    emit(out, as_json, _init_lines)
+
+
+def _init_lines(d) -> list[str]:
+    lines = [f"created {p}" for p in d["created"]]
+    lines += [f"set {name} = {new!r} (was {old!r})" for name, (old, new) in d["changed"].items()]
+    if d["certificate"]:
+        lines.append(d["certificate"])
+    if d["restart_needed"]:
+        lines.append("the daemon serving it runs with the old settings until it is restarted")
+    return lines + [f"data directory ready: {d['data_dir']}"]
 
 
 @click.command(epilog="Example: strongroom serve --data-dir /srv/strongroom")

@@ -18,10 +18,19 @@ def default_data_dir() -> str:
     return os.path.join(base, "strongroom")
 
 
+def _as_owner(ctx, param, value: Path) -> Path:
+    """Run the command as the data directory's owner (appliance.cli.owner)."""
+    from appliance.cli.owner import become_owner
+    become_owner(value)
+    return value
+
+
 data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=default_data_dir,
+    "--data-dir", type=click.Path(file_okay=False, readable=False, path_type=Path),
+    default=default_data_dir, callback=_as_owner, is_eager=False,
     show_default="$STRONGROOM_DATA_DIR, else /var/lib/strongroom (root) or ~/.local/share/strongroom",
-    help="The appliance's data directory.")
+    help="The appliance's data directory. Commands run as its owner: started as root, "
+         "they switch to that user.")
 
 def iso_time(ts: float | None) -> str:
     """A timestamp as ISO 8601 in UTC to the second; '-' for none."""
@@ -31,14 +40,16 @@ def iso_time(ts: float | None) -> str:
 
 
 def converted(convert):
-    """A click callback running a config converter (size, duration, ...) on an option."""
+    """A click callback running a config converter (size, duration, ...) on an option;
+    a value it refuses is one line naming the option (not click's usage text)."""
     def callback(ctx, param, value):
+        from appliance.errors import BadRequest
         if value is None:
             return None
         try:
             return convert(value)
         except ValueError as e:
-            raise click.BadParameter(str(e)) from None
+            raise BadRequest(f"{max(param.opts, key=len)}: {e}") from None
     return callback
 
 
@@ -53,6 +64,7 @@ def open_app(data_dir):
     ends (close_apps)."""
     from appliance.app import App
     app = App(data_dir)
+    app.admin_name = cli_admin_name()
     _opened.append(app)
     return app
 
@@ -62,15 +74,20 @@ def close_apps() -> None:
         _opened.pop().close()
 
 
-def client_admin_session(data_dir, client_name: str):
-    """The administrator's Session ('/<client>/...' paths), after checking that the
-    client exists, so a typo is named as such."""
-    from appliance.errors import NotFound
-    from appliance.session import ADMIN
+def cli_admin_name() -> str:
+    """How audit events name the admin running this command (appliance.cli.owner)."""
+    from appliance.cli.owner import invoker
+    return f"admin:{invoker()}"
+
+
+def tree_session(data_dir, *tree_paths: str):
+    """The administrator's Session, which sees full tree paths ('/<client>/...',
+    '/<library>/...'), after checking that each of `tree_paths` starts with a client or
+    library, so that a typo, or a path in a user's view, is named as such."""
     app = open_app(data_dir)
-    if client_name not in {c["name"] for c in app.admin().list_clients()}:
-        raise NotFound(f"no such client: {client_name}")
-    return app.session(ADMIN, "cli")
+    for path in tree_paths:
+        app.admin().tree_of(path)
+    return app.session(app.admin_principal(), "cli")
 
 
 def emit(data, as_json: bool, human) -> None:

@@ -1,9 +1,8 @@
 """`strongroom trash ...`: what `@trash` shows a client, for the admin."""
 import click
 
-from appliance.cli.options import (client_admin_session, data_dir_option, emit, human_size,
-                                   iso_time, json_option)
-from appliance.errors import BadRequest
+from appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
+                                   open_app, tree_session)
 from appliance.session import paths, trash as view
 
 
@@ -22,50 +21,46 @@ def _items(session, path: str):
             yield from _items(session, entry.path)
 
 
-def _below_client(path: str) -> str:
-    return paths.join(paths.clean(path)[1:])
-
-
 def _row(entry) -> dict:
-    return {"item": _below_client(entry.path), "original": _below_client(entry.origin),
+    return {"id": f"d{entry.node_id}", "item": entry.path, "original": entry.origin,
             "deleted_at": iso_time(entry.deleted_at), "folder": entry.is_dir,
             "size": None if entry.is_dir else entry.size}
 
 
-@trash.command("list", epilog="Example: strongroom trash list --client acme")
-@click.option("--client", "client_name", required=True, help="The client whose trash to list.")
+@trash.command("list", epilog="Examples: strongroom trash list /acme\n\n"
+                              "strongroom trash list /acme/reports --json")
+@click.argument("path", required=False)
 @data_dir_option
 @json_option
-def list_(client_name, data_dir, as_json):
-    """List every deleted file and folder of a client, oldest first (to the second),
-    with the path it had; ITEM is what `trash restore` takes."""
-    session = client_admin_session(data_dir, client_name)
-    items = sorted(_items(session, f"/{client_name}/{view.VIEW}"),
-                   key=lambda e: (int(e.deleted_at), e.node_id))
-    rows = [_row(e) for e in items]
-    emit(rows, as_json, lambda rs: [f"{'DELETED':25} {'SIZE':>10}  ITEM"] +
-         [f"{r['deleted_at']:25} {'folder' if r['folder'] else human_size(r['size']):>10}  "
-          f"{r['item']}" for r in rs])
+def list_(path, data_dir, as_json):
+    """List deleted files and folders, oldest first (to the second), with the path
+    each had: every client's and library's, or those that were at or below PATH
+    (/CLIENT/... or /LIBRARY/...). `trash restore` takes an item's ID (or its ITEM,
+    its path in the trash, shown with --json)."""
+    session = tree_session(data_dir, *([path] if path else []))
+    below = paths.clean(path) if path else ()
+    trees = below[:1] or [tree.name for tree in session.list("/")]
+    items = [e for tree in trees for e in _items(session, paths.join((tree, view.VIEW)))
+             if paths.clean(e.origin)[:len(below)] == below]
+    rows = [_row(e) for e in sorted(items, key=lambda e: (int(e.deleted_at), e.node_id))]
+    emit(rows, as_json, lambda rs: [f"{'ID':>8}  {'DELETED':25} {'SIZE':>10}  ORIGINAL"] +
+         [f"{r['id']:>8}  {r['deleted_at']:25} "
+          f"{'folder' if r['folder'] else human_size(r['size']):>10}  {r['original']}"
+          for r in rs])
 
 
-@trash.command("restore", epilog="Example: strongroom trash restore "
-                                 "'/@trash/reports/2026-12-01 13-40-02 d42 q3.pdf' --client acme")
+@trash.command("restore", epilog="Examples: strongroom trash restore d42\n\n"
+                                 "strongroom trash restore d42 --to /acme/reports/q3-old.pdf\n\n"
+                                 "strongroom trash restore "
+                                 "'/acme/@trash/reports/2026-12-01 13-40-02 d42 q3.pdf'")
 @click.argument("item")
-@click.option("--client", "client_name", required=True, help="The client whose trash ITEM is in.")
-@click.option("--to", "dest", help="Where to put it (default: the path it had).")
+@click.option("--to", "dest", help="Where to put it, a full path such as /acme/reports/q3.pdf "
+                                   "(default: the path it had).")
 @click.option("--overwrite", is_flag=True,
               help="Replace what is there now (a file keeps it as an earlier version).")
 @data_dir_option
-def restore(item, client_name, dest, overwrite, data_dir):
-    """Copy a deleted file or folder back into the tree."""
-    rel = paths.clean(item)
-    not_an_item = BadRequest(f"not an item of the trash: {item} (see `strongroom trash list`)")
-    if rel[:1] != (view.VIEW,) or len(rel) < 2:
-        raise not_an_item
-    session = client_admin_session(data_dir, client_name)
-    entry = session.stat(f"/{client_name}{paths.join(rel)}")
-    if entry.deleted_at is None:
-        raise not_an_item
-    dest = dest or _below_client(entry.origin)
-    session.copy(entry.path, f"/{client_name}/{dest.lstrip('/')}", overwrite=overwrite)
-    click.echo(f"restored {item} to {dest}")
+def restore(item, dest, overwrite, data_dir):
+    """Copy a deleted file or folder back into the tree. ITEM is its ID (d42) or its
+    path in the trash, as `strongroom trash list` shows them."""
+    to = open_app(data_dir).admin().restore_trash(item, dest, overwrite=overwrite)
+    click.echo(f"restored {item} to {to}")

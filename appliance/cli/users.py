@@ -6,7 +6,7 @@ import click
 from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
 from auth import totp
-from config.converters import duration
+from config.converters import duration_with_unit
 
 
 @click.group()
@@ -128,7 +128,8 @@ def app_password():
                                        '--label "Laptop" --expires 90d')
 @click.argument("login")
 @click.option("--label", required=True, help="What the password is for; used to revoke it.")
-@click.option("--expires", callback=converted(duration), help="Lifetime, e.g. 90d or 12h (default: none).")
+@click.option("--expires", callback=converted(duration_with_unit),
+              help="Lifetime with a unit: 90d, 12h, 30m or 3600s (default: none).")
 @data_dir_option
 @json_option
 def app_password_create(login, label, expires, data_dir, as_json):
@@ -171,6 +172,51 @@ def sessions(login, data_dir, as_json):
          [f"{r['id']:>6} {r['network']:20} {iso_time(r['last_used_at']):25} "
           f"{iso_time(r['expires_at'])}" for r in rs])
 
+
+
+@user.command("set", epilog="Examples: strongroom user set alice --email alice@acme.example "
+                             "--display-name 'Alice Andersson' --language sv\n\n"
+                             "strongroom user set alice --email ''")
+@click.argument("login")
+@click.option("--email", help="Address for notifications ('' removes it).")
+@click.option("--display-name", help="A name for people ('' removes it).")
+@click.option("--language", type=click.Choice(["en", "sv", "he"]),
+              help="Language of the web portal and emails.")
+@data_dir_option
+@json_option
+def set_(login, email, display_name, language, data_dir, as_json):
+    """Change LOGIN's email address, display name or language."""
+    out = open_app(data_dir).admin().set_user(login, email=email, display_name=display_name,
+                                              language=language)
+    emit(out, as_json, lambda d: [f"user {d['login']}: email {d['email'] or '-'}, display name "
+                                  f"{d['display_name'] or '-'}, language {d['language'] or '-'}"])
+
+
+@user.command("rename", epilog="Example: strongroom user rename alice alice.andersson")
+@click.argument("old")
+@click.argument("new")
+@data_dir_option
+@json_option
+def rename(old, new, data_dir, as_json):
+    """Rename user OLD to NEW (logins are unique without regard to case). Grants, keys,
+    app passwords and WebDAV locks follow; the user logs in as NEW from now on: live
+    SFTP sessions end within seconds, and a mapped drive works once its login is
+    changed. The audit trail keeps OLD; 'audit list --user NEW' finds those events too."""
+    out = open_app(data_dir).admin().rename_user(old, new)
+    emit(out, as_json, lambda d: [f"user {old} renamed to {d['login']}"])
+
+
+@user.command("remove", epilog="Example: strongroom user remove alice")
+@click.argument("login")
+@data_dir_option
+@json_option
+def remove(login, data_dir, as_json):
+    """Remove user LOGIN: its drive sessions, SSH keys, app passwords, grants, WebDAV locks
+    and failed-login counter go, and its open sessions stop within seconds. The audit
+    trail and file versions keep the login."""
+    out = open_app(data_dir).admin().remove_user(login)
+    emit(out, as_json, lambda d: [f"user {login} removed ({d['grants_removed']} grant(s) "
+                                  f"with it)"])
 
 
 @user.command("list")

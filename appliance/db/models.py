@@ -7,7 +7,7 @@ rows are the file's history. Deleted nodes keep their rows (deleted_at set).
 import time
 
 from sqlalchemy import (BigInteger, Boolean, Float, ForeignKey, Index, Integer,
-                        LargeBinary, String, Text, text)
+                        LargeBinary, String, Text, func, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -32,6 +32,11 @@ class Client(Base):
     kind: Mapped[str] = mapped_column(String(16), default="client", server_default="client")
     shared_with_all: Mapped[bool] = mapped_column(Boolean, default=False,
                                                   server_default=text("false"))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    # A disabled client's users cannot log in (session.login); staff still see its tree.
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # Clients and libraries share one namespace, unique without regard to case.
+    __table_args__ = (Index("uq_clients_name_ci", func.lower(name), unique=True),)
 
 
 class LibraryMember(Base):
@@ -55,7 +60,10 @@ class User(Base):
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Float, default=_now)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str | None] = mapped_column(String(8))   # "en" | "sv" | "he"
     client: Mapped[Client | None] = relationship(lazy="joined")
+    __table_args__ = (Index("uq_users_login_ci", func.lower(login), unique=True),)
 
 
 class UserKey(Base):

@@ -29,13 +29,33 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, or_, select, true, update
 
+from appliance.db import repo
 from appliance.db.models import AuditEvent, AuditHead
+from appliance.errors import BadRequest, NotFound
 
 log = logging.getLogger("strongroom.audit")
 
 GENESIS = "0" * 64
+# Every action the appliance writes to the trail (tests/test_audit_actions.py holds the
+# code to it); `strongroom audit list --action` takes only these, and those in the trail.
+ACTIONS = (
+    # logins, and what an SSH client may ask for but never gets
+    "login", "shell", "exec",
+    # the Session's operations; those not audited when they succeed are when refused
+    "stat", "list", "read", "open-write", "write", "mkdir", "delete", "rename",
+    "rename-to", "copy", "copy-to", "discard", "set-mtime", "versions", "restore", "usage",
+    "props", "proppatch", "lock", "lock-refresh", "unlock",
+    # the admin's changes
+    "client-add", "client-set", "client-rename", "library-add", "library-publish",
+    "library-remove", "user-add", "user-set", "user-rename", "user-remove", "user-passwd",
+    "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
+    "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
+    "lock-clear",
+    # the trail itself
+    "audit-rekey",
+)
 _FIELDS = ("ts", "actor", "protocol", "address", "action", "path", "outcome", "detail")
 
 
@@ -268,17 +288,34 @@ def _when(ts) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
+def check_filters(s, *, actor=None, action=None) -> None:
+    """Refuse a filter that can never match, rather than answer an empty list: an
+    action the appliance does not write, a login that is no user and never acted."""
+    if action is not None and action not in ACTIONS and not _in_trail(s, AuditEvent.action,
+                                                                      action):
+        raise BadRequest(f"no such audit action: {action} (the actions: "
+                         f"{', '.join(sorted(ACTIONS))})")
+    if actor is not None and not _in_trail(s, AuditEvent.actor, actor) \
+            and repo.user_by_login(s, actor) is None:
+        raise NotFound(f"no user {actor} and no event by {actor} in the audit trail")
+
+
+def _in_trail(s, column, value) -> bool:
+    return s.scalar(select(AuditEvent.id).where(column == value).limit(1)) is not None
+
+
 def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, since=None,
            limit=None) -> list[dict]:
     """Events, oldest first, filtered: by who, by client tree (its '/<client>' paths),
     by action, only refusals and failures, from a time on; `limit` keeps the newest
-    that many."""
+    that many. `actor` and `client` are a name, or the session.renames.Alias list
+    of the names one user or client had (each counts only while it was held)."""
     q = select(AuditEvent)
     if actor is not None:
-        q = q.where(AuditEvent.actor == actor)
+        q = q.where(_named(actor, lambda name: AuditEvent.actor == name))
     if client is not None:
-        q = q.where((AuditEvent.path == f"/{client}")
-                    | AuditEvent.path.startswith(f"/{client}/", autoescape=True))
+        q = q.where(_named(client, lambda name: (AuditEvent.path == f"/{name}")
+                           | AuditEvent.path.startswith(f"/{name}/", autoescape=True)))
     if action is not None:
         q = q.where(AuditEvent.action == action)
     if outcome_not_ok:
@@ -290,3 +327,13 @@ def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, sin
         q = q.limit(limit)
     rows = list(s.scalars(q))[::-1]
     return [dict(id=ev.id, **_fields(ev), prev_hash=ev.prev_hash, hash=ev.hash) for ev in rows]
+
+
+def _named(names, condition):
+    """`condition(name)` for one name, or for any Alias while it was held."""
+    if isinstance(names, str):
+        return condition(names)
+    return or_(*(and_(condition(a.name),
+                      AuditEvent.ts >= a.since if a.since is not None else true(),
+                      AuditEvent.ts < a.until if a.until is not None else true())
+                 for a in names))

@@ -47,9 +47,7 @@ class CredentialsMixin:
             user = self._user(s, login)
             user.disabled = disabled
             if disabled:
-                s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
-                owned = self.app.locks.listed(s, principal=login)
-                self.app.locks.drop(s, [lock["token"] for lock in owned])
+                end_sessions(s, self.app.locks, [user])
             self._audit(s, "user-disable" if disabled else "user-enable", None, f"login={login}")
         return {"login": login, "disabled": disabled}
 
@@ -106,3 +104,12 @@ class CredentialsMixin:
                              .order_by(DriveSession.id))
             return [{"id": r.id, "network": r.network, "created_at": r.created_at,
                      "last_used_at": r.last_used_at, "expires_at": r.expires_at} for r in rows]
+
+
+def end_sessions(s, locks, users) -> None:
+    """Drive sessions and WebDAV locks of `users` end: they may no longer log in.
+    (Live SFTP sessions end by themselves: sftp.server asks Authenticator.ended_among.)"""
+    for user in users:
+        s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
+        owned = locks.listed(s, principal=user.login)
+        locks.drop(s, [lock["token"] for lock in owned])

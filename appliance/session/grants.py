@@ -1,4 +1,4 @@
-"""Admin operations on rights and shared libraries. Mixed into Admin; audited.
+"""Admin operations on rights. Mixed into Admin; audited.
 
 Grants name a folder by its canonical path '/<client or library>/<folder>'. A
 client user (or a whole client) can be granted rights only inside its own
@@ -8,10 +8,11 @@ read-only to clients by construction.
 from sqlalchemy import select
 
 from appliance.db import repo
-from appliance.db.models import Client, Grant, LibraryMember, User
-from appliance.errors import BadRequest, Conflict, NotFound
+from appliance.db.models import Grant, User
+from appliance.errors import BadRequest, NotFound
 from appliance.session import paths
 from appliance.session.access import split
+from appliance.session.trees import tree_row
 from auth import acl
 
 
@@ -21,9 +22,7 @@ class GrantsMixin:
         parts = paths.clean(path)
         if not parts:
             raise BadRequest("give a path inside a tree: /CLIENT/FOLDER or /LIBRARY/FOLDER")
-        tree = repo.client_by_name(s, parts[0])
-        if tree is None:
-            raise NotFound(f"no client or library named {parts[0]!r}")
+        tree = tree_row(s, parts[0])
         node = repo.walk(s, tree.id, parts[1:])
         if node is None or not node.is_dir:
             raise NotFound(f"no folder {paths.join(parts)}")
@@ -79,6 +78,8 @@ class GrantsMixin:
             return _grant_dict(tree.name, row.path, kind, name, left)
 
     def list_grants(self, path: str | None = None, login=None, client=None) -> list[dict]:
+        if path is not None:
+            self.tree_of(path)
         with self.app.db.read() as s:
             trees = {c.id: c.name for c in repo.clients(s)}
             users = {u.id: u.login for u in s.scalars(select(User))}
@@ -91,52 +92,26 @@ class GrantsMixin:
                     out.append(d)
             return out
 
+    def grants_in(self, s, tree) -> list[dict]:
+        """The grants in one client's or library's tree, to its users, its whole
+        client or staff."""
+        users = {u.id: u.login for u in s.scalars(select(User))}
+        rows = s.scalars(select(Grant).where(Grant.client_id == tree.id).order_by(Grant.path))
+        return [_grant_dict(tree.name, g.path, g.subject_kind,
+                            users.get(g.subject_id) if g.subject_kind == "user" else tree.name,
+                            g.rights) for g in rows]
+
     def check(self, login: str, action: str, path: str) -> dict:
-        """What the service layer decides for `login` doing `action` at `path` (its view)."""
+        """What the service layer decides for `login` doing `action` at full tree path
+        `path`, which the user sees as `seen_as` (None: outside the user's view)."""
         if action not in ("list", "read", "write", "delete"):
             raise BadRequest("action is one of list, read, write, delete")
-        principal = self.app.auth.principal_of(login)
-        session = self.app.session(principal, "cli")
-        verdict = session.check(action, path)
-        return {"login": login, "action": action, "path": path, "verdict": verdict}
-
-    # -- libraries ---------------------------------------------------------------------
-
-    def add_library(self, name: str, clients: list[str] | None) -> dict:
-        """A read-only shared tree, at /NAME in the view of every client (or of `clients`)."""
-        with self.app.db.read() as s:
-            members = [self._member(s, c) for c in clients] if clients else \
-                repo.clients(s, "client")
-            for c in members:
-                if repo.walk(s, c.id, (name,)) is not None:
-                    raise Conflict(f"client {c.name} has a top-level {name!r}; "
-                                   f"choose another library name")
-        made = self.add_client(name, None, kind="library")
-        with self.app.db.write() as s:
-            lib = repo.client_by_name(s, name)
-            lib.shared_with_all = not clients
-            for c in members if clients else ():
-                s.add(LibraryMember(library_id=lib.id, client_id=c.id))
-            self._audit(s, "library-publish", f"/{name}",
-                        "clients=" + (",".join(clients) if clients else "*"))
-        return dict(made, clients=sorted(clients) if clients else "*")
-
-    def _member(self, s, name: str):
-        row = repo.client_by_name(s, name)
-        if row is None or row.kind != "client":
-            raise NotFound(f"no client named {name!r}")
-        return row
-
-    def list_libraries(self) -> list[dict]:
-        with self.app.db.read() as s:
-            out = []
-            for lib in repo.clients(s, "library"):
-                members = s.scalars(select(Client.name).join(
-                    LibraryMember, LibraryMember.client_id == Client.id)
-                    .where(LibraryMember.library_id == lib.id).order_by(Client.name))
-                out.append({"name": lib.name, "used_bytes": lib.used_bytes,
-                            "clients": "*" if lib.shared_with_all else list(members)})
-            return out
+        self.tree_of(path)
+        session = self.app.session(self.app.auth.principal_of(login), "cli")
+        seen = session.view_of(path)
+        verdict = "not found" if seen is None else session.check(action, seen)
+        return {"login": login, "action": action, "path": path, "seen_as": seen,
+                "verdict": verdict}
 
 
 def move_grants(s, tree_id: int, old: tuple, new: tuple) -> None:

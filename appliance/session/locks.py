@@ -94,6 +94,20 @@ class LockStore:
                             Lock.root.like(_like_prefix(root.rstrip("/") + "/"), escape="/")))
         return [_as_dict(row) for row in s.scalars(q)]
 
+    def rename_tree(self, s, old: str, new: str) -> int:
+        """Locks of tree `old` follow it to its new name `new` (a client renamed)."""
+        rows = s.scalars(select(Lock).where(or_(Lock.root == f"/{old}", Lock.root.like(
+            _like_prefix(f"/{old}/"), escape="/"))))
+        moved = 0
+        for row in rows:
+            row.root, moved = f"/{new}" + row.root[len(old) + 1:], moved + 1
+        return moved
+
+    def rename_owner(self, s, old: str, new: str) -> int:
+        """Locks of login `old` belong to `new` (a user renamed)."""
+        return s.execute(update(Lock).where(Lock.principal == old)
+                         .values(principal=new)).rowcount
+
     def drop(self, s, tokens) -> int:
         tokens = list(tokens)
         if not tokens:

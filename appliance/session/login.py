@@ -41,10 +41,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from appliance.db import repo
-from appliance.db.models import AppPassword, DriveSession, User
+from appliance.db.models import AppPassword, Client, DriveSession, User
 from appliance.errors import AuthFailed, NotFound
 from appliance.session.lockout import Lockout
 from appliance.session.principal import Principal
@@ -56,8 +56,9 @@ log = logging.getLogger("strongroom.auth")
 CACHE_SECONDS = 300
 # Checked against a wrong code when the password was wrong: the same work as a right one.
 _DUMMY_TOTP = totp.new_secret()
-# A cached plain-password login re-reads the account this often; drive sessions and
-# app passwords are re-read on every request (a revocation takes effect at once).
+# A cached plain-password WebDAV login re-reads the account this often; drive
+# sessions, app passwords and every new SFTP connection are re-read each time (a
+# revocation takes effect at once).
 RECHECK_SECONDS = 5
 TOUCH_SECONDS = 60          # how often last_used of a drive session / app password is written
 MAX_DRIVE_SESSIONS = 20     # per user; the oldest go first
@@ -116,7 +117,10 @@ class Authenticator:
             hit = self._cache.get(key)
             if hit is not None:
                 self._gate(login, protocol, address)
-                if self._still_valid(hit):
+                # a new SFTP connection is a login of its own: the account is read
+                # again, so a disabled or removed one does not connect even for
+                # RECHECK_SECONDS
+                if self._still_valid(hit, fresh=protocol != "webdav"):
                     if protocol != "webdav":   # a new connection: a login of its own
                         self._succeeded(hit.principal, protocol, address,
                                         f"{_METHOD.get(hit.kind, hit.kind)} (remembered)")
@@ -143,7 +147,7 @@ class Authenticator:
         """(principal, kind, row id, stored hash) or None. A refusal always costs
         exactly one argon2 verification (see the module docstring)."""
         user = self._user(login)
-        if user is None or user.disabled:
+        if user is None or _barred(user):
             verify_password(None, secret)
             return None
         principal = _principal(user)
@@ -182,7 +186,7 @@ class Authenticator:
         try:
             user = self._user(login)
             ok = verify_password(user.password_hash if user else None, password) \
-                and not user.disabled
+                and not _barred(user)
         except BaseException:
             self.lockout.end(attempt)
             raise
@@ -202,7 +206,7 @@ class Authenticator:
             self._refuse_blocked(login, protocol, address)
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
-            ok = user is not None and not user.disabled and any(
+            ok = user is not None and not _barred(user) and any(
                 k.key_type == key_type and k.key_data == key_data
                 for k in repo.keys_of(s, user.id))
             if not ok:
@@ -221,7 +225,7 @@ class Authenticator:
             if factor.attempt is None:   # after a key: each code is an attempt of its own
                 self._wait_at_gate(factor.login, protocol, address)
             user = self._user(factor.login)
-            if factor.principal is None or user is None or user.disabled \
+            if factor.principal is None or user is None or _barred(user) \
                     or user.id != factor.principal.user_id:
                 totp.matching_step(_DUMMY_TOTP, code.strip())
                 self._failed(factor.login, protocol, address, f"{factor.method}: wrong password")
@@ -258,15 +262,16 @@ class Authenticator:
 
     # -- live sessions --------------------------------------------------------------------
 
-    def disabled_among(self, user_ids) -> set[int]:
-        """Which of `user_ids` are disabled or gone (their live sessions must end)."""
-        ids = set(user_ids)
-        if not ids:
+    def ended_among(self, logins: dict[int, str]) -> set[int]:
+        """Which of the users `logins` ({user id: login at login time}) were disabled,
+        removed or renamed, or whose client was disabled: their live sessions end."""
+        if not logins:
             return set()
         with self.db.read() as s:
-            live = set(s.scalars(select(User.id).where(User.id.in_(ids),
-                                                       User.disabled.is_(False))))
-        return ids - live
+            rows = s.execute(select(User.id, User.login).outerjoin(Client).where(
+                User.id.in_(set(logins)), User.disabled.is_(False),
+                or_(Client.id.is_(None), Client.disabled.is_(False)))).all()
+        return set(logins) - {uid for uid, login in rows if logins[uid] == login}
 
     # -- checks -----------------------------------------------------------------------
 
@@ -371,17 +376,19 @@ class Authenticator:
                 s.delete(r)
             return row.id
 
-    def _still_valid(self, hit: _Cached) -> bool:
-        """Re-validate a remembered login against the database (see module docstring)."""
+    def _still_valid(self, hit: _Cached, fresh: bool = False) -> bool:
+        """Re-validate a remembered login against the database (see module docstring);
+        `fresh`: now, even a password login checked less than RECHECK_SECONDS ago."""
         mono = time.monotonic()
         if hit.expires <= mono:
             return False
-        if hit.kind == "password" and mono - hit.checked < RECHECK_SECONDS:
+        if hit.kind == "password" and not fresh and mono - hit.checked < RECHECK_SECONDS:
             return True
         now = time.time()
         with self.db.read() as s:
             user = s.get(User, hit.principal.user_id)
-            if user is None or user.disabled or user.password_hash != hit.stored_hash:
+            if user is None or _barred(user) or user.password_hash != hit.stored_hash \
+                    or user.login != hit.principal.login:   # renamed: log in with the new name
                 return False
             if hit.kind == "password" and user.totp_secret is not None:
                 return False    # TOTP was enrolled since: the password alone is not enough
@@ -456,6 +463,11 @@ class Authenticator:
     def _forget(self, key) -> None:
         with self._lock:
             self._cache.pop(key, None)
+
+
+def _barred(user) -> bool:
+    """A disabled account, or an account of a disabled client, does not log in."""
+    return user.disabled or (user.client is not None and user.client.disabled)
 
 
 def _principal(user) -> Principal:

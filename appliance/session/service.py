@@ -87,7 +87,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             return paths.Target(parts[0], parts[1:], parts[:1])
         if parts and parts[0] in self.libraries():
             return paths.Target(parts[0], parts[1:], parts[:1])
-        return paths.Target(self.principal.client, parts)
+        return paths.Target(self.own_tree(), parts)
 
     def view_path(self, t: paths.Target) -> str:
         return paths.join(t.prefix + t.rel)
@@ -97,7 +97,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         parts = paths.clean(canonical)
         if self.principal.sees_all_clients or (parts and parts[0] in self.libraries()):
             return paths.join(parts)
-        if not parts or parts[0] != self.principal.client:
+        if not parts or parts[0] != self.own_tree():
             return None
         return paths.join(parts[1:])
 
@@ -107,16 +107,42 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             if action != "list":
                 raise Denied("the top folder only lists clients; clients are made with the CLI")
             return None
-        client = self.remembered(self._clients, t.client)
+        if not t.prefix and not self.principal.sees_all_clients:
+            client = self._own_client(s)
+        else:
+            client = self.remembered(self._clients, t.client)
         if client is None:
             stamp = self.access_stamp()
             row = repo.client_info(s, t.client)
             if row is None:
                 raise NotFound(f"no such folder: {self.view_path(t)}")
-            cid, name, quota, wrapped_key, kind = row
-            client = ClientInfo(cid, name, quota, bytes(wrapped_key), kind)
+            client = ClientInfo(*row[:3], bytes(row[3]), row[4])
             self._clients[t.client] = (*stamp, client)
         self._decide(s, client, t, action)
+        return client
+
+    def own_tree(self) -> str:
+        """The current name of a client user's own tree. The principal holds the
+        name it had at login; `strongroom client rename` changes it under open
+        sessions, which follow within ACCESS_TTL (at once in the renaming process)."""
+        return self._own_client().name
+
+    def _own_client(self, s=None) -> ClientInfo:
+        """A client user's client, found by id (remembered as _clients[id]: names
+        are str, so the keys never meet), in `s` or a read transaction of its own."""
+        client_id = self.principal.client_id
+        client = self.remembered(self._clients, client_id)
+        if client is None:
+            stamp = self.access_stamp()
+            if s is None:
+                with self.app.db.fast_read() as s:
+                    row = repo.client_info_by_id(s, client_id)
+            else:
+                row = repo.client_info_by_id(s, client_id)
+            if row is None:
+                raise NotFound("no such file or folder: your client was removed")
+            client = ClientInfo(*row[:3], bytes(row[3]), row[4])
+            self._clients[client_id] = (*stamp, client)
         return client
 
     @contextmanager

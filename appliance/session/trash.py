@@ -24,6 +24,7 @@ from appliance.db import repo
 from appliance.db.models import Node, Version
 from appliance.errors import NotFound
 from appliance.session.entry import Entry, dir_entry, entry_for
+from appliance.session.paths import MAX_DEPTH
 from appliance.session.viewhit import Caller, Hit
 
 VIEW = "@trash"
@@ -48,6 +49,21 @@ def original_name(entry: Entry) -> str:
 def _restorable(node) -> bool:
     """A deleted row with something in it (a file moved over another keeps no version)."""
     return node.is_dir or node.current_version_id is not None
+
+
+def item_path(s, node) -> tuple | None:
+    """Where deleted item `node` is in the view (the names below `@trash`), or None if
+    `node` is no item: the live folders on the way by their names, deleted ones (an
+    item deleted from a folder before the folder was) as items."""
+    if node.deleted_at is None or not _restorable(node):
+        return None
+    names = []
+    for _ in range(MAX_DEPTH + 1):      # a tree is at most that deep
+        if node.parent_id is None:
+            return tuple(reversed(names))
+        names.append(trash_name(node) if node.deleted_at is not None else node.name)
+        node = s.get(Node, node.parent_id)
+    return None
 
 
 class TrashView:

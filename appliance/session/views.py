@@ -39,7 +39,9 @@ class ViewsMixin:
         # content need the read right on it
         folder = hit.node.is_dir and hit.version is None and action != "read"
         verdict = self._grant_verdict(s, client, hit.real, acl.LIST if folder else "r")
-        if verdict == "hidden":
+        # a file (deleted, or a version of one) is seen only with rights on it, even
+        # where its path leads on to a granted folder of the same name
+        if verdict == "hidden" or not self._visible_real(s, client, hit.real, hit.node.is_dir):
             raise Hidden(f"no such file or folder: {self.view_path(t)}")
         if action not in _READS:
             raise Denied(f"{t.rel[0]} is {_WHY[t.rel[0]]}")

@@ -160,7 +160,7 @@ class Handler(SFTPServerInterface):
 
     def list_folder(self, path):
         p = self.session.principal
-        owner, group = p.login, p.client or p.role
+        owner, group = p.login, self.session.own_tree() if p.client_id else p.role
         return [listed(e, owner, group) for e in self.session.list(path)]
 
     def stat(self, path):

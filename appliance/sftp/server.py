@@ -205,10 +205,11 @@ class SFTPListener:
         with self._lock:
             live = [(c.transport, c.server.session.principal) for c in self._conns
                     if c.logged_in]
-        gone = self.app.auth.disabled_among({p.user_id for _, p in live})
+        gone = self.app.auth.ended_among({p.user_id: p.login for _, p in live})
         for t, principal in live:
             if principal.user_id in gone:
-                log.info("ending the sftp session of %s: account disabled", principal.login)
+                log.info("ending the sftp session of %s: account disabled, removed or renamed",
+                         principal.login)
                 t.close()
 
     def shutdown(self) -> None:

@@ -1,0 +1,144 @@
+"""Admin operations on clients: add, change (quota, display name, disabled), rename,
+show, list. Mixed into Admin; every change is audited.
+
+Clients and libraries are rows of one table, so they share one namespace, and
+names are unique without regard to case: 'Acme' is refused next to 'acme'.
+Grants, library memberships and users refer to a client by id, so they follow a
+rename as they are; WebDAV locks (kept by path) are moved, and `audit list
+--client NEW` also finds the events recorded under the old name
+(appliance.session.renames).
+"""
+import re
+
+from sqlalchemy import select
+
+from appliance.db import repo
+from appliance.db.models import Client, Grant, LibraryMember, Node, User
+from appliance.errors import BadRequest, Conflict
+from appliance.session import renames
+from appliance.session.credentials import end_sessions
+
+DEFAULT_CLIENT_RIGHTS = "rwd"
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_DISPLAY_NAME = 200
+KEEP = object()   # set_client: leave the quota as it is (None removes it)
+
+
+class ClientsMixin:
+    def add_client(self, name: str, quota: int | None = None, *, kind: str = "client") -> dict:
+        check_name(name, kind)
+        _check_quota(quota)
+        with self.app.db.write() as s:
+            _name_free(s, name)
+            client = Client(name=name, quota_bytes=quota, used_bytes=0, kind=kind,
+                            wrapped_key=self.app.keyring.new_client_key())
+            s.add(client)
+            s.flush()
+            s.add(Node(client_id=client.id, parent_id=None, name="", is_dir=True))
+            if kind == "client":
+                # its users may read, write and delete in the whole tree until the admin
+                # replaces this grant with finer ones ('strongroom acl')
+                s.add(Grant(client_id=client.id, path="/", subject_kind="client",
+                            subject_id=client.id, rights=DEFAULT_CLIENT_RIGHTS))
+            self._audit(s, f"{kind}-add", f"/{name}", f"quota={quota}")
+            return client_dict(client)
+
+    def list_clients(self) -> list[dict]:
+        with self.app.db.read() as s:
+            return [client_dict(c) for c in repo.clients(s, "client")]
+
+    def set_client(self, name: str, *, quota=KEEP, display_name: str | None = None,
+                   disabled: bool | None = None) -> dict:
+        """Change what is given: `quota` (None: no quota), `display_name` ('' clears
+        it), `disabled` (its users cannot log in; their drive sessions and WebDAV
+        locks end, live SFTP sessions within seconds)."""
+        changes = []
+        with self.app.db.write() as s:
+            client = self._client_row(s, name)
+            if quota is not KEEP:
+                _check_quota(quota)
+                client.quota_bytes = quota
+                changes.append(f"quota={quota}")
+            if display_name is not None:
+                client.display_name = check_display_name(display_name)
+                changes.append(f"display_name={client.display_name}")
+            if disabled is not None:
+                client.disabled = disabled
+                if disabled:
+                    end_sessions(s, self.app.locks, _user_rows(s, client.id))
+                changes.append(f"disabled={disabled}")
+            if not changes:
+                raise BadRequest("nothing to change: give --quota, --display-name, "
+                                 "--disable or --enable")
+            self._audit(s, "client-set", f"/{name}", " ".join(changes))
+            return client_dict(client)
+
+    def rename_client(self, old: str, new: str) -> dict:
+        """Rename client `old` to `new`; everything that refers to it follows (see
+        the module docstring). Open sessions see the new name within seconds."""
+        check_name(new, "client")
+        with self.app.db.write() as s:
+            client = self._client_row(s, old)
+            if new == old:
+                raise BadRequest(f"client {old} is already called {new}")
+            _name_free(s, new, but=client)
+            client.name = new
+            locks = self.app.locks.rename_tree(s, old, new)
+            self._audit(s, "client-rename", f"/{new}", f"{renames.detail(old, new)} locks={locks}")
+            return client_dict(client)
+
+    def show_client(self, name: str) -> dict:
+        """The client with its users, the grants in its tree and the libraries it sees."""
+        with self.app.db.read() as s:
+            client = self._client_row(s, name)
+            users = _user_rows(s, client.id)
+            libraries = s.scalars(select(Client.name).where(Client.kind == "library").where(
+                Client.shared_with_all.is_(True) | Client.id.in_(
+                    select(LibraryMember.library_id).where(LibraryMember.client_id == client.id)))
+                .order_by(Client.name))
+            return dict(client_dict(client), users=[_user_summary(u) for u in users],
+                        grants=self.grants_in(s, client), libraries=list(libraries))
+
+
+def check_name(name: str, what: str) -> None:
+    if not NAME.match(name):
+        raise BadRequest(f"{what} names are 1-64 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+
+
+def check_display_name(text: str) -> str | None:
+    """A display name ('' for none): printable, at most MAX_DISPLAY_NAME characters."""
+    text = text.strip()
+    if len(text) > MAX_DISPLAY_NAME or not text.isprintable():
+        raise BadRequest(f"a display name is at most {MAX_DISPLAY_NAME} printable characters")
+    return text or None
+
+
+def _name_free(s, name: str, but=None) -> None:
+    """Refuse `name` if a client or library (other than `but`) has it, in any case."""
+    existing = repo.client_named_alike(s, name)
+    if existing is None or existing is but:
+        return
+    if existing.name == name:
+        raise Conflict(f"a {existing.kind} named {name!r} already exists")
+    raise Conflict(f"{name!r} is taken: a {existing.kind} named {existing.name!r} exists "
+                   f"(names are unique without regard to case)")
+
+
+def _check_quota(quota) -> None:
+    if quota is not None and quota <= 0:
+        raise BadRequest("a quota is above zero; for no quota give 'none'")
+
+
+def _user_rows(s, client_id: int) -> list[User]:
+    return list(s.scalars(select(User).where(User.client_id == client_id).order_by(User.login)))
+
+
+def _user_summary(u) -> dict:
+    return {"login": u.login, "email": u.email, "display_name": u.display_name,
+            "totp": u.totp_secret is not None, "disabled": u.disabled}
+
+
+def client_dict(c) -> dict:
+    return {"name": c.name, "display_name": c.display_name, "quota_bytes": c.quota_bytes,
+            "used_bytes": c.used_bytes, "disabled": bool(c.disabled)}
