@@ -4,6 +4,7 @@ JSON format) and a corrupt blob logged at ERROR."""
 import json
 import os
 import socket
+import time
 import tomllib
 import urllib.request
 from contextlib import contextmanager
@@ -158,6 +159,7 @@ def test_healthz_answers_not_ok_when_uploads_cannot_start(daemon):
     staging.rename(aside)
     staging.write_bytes(b"")     # a file where the staging folder should be
     try:
+        time.sleep(1.1)          # an answer is remembered for a second (webdav/probes.py)
         answer = healthz(daemon)
         assert answer.startswith("HTTP/1.1 503"), answer
         assert answer.split("\r\n\r\n", 1)[1] == "not ok\n"
@@ -167,6 +169,7 @@ def test_healthz_answers_not_ok_when_uploads_cannot_start(daemon):
     finally:
         staging.unlink()
         aside.rename(staging)
+    time.sleep(1.1)
     assert healthz(daemon).startswith("HTTP/1.1 200")
 
 

@@ -23,6 +23,7 @@ from appliance.webdav.listener import close_after_response
 log = logging.getLogger("strongroom.webdav")
 HEALTHZ, METRICS = "/healthz", "/metrics"
 REPEAT_EVERY = 60.0      # seconds between log lines saying why /healthz is not ok
+FRESH_FOR = 1.0          # seconds one look at the health is answered from memory
 
 
 def probes(app, inner):
@@ -45,7 +46,7 @@ def probes(app, inner):
 
 
 def _healthz(app, quiet, environ, start_response):
-    why = health.problem(app)
+    why = quiet.problem(app)
     if why is None:
         return _answer(start_response, "200 OK", "text/plain", b"ok\n", environ)
     quiet.say(why)
@@ -75,6 +76,17 @@ class _Quiet:
 
     def __init__(self):
         self._last = 0.0
+        self._looked: tuple[float, str | None] = (-FRESH_FOR, None)
+
+    def problem(self, app) -> str | None:
+        """health.problem, looked at once per FRESH_FOR at most: anyone may ask
+        /healthz, as often as they like, and each look touches the database and disk."""
+        at, why = self._looked
+        now = time.monotonic()
+        if now - at >= FRESH_FOR:
+            why = health.problem(app)
+            self._looked = (now, why)
+        return why
 
     def say(self, why: str) -> None:
         now = time.monotonic()
