@@ -713,11 +713,13 @@ def main() -> None:
             large(sr, seed, tmp)
         tail = os.path.join(tmp, "strongroom-serve.log")
         if os.path.exists(tail):
-            errors = [line for line in open(tail, errors="replace")
+            lines = open(tail, errors="replace").read().splitlines()
+            errors = [i for i, line in enumerate(lines)
                       if "Traceback" in line or " ERROR " in line]
             if errors:
-                print(f"\nStrongroom logged {len(errors)} error line(s); first: "
-                      f"{errors[0].strip()[:200]}")
+                print(f"\nStrongroom logged {len(errors)} error line(s); the first, with "
+                      "what follows it:")
+                print("\n".join("  " + line[:200] for line in lines[errors[0]:errors[0] + 30]))
         print(f"\ntotal time {time.monotonic() - started:.0f} s")
     finally:
         for srv in servers:
