@@ -162,3 +162,34 @@ def test_a_renamed_user_logs_in_under_the_new_login_only(daemon):
     logins = json.loads(daemon.cli("audit", "list", "--user", "kim.k", "--action", "login",
                                    "--json").stdout)
     assert {e["actor"] for e in logins if e["outcome"] == "ok"} == {"kim", "kim.k"}
+
+
+LOCK_BODY = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+             '</D:lockscope><D:locktype><D:write/></D:locktype></D:lockinfo>')
+
+
+def lock(daemon, user, path: str) -> int:
+    return daemon.request(user, "LOCK", path, "-H", "Timeout: Second-3600",
+                          "-H", "Content-Type: application/xml", "--data", LOCK_BODY).status
+
+
+def test_a_lock_taken_right_after_a_change_is_decided_on_the_database(daemon):
+    """A lock outlives its request: one taken in the seconds a session still remembers
+    an old client name, or an account just disabled, must not be stored under the old
+    name (where it would bind whoever takes the name next) or at all."""
+    new_client(daemon, "lk1")
+    carol = daemon.add_user("carol", "lk1", totp=False)
+    assert daemon.request(carol, "PUT", "/f.txt", "--data-binary", "x").status == 201
+    assert daemon.request(carol, "GET", "/f.txt").status == 200     # the login is remembered
+    daemon.cli("client", "rename", "lk1", "lk2", check=True)
+    assert lock(daemon, carol, "/f.txt") == 200
+    roots = [r["path"] for r in json.loads(daemon.cli("locks", "list", "--json",
+                                                      check=True).stdout)]
+    assert "/lk2/f.txt" in roots and not any(r.startswith("/lk1/") for r in roots), roots
+    daemon.cli("locks", "clear", "/lk2/f.txt", check=True)
+    assert daemon.request(carol, "GET", "/f.txt").status == 200
+    daemon.cli("user", "disable", "carol", check=True)
+    assert lock(daemon, carol, "/f.txt") in (401, 403)
+    roots = [r["path"] for r in json.loads(daemon.cli("locks", "list", "--json",
+                                                      check=True).stdout)]
+    assert "/lk2/f.txt" not in roots, roots

@@ -6,6 +6,7 @@ and handed out in the caller's view; a lock outside the caller's view is never s
 """
 import secrets
 
+from appliance.db.models import Client, User
 from appliance.errors import Denied, Hidden, NotFound
 from appliance.session import paths
 
@@ -20,8 +21,27 @@ class LockingMixin:
         stored lock in this caller's view."""
         t = self.target(path)
         with self._op("lock", t, write=True, right="write") as (s, client):
-            stored = self.app.locks.create(s, t.canonical, lock, new_token())
+            root = self._fresh_root(s, client, t)
+            stored = self.app.locks.create(s, root, lock, new_token())
         return dict(stored, root=self.view_path(t))
+
+    def _fresh_root(self, s, client, t: paths.Target) -> str:
+        """The canonical path to lock, decided on what the database says now rather than
+        on what this session remembers for a few seconds: a lock outlives its request,
+        so one taken by an account removed or disabled a moment ago, or filed under the
+        old name of a client renamed a moment ago, would stay (and, under the old name,
+        bind whoever takes that name next)."""
+        p = self.principal
+        if p.user_id is not None:
+            user = s.get(User, p.user_id)
+            owner = None if user is None or user.client_id is None else \
+                s.get(Client, user.client_id)
+            if user is None or user.disabled or user.login != p.login or \
+                    (owner is not None and owner.disabled):
+                raise Denied("this account was changed or removed: log in again")
+        if client is None:
+            return t.canonical
+        return paths.Target(s.get(Client, client.id).name, t.rel).canonical
 
     def refresh_lock(self, token: str, timeout) -> dict:
         """A lock of this principal with a new timeout (capped); NotFound otherwise."""
