@@ -78,10 +78,24 @@ def holder(data_dir) -> dict | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                return json.loads(os.pread(fd, 4096, 0) or b"{}")
-            except ValueError:
-                return {}     # taken a moment ago, facts not written yet
+            return _facts(os.pread(fd, 4096, 0))
         return None
     finally:
         os.close(fd)
+
+
+_TYPES = {"pid": int, "started_at": (int, float), "version": str, "host": str,
+          "webdav_port": int, "sftp_port": int}
+
+
+def _facts(data: bytes) -> dict:
+    """The facts of a lock file, only those of the expected types (the file may have
+    been taken a moment ago and be empty, or have been edited by hand)."""
+    try:
+        facts = json.loads(data or b"{}")
+    except ValueError:
+        return {}
+    if not isinstance(facts, dict):
+        return {}
+    return {k: v for k, v in facts.items()
+            if k in _TYPES and isinstance(v, _TYPES[k]) and not isinstance(v, bool)}
