@@ -100,8 +100,13 @@ def test_a_renamed_clients_open_sessions_carry_on_and_staff_see_the_new_name(dae
     ts, staff_sftp = sftp_session(daemon, staff)
     assert "omega" in staff_sftp.listdir("/")
     daemon.cli("client", "rename", "omega", "omega-ltd", check=True)
+    assert "before.txt" in sftp.listdir("/")         # at once, under either name
+    assert propfind(daemon, olga) == 207              # (answered 500 in the first 2 s)
     assert eventually(lambda: "omega-ltd" in staff_sftp.listdir("/"))
     assert "omega" not in staff_sftp.listdir("/")
+    # Sessions remember client names for up to 2 s (session.access): what is written
+    # in that window is audited under the old name (see the closing note of issue 10).
+    time.sleep(2.5)
     # the client's own users: their tree is their root, under any name
     assert "before.txt" in sftp.listdir("/")
     with sftp.open("/after-sftp.txt", "w") as f:

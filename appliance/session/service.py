@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from appliance.db import repo
-from appliance.db.models import Node, Version
+from appliance.db.models import Client, Node, Version
 from appliance.errors import (BadRequest, Conflict, CorruptData, Denied, Hidden, NoSpace,
                               NotFound, QuotaExceeded, TooLarge)
 from appliance.session import paths
@@ -545,7 +545,11 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         with self._op("usage", t, write=False, audited=False, right="list") as (s, client):
             if client is None:
                 return 0, None
-            row = repo.client_by_name(s, client.name)  # fresh: usage changes by the request
+            # fresh, by id: usage changes by the request, and the name this session
+            # remembers may be a second old (a client renamed just now)
+            row = s.get(Client, client.id)
+            if row is None:
+                raise NotFound(f"no such client: {client.name}")
             return row.used_bytes, row.quota_bytes
 
     def space(self, path="/") -> tuple[int, int]:
