@@ -32,17 +32,3 @@ def remove_if_abandoned(path) -> bool:
     finally:
         os.close(fd)
 
-
-def in_use(path) -> bool:
-    """True if a process holds `path` now."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
