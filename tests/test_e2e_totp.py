@@ -26,7 +26,12 @@ STEP = 30
 
 
 def code(user, offset: int = 0) -> str:
-    """The user's TOTP code `offset` steps from now (valid: -1, 0, +1)."""
+    """The user's TOTP code `offset` steps from now (valid: -1, 0, +1).
+
+    The previous step's code stays valid only until the current step ends: with fewer than
+    10 s left, wait for the next step so that the code still works when the client sends it."""
+    if offset < 0 and STEP - time.time() % STEP < 10:
+        time.sleep(STEP - time.time() % STEP + 0.5)
     return pyotp.TOTP(user.totp_secret).at(time.time() + offset * STEP)
 
 
