@@ -9,13 +9,13 @@ import logging
 import signal
 import threading
 import time
-from importlib.metadata import version
 
 import config as configmod
 from appliance import logs, metrics
 from appliance.app import App
 from appliance.runlock import RunLock
 from appliance.startup import listeners
+from appliance.version import installed
 
 log = logging.getLogger("strongroom")
 
@@ -45,7 +45,7 @@ def run(data_dir) -> None:
     the ports are bound before the staging area is cleaned."""
     _limit_malloc_arenas()
     configmod.load(data_dir)           # no config: one line saying where and what to run
-    lock = RunLock(data_dir).acquire(version("strongroom"))
+    lock = RunLock(data_dir).acquire(installed())
     try:
         _serve(App(data_dir), lock)
     finally:

@@ -14,7 +14,6 @@ import ssl
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +26,7 @@ import config as configmod
 from appliance import runlock
 from appliance.db import default_url, migrate
 from appliance.db.engine import safe_url
+from appliance.version import installed as installed_version
 from providers import crypto
 from providers.errors import CorruptData, StorageError
 from providers.keys import load_master_key
@@ -71,7 +71,7 @@ def _daemon(holder: dict | None) -> Check:
         return Check("daemon", False, "starting or stopping (its lock is held, its facts "
                      "not written yet)", {"running": True})
     up = time.time() - holder.get("started_at", time.time())
-    installed = version("strongroom")
+    installed = installed_version()
     facts = {"running": True, "pid": holder["pid"], "version": holder.get("version"),
              "started_at": holder.get("started_at"), "uptime_seconds": round(up)}
     summary = f"running, PID {holder['pid']}, up {duration(up)}, version {facts['version']}"

@@ -198,3 +198,17 @@ def test_init_says_a_running_daemon_needs_a_restart(data_dir):
     finally:
         lock.release()
     assert out["changed"] == {"[server] sftp_port": [0, 2299]} and out["restart_needed"]
+
+
+@pytest.mark.parametrize("args", [("status",), ("audit", "list"), ("client", "list")])
+def test_a_reader_that_goes_away_ends_the_command_quietly(data_dir, args):
+    """`strongroom audit list | head -1`: no traceback, no 'unexpected BrokenPipeError'."""
+    r, w = os.pipe()
+    os.close(r)                  # the reader is gone before the command writes a byte
+    try:
+        p = subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir",
+                            str(data_dir)], stdout=w, stderr=subprocess.PIPE, text=True,
+                           timeout=120)
+    finally:
+        os.close(w)
+    assert p.stderr == "" and p.returncode in (0, 1, 141), p.stderr

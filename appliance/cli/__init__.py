@@ -1,5 +1,6 @@
 """The `strongroom` command: thin click functions over the service layer."""
 import os
+import sys
 
 import click
 
@@ -33,6 +34,12 @@ class _Group(click.Group):
             raise                   # click's own: usage errors, --help, exits
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:
+            # the reader went away (`strongroom audit list | head`): stop quietly, as
+            # other commands in a pipe do; stdout is pointed at /dev/null so that the
+            # interpreter's last flush cannot fail again on the way out
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as e:      # a bug: still one line, the traceback on request
             if os.environ.get("STRONGROOM_DEBUG"):
                 raise
@@ -40,8 +47,17 @@ class _Group(click.Group):
                  "(STRONGROOM_DEBUG=1 shows where)")
 
 
+def _print_version(ctx, value) -> None:
+    if value and not ctx.resilient_parsing:
+        from appliance.version import installed
+        click.echo(f"strongroom, version {installed()}")
+        ctx.exit()
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="strongroom")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, _p, value: _print_version(ctx, value),
+              help="Show the version (and the source commit it was installed from) and exit.")
 def main():
     """Strongroom: encrypted, versioned client file exchange over WebDAV and SFTP."""
     os.umask(0o077)  # keys, database and blobs are for the appliance's user only
