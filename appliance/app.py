@@ -4,16 +4,16 @@ from pathlib import Path
 
 from sqlalchemy import event
 
-import config as configmod
-import providers
-from appliance.db import Database, default_url, upgrade
-from appliance.db.rekey import rekey_legacy_digests
-from appliance.session import Principal, Session
-from appliance.session.admin import Admin
-from appliance.session.audit import Chain
-from appliance.session.locks import LockStore
-from appliance.session.login import Authenticator
-from providers.keys import KeyRing, load_master_key
+from strongroom import config as configmod
+from strongroom import providers
+from strongroom.appliance.db import Database, default_url, upgrade
+from strongroom.appliance.db.rekey import rekey_legacy_digests
+from strongroom.appliance.service import Principal, Session
+from strongroom.appliance.service.admin import Admin
+from strongroom.appliance.service.audit import Chain
+from strongroom.appliance.service.locks import LockStore
+from strongroom.appliance.service.login import Authenticator
+from strongroom.providers.keys import KeyRing, load_master_key
 
 log = logging.getLogger("strongroom")
 

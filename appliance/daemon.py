@@ -10,12 +10,12 @@ import signal
 import threading
 import time
 
-import config as configmod
-from appliance import logs, metrics
-from appliance.app import App
-from appliance.runlock import RunLock
-from appliance.startup import listeners
-from appliance.version import installed
+from strongroom import config as configmod
+from strongroom.appliance import logs, metrics
+from strongroom.appliance.app import App
+from strongroom.appliance.runlock import RunLock
+from strongroom.appliance.startup import listeners
+from strongroom.appliance.version import installed
 
 log = logging.getLogger("strongroom")
 
@@ -31,7 +31,7 @@ def _limit_malloc_arenas(count: int = 2) -> None:
 
 def _anchor_audit(app, stop: threading.Event) -> None:
     """Anchor the audit chain outside the database every [audit] anchor_interval
-    (appliance.session.audit); the last anchor is written when the App closes."""
+    (appliance.service.audit); the last anchor is written when the App closes."""
     while not stop.wait(app.config.audit.anchor_interval):
         try:
             app.audit.anchor(app.db)

@@ -1,5 +1,5 @@
 """The domain errors every adapter translates once, in one table, at its edge."""
-from providers.errors import CorruptData, NoSpace, StorageError
+from strongroom.providers.errors import CorruptData, NoSpace, StorageError
 
 
 class StrongroomError(Exception):

@@ -22,14 +22,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-import config as configmod
-from appliance import runlock
-from appliance.db import default_url, migrate
-from appliance.db.engine import safe_url
-from appliance.version import installed as installed_version
-from providers import crypto
-from providers.errors import CorruptData, StorageError
-from providers.keys import load_master_key
+from strongroom import config as configmod
+from strongroom.appliance import runlock
+from strongroom.appliance.db import default_url, migrate
+from strongroom.appliance.db.engine import safe_url
+from strongroom.appliance.version import installed as installed_version
+from strongroom.providers import crypto
+from strongroom.providers.errors import CorruptData, StorageError
+from strongroom.providers.keys import load_master_key
 
 TIMEOUT = 3.0      # seconds for each network look (ports, database)
 

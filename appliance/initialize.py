@@ -9,9 +9,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-import config as configmod
-from appliance.db import Database, default_url, upgrade
-from providers.keys import create_master_key
+from strongroom import config as configmod
+from strongroom.appliance.db import Database, default_url, upgrade
+from strongroom.providers.keys import create_master_key
 
 
 def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:

@@ -14,8 +14,8 @@ Served at /metrics on the WebDAV port, or by a separate plain-HTTP listener at
 import logging
 from importlib.metadata import version
 
-from appliance.errors import Unavailable
-from config.converters import host_port
+from strongroom.appliance.errors import Unavailable
+from strongroom.config.converters import host_port
 
 log = logging.getLogger("strongroom")
 

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from appliance.errors import Unavailable
+from strongroom.appliance.errors import Unavailable
 
 NAME = "strongroom.pid"
 

@@ -10,9 +10,9 @@ import ssl
 
 import paramiko
 
-from appliance.errors import Unavailable
-from appliance.sftp.server import SFTPListener
-from appliance.webdav.server import make_server
+from strongroom.appliance.errors import Unavailable
+from strongroom.appliance.sftp.server import SFTPListener
+from strongroom.appliance.webdav.server import make_server
 
 
 def check_files(cfg) -> None:

@@ -65,7 +65,7 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="sr-bench-")
     data = os.path.join(tmp, "data")
     wport, sport = free_port(), free_port()
-    sr = [sys.executable, "-m", "appliance.cli"]
+    sr = [sys.executable, "-m", "strongroom.appliance.cli"]
     env = dict(os.environ, STRONGROOM_DATA_DIR=data)
     run(*sr, "init", "--webdav-port", str(wport), "--sftp-port", str(sport), env=env)
     run(*sr, "client", "add", "bench", env=env)

@@ -17,7 +17,7 @@ import sys
 
 
 def patch_window4m():
-    import appliance.sftp.server as server
+    import strongroom.appliance.sftp.server as server
     server.WINDOW = 4 * 1024 * 1024
 
 
@@ -33,7 +33,7 @@ def main():
             raise SystemExit(f"unknown patch {name!r}; known: {', '.join(PATCHES)}")
         PATCHES[name]()
     sys.argv = ["strongroom", *sys.argv[2:]]
-    from appliance.cli import main as cli
+    from strongroom.appliance.cli import main as cli
     cli()
 
 

@@ -183,7 +183,7 @@ class Strongroom(Server):
         self.peaks = {}
         self.data = os.path.join(tmp, "strongroom")
         self.port = free_port()
-        self.cli = [sys.executable, "-m", "appliance.cli"]
+        self.cli = [sys.executable, "-m", "strongroom.appliance.cli"]
         self.env = dict(os.environ, STRONGROOM_DATA_DIR=self.data)
         self.env["PYTHONPATH"] = REPO + os.pathsep + self.env.get("PYTHONPATH", "")
         self._cli("init", "--webdav-port", str(self.port), "--sftp-port", str(free_port()))

@@ -3,7 +3,7 @@
 `SCHEMA` is the single source for defaults, help texts, converters, the example
 file written by `strongroom init` and the option names errors refer to.
 """
-from config.schema import SCHEMA, Option
-from config.loader import Config, ConfigError, load, render_example, set_options
+from strongroom.config.schema import SCHEMA, Option
+from strongroom.config.loader import Config, ConfigError, load, render_example, set_options
 
 __all__ = ["SCHEMA", "Option", "Config", "ConfigError", "load", "render_example", "set_options"]

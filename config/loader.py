@@ -3,7 +3,7 @@ import os
 import tomllib
 from pathlib import Path
 
-from config.schema import SCHEMA
+from strongroom.config.schema import SCHEMA
 
 
 class ConfigError(Exception):

@@ -5,7 +5,7 @@ Relative paths are resolved against the data directory by the loader.
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from config import converters as conv
+from strongroom.config import converters as conv
 
 
 @dataclass(frozen=True)

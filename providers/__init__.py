@@ -1,10 +1,10 @@
 """Storage providers. `load(config)` returns the provider the config names."""
-from providers.base import BlobReader, BlobWriter, Capabilities, StorageProvider
-from providers.errors import CorruptData, NoSpace, StorageError
+from strongroom.providers.base import BlobReader, BlobWriter, Capabilities, StorageProvider
+from strongroom.providers.errors import CorruptData, NoSpace, StorageError
 
 
 def load(config) -> StorageProvider:
-    from providers.local import LocalProvider
+    from strongroom.providers.local import LocalProvider
     return LocalProvider(config.storage.blob_dir, config.storage.chunk_size)
 
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap, aes_key_unwrap, aes_key_wrap)
 
-from providers.errors import CorruptData
+from strongroom.providers.errors import CorruptData
 
 MAGIC = b"SRB1"
 HEADER_SIZE = 32

@@ -4,7 +4,7 @@ Text form, as the database keeps it: inclusive chunk ranges "a-b,c-d", ascending
 neither overlapping nor touching; None for a blob without holes (every blob written
 before holes existed). The final chunk is never a hole.
 """
-from providers.errors import CorruptData
+from strongroom.providers.errors import CorruptData
 
 # Bounds the text a version row carries (each stat of the file reads it): a file
 # with more separate unwritten ranges than this is refused, not stored.

@@ -10,9 +10,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from providers import crypto
-from providers.digest import client_digest_key
-from providers.errors import StorageError
+from strongroom.providers import crypto
+from strongroom.providers.digest import client_digest_key
+from strongroom.providers.errors import StorageError
 
 
 def create_master_key(path: Path) -> None:

@@ -7,10 +7,10 @@ import os
 import uuid
 from pathlib import Path
 
-from providers import staging
-from providers.base import Capabilities, StorageProvider
-from providers.scratch import ScratchChunks
-from providers.streams import ChunkedReader, ChunkedWriter
+from strongroom.providers import staging
+from strongroom.providers.base import Capabilities, StorageProvider
+from strongroom.providers.scratch import ScratchChunks
+from strongroom.providers.streams import ChunkedReader, ChunkedWriter
 
 
 class LocalProvider(StorageProvider):

@@ -12,8 +12,8 @@ import struct
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from providers import crypto, staging
-from providers.errors import CorruptData, write_failed
+from strongroom.providers import crypto, staging
+from strongroom.providers.errors import CorruptData, write_failed
 
 _HEAD = 16  # nonce + length
 

@@ -7,10 +7,10 @@ import os
 import queue
 import threading
 
-from providers import crypto, holes, staging
-from providers.base import BlobReader, BlobWriter
-from providers.digest import ContentDigest
-from providers.errors import CorruptData, StorageError, write_failed
+from strongroom.providers import crypto, holes, staging
+from strongroom.providers.base import BlobReader, BlobWriter
+from strongroom.providers.digest import ContentDigest
+from strongroom.providers.errors import CorruptData, StorageError, write_failed
 
 
 # Blob writes start their way to the disk every WRITEBACK_EVERY bytes, so that the

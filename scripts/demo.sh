@@ -30,7 +30,7 @@ WPORT=$(grep -m1 '^webdav_port' "$STRONGROOM_DATA_DIR/strongroom.toml" | awk '{p
 SPORT=$(grep -m1 '^sftp_port' "$STRONGROOM_DATA_DIR/strongroom.toml" | awk '{print $3}')
 echo
 echo "Scan this with an authenticator app (or type the secret $SECRET into it):"
-$PY -c 'import sys; from auth.totp import qr_text; print(qr_text(sys.argv[1]))' "$(field otpauth_uri)"
+$PY -c 'import sys; from strongroom.auth.totp import qr_text; print(qr_text(sys.argv[1]))' "$(field otpauth_uri)"
 cat <<INFO
 Strongroom demo
   WebDAV:   https://$HOST:$WPORT/   (self-signed certificate: $STRONGROOM_DATA_DIR/tls/cert.pem)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from appliance.app import App
-from appliance.db import repo
-from appliance.initialize import initialize
-from appliance.session import ADMIN
-from providers import digest as digests
+from strongroom.appliance.app import App
+from strongroom.appliance.db import repo
+from strongroom.appliance.initialize import initialize
+from strongroom.appliance.service import ADMIN
+from strongroom.providers import digest as digests
 
 PG_ENV = "STRONGROOM_TEST_PG_URL"
 PASSWORD = "Correct-horse-battery-staple-42"

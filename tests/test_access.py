@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from appliance.app import App
-from appliance.errors import BadRequest, Denied, NotFound, QuotaExceeded
-from appliance.session import access
+from strongroom.appliance.app import App
+from strongroom.appliance.errors import BadRequest, Denied, NotFound, QuotaExceeded
+from strongroom.appliance.service import access
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import PASSWORD, admin_session, client_session, get, put
 

@@ -1,10 +1,10 @@
-"""appliance.session.audit.ACTIONS is every action the code writes to the audit trail,
+"""appliance.service.audit.ACTIONS is every action the code writes to the audit trail,
 and nothing else: read off the calls that write events, in the source."""
 import ast
 import re
 from pathlib import Path
 
-from appliance.session.audit import ACTIONS
+from strongroom.appliance.service.audit import ACTIONS
 
 SOURCE = Path(__file__).resolve().parent.parent / "appliance"
 # The calls that write an action, and where it stands among their positional arguments
@@ -50,7 +50,7 @@ def test_every_action_written_is_declared_and_every_declared_one_written():
     assert len(written) > 30, "the scan found too little: have the calls changed?"
     undeclared = sorted(f"{action} ({where})" for action, where in written.items()
                         if action not in ACTIONS)
-    assert not undeclared, "add these to appliance.session.audit.ACTIONS: " \
+    assert not undeclared, "add these to appliance.service.audit.ACTIONS: " \
         + ", ".join(undeclared)
     assert sorted(set(ACTIONS) - set(written)) == [], "declared, never written"
 

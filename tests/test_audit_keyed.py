@@ -11,9 +11,9 @@ import json
 import pytest
 from sqlalchemy import select, text
 
-from appliance.app import App
-from appliance.db.models import AuditEvent, AuditHead
-from appliance.session import audit
+from strongroom.appliance.app import App
+from strongroom.appliance.db.models import AuditEvent, AuditHead
+from strongroom.appliance.service import audit
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import client_session, put
 

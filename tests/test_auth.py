@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import select
 
-from appliance.db.models import AuditEvent
-from appliance.errors import AuthFailed
-from appliance.sftp.sshauth import ALL_METHODS, CODE_PROMPT, PASSWORD_PROMPT, SSHServer
-from auth import acl, passwords, throttle, totp
+from strongroom.appliance.db.models import AuditEvent
+from strongroom.appliance.errors import AuthFailed
+from strongroom.appliance.sftp.sshauth import ALL_METHODS, CODE_PROMPT, PASSWORD_PROMPT, SSHServer
+from strongroom.auth import acl, passwords, throttle, totp
 from tests.appfixtures import *  # noqa: F401,F403
 
 P = "Correct-horse-battery-staple-42"

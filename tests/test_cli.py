@@ -9,7 +9,7 @@ import pytest
 
 
 def cli(data_dir, *args, input=None, env=None):
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir", str(data_dir)],
+    return subprocess.run([sys.executable, "-m", "strongroom.appliance.cli", *args, "--data-dir", str(data_dir)],
                           capture_output=True, text=True, input=input, timeout=120,
                           env=None if env is None else {**os.environ, **env})
 
@@ -191,7 +191,7 @@ def test_init_refuses_a_bad_option_and_changes_nothing(data_dir, tmp_path):
 
 
 def test_init_says_a_running_daemon_needs_a_restart(data_dir):
-    from appliance.runlock import RunLock
+    from strongroom.appliance.runlock import RunLock
     lock = RunLock(data_dir).acquire("test")     # as `serve` holds it
     try:
         out = json.loads(cli(data_dir, "init", "--sftp-port", "2299", "--json").stdout)
@@ -206,7 +206,7 @@ def test_a_reader_that_goes_away_ends_the_command_quietly(data_dir, args):
     r, w = os.pipe()
     os.close(r)                  # the reader is gone before the command writes a byte
     try:
-        p = subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir",
+        p = subprocess.run([sys.executable, "-m", "strongroom.appliance.cli", *args, "--data-dir",
                             str(data_dir)], stdout=w, stderr=subprocess.PIPE, text=True,
                            timeout=120)
     finally:

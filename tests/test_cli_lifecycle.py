@@ -12,15 +12,15 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from appliance.app import App
-from appliance.cli import main
-from appliance.cli.owner import invoker
-from appliance.db import migrate
-from appliance.db.models import AppPassword, LoginThrottle
-from appliance.errors import AuthFailed, NotFound
-from appliance.session import login
-from appliance.session.access import ACCESS_TTL
-from config.converters import size
+from strongroom.appliance.app import App
+from strongroom.appliance.cli import main
+from strongroom.appliance.cli.owner import invoker
+from strongroom.appliance.db import migrate
+from strongroom.appliance.db.models import AppPassword, LoginThrottle
+from strongroom.appliance.errors import AuthFailed, NotFound
+from strongroom.appliance.service import login
+from strongroom.appliance.service.access import ACCESS_TTL
+from strongroom.config.converters import size
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import PASSWORD, admin_session, client_session, get, put
 
@@ -299,7 +299,7 @@ def test_library_list_and_remove(app, data_dir):
 
 
 def _versions(app, tree):
-    from appliance.db.models import Client, Node, Version
+    from strongroom.appliance.db.models import Client, Node, Version
     with app.db.read() as s:
         return list(s.scalars(select(Version).join(Node).join(Client, Client.id == Node.client_id)
                               .where(Client.name == tree)))

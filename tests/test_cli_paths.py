@@ -15,7 +15,7 @@ TRAP = "90d, 12h, 30m"     # how a refused duration shows the accepted forms
 
 
 def cli(data_dir, *args):
-    return subprocess.run([sys.executable, "-m", "appliance.cli", *args, "--data-dir",
+    return subprocess.run([sys.executable, "-m", "strongroom.appliance.cli", *args, "--data-dir",
                            str(data_dir)], capture_output=True, text=True, timeout=120)
 
 
@@ -33,8 +33,8 @@ class Tree:
     """The appliance's files, through the administrator's Session in this process."""
 
     def __init__(self, data_dir):
-        from appliance.app import App
-        from appliance.session import ADMIN
+        from strongroom.appliance.app import App
+        from strongroom.appliance.service import ADMIN
         self.app = App(data_dir)
         self.session = self.app.session(ADMIN, "test")
 
@@ -199,6 +199,6 @@ def test_audit_filters_take_what_can_match(data_dir):
     actor that is no user (the CLI's admin, a login name someone tried)."""
     assert as_json(data_dir, "audit", "list", "--action", "lock-clear") == []
     assert as_json(data_dir, "audit", "list", "--user", "sam") == []
-    from appliance.cli.owner import invoker
+    from strongroom.appliance.cli.owner import invoker
     assert as_json(data_dir, "audit", "list", "--user", f"admin:{invoker()}",
                    "--action", "client-add")

@@ -4,8 +4,8 @@ PostgreSQL: refused up front when it cannot fit, and when it fails halfway anywa
 folder it would replace is as it was, and no blob is left behind."""
 import pytest
 
-from appliance.errors import QuotaExceeded, StorageError
-from appliance.session import consistency
+from strongroom.appliance.errors import QuotaExceeded, StorageError
+from strongroom.appliance.service import consistency
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, get, put
 

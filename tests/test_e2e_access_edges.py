@@ -14,7 +14,7 @@ import time
 import paramiko
 import pytest
 
-from appliance.session.access import ACCESS_TTL
+from strongroom.appliance.service.access import ACCESS_TTL
 from conftest import HOST, running_daemon
 
 PW = "View-names-pass-0123456789"
@@ -28,8 +28,8 @@ def daemon(tmp_path_factory):
 
 
 def _setup(d) -> None:
-    from appliance.app import App
-    from appliance.session import ADMIN
+    from strongroom.appliance.app import App
+    from strongroom.appliance.service import ADMIN
     from tests.appfixtures import put
     app = App(d.data_dir)
     try:
@@ -49,8 +49,8 @@ def _setup(d) -> None:
 
 
 def _deleted_secret(d) -> str:
-    from appliance.app import App
-    from appliance.session import ADMIN
+    from strongroom.appliance.app import App
+    from strongroom.appliance.service import ADMIN
     app = App(d.data_dir)
     try:
         (item,) = app.session(ADMIN, "test").list(f"/acme/@trash/lvl1/{TRASH_LIKE}")
@@ -165,8 +165,8 @@ def test_a_deleted_file_on_the_way_stays_hidden(daemon):
     assert d.request("alice", "MKCOL", "/zeta/sub").status == 201
     d.cli("acl", "grant", "/acme/zeta/sub", "--user", "sub-reader", "--rights", "read",
           check=True)
-    from appliance.app import App
-    from appliance.session import ADMIN
+    from strongroom.appliance.app import App
+    from strongroom.appliance.service import ADMIN
     app = App(d.data_dir)
     try:
         item = next(e for e in app.session(ADMIN, "test").list("/acme/@trash")

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import paramiko
 import pytest
 
-from appliance.errors import NotFound
+from strongroom.appliance.errors import NotFound
 from conftest import HOST, Daemon, running_daemon
 
 PROTOCOLS = ("sftp", "dav", "cli")
@@ -127,8 +127,8 @@ def daemon(tmp_path_factory):
 
 
 def _setup(d: Daemon) -> None:
-    from appliance.app import App
-    from appliance.session import ADMIN
+    from strongroom.appliance.app import App
+    from strongroom.appliance.service import ADMIN
     from tests.appfixtures import put
     app = App(d.data_dir)
     admin = app.admin()
@@ -291,8 +291,8 @@ class CLI:
              "lock": [("write", 0)]}
 
     def __init__(self, d):
-        from appliance.app import App
-        from appliance.session import ADMIN
+        from strongroom.appliance.app import App
+        from strongroom.appliance.service import ADMIN
         self.d, self.app = d, App(d.data_dir)
         self.admin = self.app.session(ADMIN, "test")
 

@@ -73,8 +73,8 @@ def test_a_lock_lives_at_most_lock_max(daemon):
 
 
 def test_an_old_long_lock_is_shortened_at_start(daemon):
-    from appliance.app import App
-    from appliance.db.models import Lock
+    from strongroom.appliance.app import App
+    from strongroom.appliance.db.models import Lock
     app = App(daemon.data_dir)
     try:
         with app.db.write() as s:

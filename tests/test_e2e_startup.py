@@ -112,5 +112,5 @@ def test_no_config_names_the_directory(tmp_path):
 
 def _option_path(d: Daemon, section: str, option: str):
     """The file an option of the data directory's config names."""
-    from config import load
+    from strongroom.config import load
     return Path(getattr(getattr(load(d.data_dir), section), option))

@@ -21,7 +21,7 @@ def daemon(tmp_path_factory):
 
 
 def _setup(d) -> None:
-    from appliance.app import App
+    from strongroom.appliance.app import App
     app = App(d.data_dir)
     try:
         admin = app.admin()
@@ -54,7 +54,7 @@ def put(session, path, data):
 
 
 def _admin():
-    from appliance.session import ADMIN
+    from strongroom.appliance.service import ADMIN
     return ADMIN
 
 

@@ -8,8 +8,8 @@ import time
 import pyotp
 import pytest
 
-from appliance.errors import AuthFailed
-from appliance.session import login as login_module
+from strongroom.appliance.errors import AuthFailed
+from strongroom.appliance.service import login as login_module
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import PASSWORD
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from appliance.errors import QuotaExceeded
+from strongroom.appliance.errors import QuotaExceeded
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import client_session
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from appliance.runlock import NAME, AlreadyServing, RunLock, holder
+from strongroom.appliance.runlock import NAME, AlreadyServing, RunLock, holder
 
 
 def held_with(data_dir, content: bytes) -> int:

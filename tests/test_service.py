@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from appliance.errors import BadRequest, Conflict, Denied, NotFound, QuotaExceeded
-from appliance.session import audit, consistency
-from appliance.session.views import VIEWS
+from strongroom.appliance.errors import BadRequest, Conflict, Denied, NotFound, QuotaExceeded
+from strongroom.appliance.service import audit, consistency
+from strongroom.appliance.service.views import VIEWS
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, client_session, digest, get, put
 

@@ -11,8 +11,8 @@ import time
 import pytest
 from paramiko.buffered_pipe import BufferedPipe, PipeTimeout
 
-from appliance.sftp.channelio import ChunkPipe, ReadAheadSocket, adopt_channel
-from appliance.sftp.framing import FLUSH_AT, Framing
+from strongroom.appliance.sftp.channelio import ChunkPipe, ReadAheadSocket, adopt_channel
+from strongroom.appliance.sftp.framing import FLUSH_AT, Framing
 
 
 def test_pipe_returns_the_bytes_fed_in_any_read_sizes():

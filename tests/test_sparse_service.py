@@ -8,11 +8,11 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from appliance.app import App
-from appliance.db import migrate, rekey
-from appliance.errors import Cancelled, NoSpace, TooLarge
-from config.converters import Amount
-from providers import digest as digests, streams
+from strongroom.appliance.app import App
+from strongroom.appliance.db import migrate, rekey
+from strongroom.appliance.errors import Cancelled, NoSpace, TooLarge
+from strongroom.config.converters import Amount
+from strongroom.providers import digest as digests, streams
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import PASSWORD, client_session, digest, get, put
 

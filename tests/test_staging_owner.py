@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-from providers.local import LocalProvider
+from strongroom.providers.local import LocalProvider
 from tests.appfixtures import *  # noqa: F401,F403  (the app fixture)
 
 CHUNK = 64 * 1024
 WRITER = textwrap.dedent("""
     import sys
-    from providers.local import LocalProvider
+    from strongroom.providers.local import LocalProvider
     store = LocalProvider(sys.argv[1], 64 * 1024)
     kind = sys.argv[2]
     if kind == "blob":
@@ -87,7 +87,7 @@ def test_a_dead_writers_file_is_removed(tmp_path):
 
 
 def test_doctor_repair_spares_an_old_looking_live_upload(app):
-    from appliance.session import consistency
+    from strongroom.appliance.service import consistency
     blob_dir = app.provider.root
     proc = start_writer(blob_dir, "blob")
     age(blob_dir, 3600)

@@ -6,9 +6,9 @@ import tracemalloc
 
 import pytest
 
-from providers import crypto, digest
-from providers.errors import CorruptData
-from providers.local import LocalProvider
+from strongroom.providers import crypto, digest
+from strongroom.providers.errors import CorruptData
+from strongroom.providers.local import LocalProvider
 
 CHUNK = 64 * 1024
 STRIDE = CHUNK + crypto.TAG_SIZE

@@ -7,9 +7,9 @@ import tracemalloc
 
 import pytest
 
-from providers import crypto, digest, streams
-from providers.errors import CorruptData, NoSpace, StorageError
-from providers.local import LocalProvider
+from strongroom.providers import crypto, digest, streams
+from strongroom.providers.errors import CorruptData, NoSpace, StorageError
+from strongroom.providers.local import LocalProvider
 
 CHUNK = 64 * 1024
 KEY = bytes(range(32))

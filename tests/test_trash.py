@@ -3,7 +3,7 @@ folders appear where they were, open as they were, copy back out, and are seen o
 with read rights on their original path; the view cannot be written."""
 import pytest
 
-from appliance.errors import Denied, NotFound
+from strongroom.appliance.errors import Denied, NotFound
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, client_session, get, put
 from tests.test_access import staff_session

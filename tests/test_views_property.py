@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
-from appliance.db.models import Node
-from appliance.errors import Conflict, NotFound
-from auth import acl
+from strongroom.appliance.db.models import Node
+from strongroom.appliance.errors import Conflict, NotFound
+from strongroom.auth import acl
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, put
 from tests.test_access import staff_session

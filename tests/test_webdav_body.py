@@ -8,7 +8,7 @@ import threading
 from cheroot.makefile import StreamReader
 from cheroot.server import KnownLengthRFile
 
-from appliance.webdav.body import MIN_LENGTH, SocketBody, use_socket_body
+from strongroom.appliance.webdav.body import MIN_LENGTH, SocketBody, use_socket_body
 
 
 def _connection(payload: bytes):

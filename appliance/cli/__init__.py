@@ -4,19 +4,19 @@ import sys
 
 import click
 
-from appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
+from strongroom.appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
                            trash, users, versions)
-from appliance.cli.options import close_apps, fail
-from appliance.cli.status import status
+from strongroom.appliance.cli.options import close_apps, fail
+from strongroom.appliance.cli.status import status
 
 
 class _Group(click.Group):
     """Turns expected errors into one line on stderr and a non-zero exit."""
 
     def invoke(self, ctx):
-        from appliance.errors import StrongroomError
-        from config import ConfigError
-        from providers.errors import StorageError
+        from strongroom.appliance.errors import StrongroomError
+        from strongroom.config import ConfigError
+        from strongroom.providers.errors import StorageError
         from sqlalchemy.exc import IntegrityError
         try:
             try:
@@ -49,7 +49,7 @@ class _Group(click.Group):
 
 def _print_version(ctx, value) -> None:
     if value and not ctx.resilient_parsing:
-        from appliance.version import installed
+        from strongroom.appliance.version import installed
         click.echo(f"strongroom, version {installed()}")
         ctx.exit()
 

@@ -1,3 +1,3 @@
-from appliance.cli import main
+from strongroom.appliance.cli import main
 
 main()

@@ -1,7 +1,7 @@
 """`strongroom acl ...`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
 
 _subject = [click.option("--user", "login", help="A user (staff, or a user of this client)."),
             click.option("--client", "client_name", help="Every user of this client.")]

@@ -4,9 +4,9 @@ import time
 
 import click
 
-from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
+from strongroom.appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
-from config.converters import duration_with_unit
+from strongroom.config.converters import duration_with_unit
 
 
 def _since(value: str) -> float:

@@ -1,9 +1,9 @@
 """`strongroom client ...`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
-from appliance.errors import BadRequest
-from config.converters import SIZE_FORMS, describe_size, size_with_unit
+from strongroom.appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from strongroom.appliance.errors import BadRequest
+from strongroom.config.converters import SIZE_FORMS, describe_size, size_with_unit
 
 KEEP = "keep"
 

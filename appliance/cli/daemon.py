@@ -2,7 +2,7 @@
 import click
 from click.core import ParameterSource
 
-from appliance.cli.options import data_dir_option, emit
+from strongroom.appliance.cli.options import data_dir_option, emit
 
 
 @click.command(epilog="Example: strongroom init --data-dir /srv/strongroom --host 0.0.0.0")
@@ -20,8 +20,8 @@ def init(ctx, data_dir, host, webdav_port, sftp_port, public_name, as_json):
     given on the command line are written into the existing config (a self-signed
     certificate made by init is made again for a new host or public name).
     """
-    from appliance.initialize import initialize
-    from appliance.runlock import holder
+    from strongroom.appliance.initialize import initialize
+    from strongroom.appliance.runlock import holder
     settings = {"server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
                            "public_name": public_name}}
     given = tuple(name for name in settings["server"]
@@ -47,5 +47,5 @@ def _init_lines(d) -> list[str]:
 @data_dir_option
 def serve(data_dir):
     """Run WebDAV (HTTPS) and SFTP in the foreground until SIGTERM or Ctrl-C."""
-    from appliance.daemon import run
+    from strongroom.appliance.daemon import run
     run(data_dir)

@@ -1,8 +1,8 @@
 """`strongroom doctor`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, json_option, open_app
-from appliance.session.consistency import check
+from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.service.consistency import check
 
 
 @click.command(epilog="Example: strongroom doctor --json")

@@ -1,7 +1,7 @@
 """`strongroom library ...`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
 
 
 @click.group()

@@ -1,7 +1,7 @@
 """`strongroom locks ...`: WebDAV locks, listed and cleared by the admin."""
 import click
 
-from appliance.cli.options import data_dir_option, emit, iso_time, json_option, open_app
+from strongroom.appliance.cli.options import data_dir_option, emit, iso_time, json_option, open_app
 
 
 def _human(rows):

@@ -20,7 +20,7 @@ def default_data_dir() -> str:
 
 def _as_owner(ctx, param, value: Path) -> Path:
     """Run the command as the data directory's owner (appliance.cli.owner)."""
-    from appliance.cli.owner import become_owner
+    from strongroom.appliance.cli.owner import become_owner
     become_owner(value)
     return value
 
@@ -43,7 +43,7 @@ def converted(convert):
     """A click callback running a config converter (size, duration, ...) on an option;
     a value it refuses is one line naming the option (not click's usage text)."""
     def callback(ctx, param, value):
-        from appliance.errors import BadRequest
+        from strongroom.appliance.errors import BadRequest
         if value is None:
             return None
         try:
@@ -62,7 +62,7 @@ _opened: list = []
 def open_app(data_dir):
     """The App of `data_dir`; closed (and its audit events anchored) when the command
     ends (close_apps)."""
-    from appliance.app import App
+    from strongroom.appliance.app import App
     app = App(data_dir)
     app.admin_name = cli_admin_name()
     _opened.append(app)
@@ -76,7 +76,7 @@ def close_apps() -> None:
 
 def cli_admin_name() -> str:
     """How audit events name the admin running this command (appliance.cli.owner)."""
-    from appliance.cli.owner import invoker
+    from strongroom.appliance.cli.owner import invoker
     return f"admin:{invoker()}"
 
 

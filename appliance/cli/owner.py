@@ -30,12 +30,12 @@ def become_owner(data_dir) -> None:
         return
     owner = _name(st.st_uid)
     if os.geteuid() != 0:
-        from appliance.errors import Denied
+        from strongroom.appliance.errors import Denied
         raise Denied(f"{data_dir} belongs to user {owner}: run the command as that user, "
                      f"e.g. sudo -u {owner} strongroom ...")
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        from appliance.errors import Denied
+        from strongroom.appliance.errors import Denied
         raise Denied(f"{data_dir} belongs to user {owner}: run the command as that user, "
                      f"e.g. sudo -u {owner} strongroom ...")
     groups = "--init-groups" if owner != str(st.st_uid) else "--clear-groups"

@@ -1,7 +1,7 @@
 """`strongroom status`"""
 import click
 
-from appliance.cli.options import data_dir_option, emit, json_option
+from strongroom.appliance.cli.options import data_dir_option, emit, json_option
 
 CHECKS = ("daemon", "webdav", "sftp", "database", "master_key", "disk", "staging")
 MARK = {True: "ok", False: "ATTENTION", None: "-"}
@@ -17,7 +17,7 @@ def status(data_dir, as_json):
     attention: daemon not running, a port not answering, database unreachable or not
     migrated, master key unreadable or wrong, free space below [storage] reserve.
     """
-    from appliance.health import status as gather
+    from strongroom.appliance.health import status as gather
     report = gather(data_dir)
     emit(report, as_json, _human)
     raise SystemExit(0 if report["ok"] else 1)

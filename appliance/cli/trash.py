@@ -1,9 +1,9 @@
 """`strongroom trash ...`: what `@trash` shows a client, for the admin."""
 import click
 
-from appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
+from strongroom.appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
                                    open_app, tree_session)
-from appliance.session import paths, trash as view
+from strongroom.appliance.service import paths, trash as view
 
 
 @click.group()

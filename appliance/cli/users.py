@@ -3,10 +3,10 @@ import sys
 
 import click
 
-from appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
+from strongroom.appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
                                    json_option, open_app)
-from auth import totp
-from config.converters import duration_with_unit
+from strongroom.auth import totp
+from strongroom.config.converters import duration_with_unit
 
 
 @click.group()

@@ -1,7 +1,7 @@
 """`strongroom versions ...`"""
 import click
 
-from appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
+from strongroom.appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
                                    tree_session)
 
 

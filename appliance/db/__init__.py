@@ -1,5 +1,5 @@
 """Metadata database: models, engines, migrations."""
-from appliance.db.engine import Database, default_url
-from appliance.db.migrate import upgrade
+from strongroom.appliance.db.engine import Database, default_url
+from strongroom.appliance.db.migrate import upgrade
 
 __all__ = ["Database", "default_url", "upgrade"]

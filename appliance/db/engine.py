@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
-from appliance.db import fast
-from appliance.errors import Unavailable
+from strongroom.appliance.db import fast
+from strongroom.appliance.errors import Unavailable
 
 
 def default_url(data_dir: Path) -> str:

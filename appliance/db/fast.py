@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from sqlalchemy import exc
 
-from appliance.db.models import Node, Version
+from strongroom.appliance.db.models import Node, Version
 
 # Compiled forms by statement: the statements are module-level constants with bound
 # parameters (as SQLAlchemy's own statement cache wants them too).

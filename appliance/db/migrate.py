@@ -7,8 +7,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from appliance.db.engine import safe_url
-from appliance.errors import Unavailable
+from strongroom.appliance.db.engine import safe_url
+from strongroom.appliance.errors import Unavailable
 
 HERE = Path(__file__).parent
 

@@ -11,9 +11,9 @@ import logging
 
 from sqlalchemy import bindparam, select, text
 
-from appliance.db.models import Client, Node, Version
-from providers import digest
-from providers.errors import CorruptData
+from strongroom.appliance.db.models import Client, Node, Version
+from strongroom.providers import digest
+from strongroom.providers.errors import CorruptData
 
 log = logging.getLogger("strongroom")
 BATCH = 500

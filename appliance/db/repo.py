@@ -3,8 +3,8 @@ say so also take an appliance.db.fast.Fast (the hot path), and then return Rows.
 from sqlalchemy import BigInteger, bindparam, func, or_, select, update
 from sqlalchemy.orm import aliased
 
-from appliance.db import fast
-from appliance.db.models import Client, Node, User, UserKey, Version
+from strongroom.appliance.db import fast
+from strongroom.appliance.db.models import Client, Node, User, UserKey, Version
 
 
 _CLIENT_BY_NAME = select(Client).where(Client.name == bindparam("name"))

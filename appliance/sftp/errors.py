@@ -3,8 +3,8 @@ status codes."""
 from paramiko.sftp import (SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OP_UNSUPPORTED,
                            SFTP_PERMISSION_DENIED)
 
-from appliance import errors
-from appliance.session.transfer import MissingParent
+from strongroom.appliance import errors
+from strongroom.appliance.service.transfer import MissingParent
 
 
 class TooManyHandles(Exception):

@@ -8,8 +8,8 @@ import time
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServerInterface
 from paramiko.sftp import SFTP_OK
 
-from appliance.errors import Conflict, NotFound, Unsupported
-from appliance.session import paths
+from strongroom.appliance.errors import Conflict, NotFound, Unsupported
+from strongroom.appliance.service import paths
 
 FILE_MODE = statmod.S_IFREG | 0o644
 DIR_MODE = statmod.S_IFDIR | 0o755

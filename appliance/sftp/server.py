@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import paramiko
 
-from appliance.connlimits import AcceptBackoff, QuietLog
-from appliance.sftp.channelio import ReadAheadSocket
-from appliance.sftp.handler import Handler
-from appliance.sftp.sshauth import SSHServer
-from appliance.sftp.subsystem import Subsystem
+from strongroom.appliance.connlimits import AcceptBackoff, QuietLog
+from strongroom.appliance.sftp.channelio import ReadAheadSocket
+from strongroom.appliance.sftp.handler import Handler
+from strongroom.appliance.sftp.sshauth import SSHServer
+from strongroom.appliance.sftp.subsystem import Subsystem
 
 log = logging.getLogger("strongroom.sftp")
 

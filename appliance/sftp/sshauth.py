@@ -23,8 +23,8 @@ import paramiko
 from paramiko import (AUTH_FAILED, AUTH_PARTIALLY_SUCCESSFUL, AUTH_SUCCESSFUL,
                       OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED, OPEN_SUCCEEDED, InteractiveQuery)
 
-from appliance.errors import AuthFailed
-from appliance.sftp.handler import OpenUploads
+from strongroom.appliance.errors import AuthFailed
+from strongroom.appliance.sftp.handler import OpenUploads
 
 log = logging.getLogger("strongroom.sftp")
 PASSWORD_PROMPT = "Password: "

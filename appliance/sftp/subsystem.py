@@ -19,9 +19,9 @@ from paramiko.sftp import (CMD_CLOSE, CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY
                            CMD_NAMES, CMD_OPEN, CMD_OPENDIR, CMD_READ, CMD_STATUS, CMD_VERSION,
                            CMD_WRITE, SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
 
-from appliance.sftp.channelio import adopt_channel
-from appliance.sftp.errors import EXPECTED, TooManyHandles, status_for
-from appliance.sftp.framing import Framing
+from strongroom.appliance.sftp.channelio import adopt_channel
+from strongroom.appliance.sftp.errors import EXPECTED, TooManyHandles, status_for
+from strongroom.appliance.sftp.framing import Framing
 
 log = logging.getLogger("strongroom.sftp")
 

@@ -3,8 +3,8 @@ import threading
 
 from wsgidav.dc.base_dc import BaseDomainController
 
-from appliance.errors import AuthFailed
-from appliance.webdav.listener import mark_authenticated
+from strongroom.appliance.errors import AuthFailed
+from strongroom.appliance.webdav.listener import mark_authenticated
 
 REALM = "Strongroom"
 

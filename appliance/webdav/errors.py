@@ -7,9 +7,9 @@ from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                HTTP_REQUEST_ENTITY_TOO_LARGE, HTTP_SERVICE_UNAVAILABLE,
                                DAVError)
 
-from appliance import errors
-from appliance.session.transfer import MissingParent
-from appliance.webdav.domain import current
+from strongroom.appliance import errors
+from strongroom.appliance.service.transfer import MissingParent
+from strongroom.appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 HTTP_INSUFFICIENT_STORAGE = 507

@@ -30,11 +30,11 @@ from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_FORBIDDEN,
                                PRECONDITION_CODE_PropfindFiniteDepth, DAVError)
 
-from appliance.session.entry import LATEST_MTIME
-from appliance.webdav.body import use_socket_body
-from appliance.webdav.internal import send_error
-from appliance.webdav.domain import current
-from appliance.webdav.listener import close_after_response
+from strongroom.appliance.service.entry import LATEST_MTIME
+from strongroom.appliance.webdav.body import use_socket_body
+from strongroom.appliance.webdav.internal import send_error
+from strongroom.appliance.webdav.domain import current
+from strongroom.appliance.webdav.listener import close_after_response
 
 log = logging.getLogger("strongroom.webdav")
 

@@ -14,7 +14,7 @@ from wsgidav.dav_error import (HTTP_INTERNAL_ERROR, HTTP_NO_CONTENT, HTTP_NOT_MO
 from wsgidav.mw.base_mw import BaseMiddleware
 from wsgidav.util import SubAppStartResponse, get_rfc1123_time
 
-from appliance.webdav.domain import current
+from strongroom.appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 

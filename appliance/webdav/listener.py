@@ -34,7 +34,7 @@ from cheroot.makefile import MakeFile
 from cheroot.server import HTTPConnection, HTTPRequest
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-from appliance.connlimits import AcceptBackoff, QuietLog
+from strongroom.appliance.connlimits import AcceptBackoff, QuietLog
 
 log = logging.getLogger("strongroom.webdav")
 TIMEOUT = 300        # seconds: each read of a body, and an idle keep-alive connection

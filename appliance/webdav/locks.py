@@ -11,9 +11,9 @@ from urllib.parse import quote, unquote
 from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
 from wsgidav.lock_man.lock_manager import normalize_lock_root
 
-from appliance.errors import NotFound
-from appliance.webdav.domain import current
-from appliance.webdav.errors import translated
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.webdav.domain import current
+from strongroom.appliance.webdav.errors import translated
 
 
 def _session():

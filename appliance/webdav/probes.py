@@ -16,9 +16,9 @@ import time
 
 from wsgidav.util import get_rfc1123_time
 
-from appliance import health
-from appliance.webdav.guard import SECURITY_HEADERS
-from appliance.webdav.listener import close_after_response
+from strongroom.appliance import health
+from strongroom.appliance.webdav.guard import SECURITY_HEADERS
+from strongroom.appliance.webdav.listener import close_after_response
 
 log = logging.getLogger("strongroom.webdav")
 HEALTHZ, METRICS = "/healthz", "/metrics"

@@ -1,8 +1,8 @@
 """wsgidav's property-manager interface over the Session's dead properties."""
 from urllib.parse import unquote
 
-from appliance.errors import NotFound
-from appliance.webdav.errors import translated
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.webdav.errors import translated
 
 
 def _session(environ):

@@ -1,9 +1,9 @@
 """The DAV provider: maps a request path to a resource via the Session."""
 from wsgidav.dav_provider import DAVProvider
 
-from appliance.errors import NotFound
-from appliance.webdav.errors import EXPECTED, logged
-from appliance.webdav.resources import make_resource
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.webdav.errors import EXPECTED, logged
+from strongroom.appliance.webdav.resources import make_resource
 
 
 class Provider(DAVProvider):

@@ -7,8 +7,8 @@ from urllib.parse import quote
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
-from appliance.errors import Conflict
-from appliance.webdav.errors import translated
+from strongroom.appliance.errors import Conflict
+from strongroom.appliance.webdav.errors import translated
 
 log = logging.getLogger("strongroom.webdav")
 

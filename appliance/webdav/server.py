@@ -10,14 +10,14 @@ from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
-from appliance.webdav.domain import DomainController
-from appliance.webdav.guard import ChunkedXmlBody, guard
-from appliance.webdav.internal import ErrorPages
-from appliance.webdav.listener import Server, TLSAdapter
-from appliance.webdav.locks import LockStorage
-from appliance.webdav.probes import probes
-from appliance.webdav.props import PropertyManager
-from appliance.webdav.provider import Provider
+from strongroom.appliance.webdav.domain import DomainController
+from strongroom.appliance.webdav.guard import ChunkedXmlBody, guard
+from strongroom.appliance.webdav.internal import ErrorPages
+from strongroom.appliance.webdav.listener import Server, TLSAdapter
+from strongroom.appliance.webdav.locks import LockStorage
+from strongroom.appliance.webdav.probes import probes
+from strongroom.appliance.webdav.props import PropertyManager
+from strongroom.appliance.webdav.provider import Provider
 
 log = logging.getLogger("strongroom.webdav")
 # Our own listing template: no script, icon or stylesheet links, which clients that

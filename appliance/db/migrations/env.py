@@ -1,7 +1,7 @@
 """alembic environment: uses the engine handed over in config.attributes."""
 from alembic import context
 
-from appliance.db.models import Base
+from strongroom.appliance.db.models import Base
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

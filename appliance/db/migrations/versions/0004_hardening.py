@@ -8,7 +8,7 @@
   locks are dropped and their clients lock again.
 - audit_head.scheme: 'sha256' for a chain of plain digests (every chain so far),
   'hmac' once the appliance has re-chained it under its key (at the first start
-  with the key loaded: appliance.session.audit).
+  with the key loaded: appliance.service.audit).
 
 Revision ID: 0004
 Revises: 0003

@@ -19,7 +19,7 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-from appliance.errors import Conflict
+from strongroom.appliance.errors import Conflict
 
 revision = "0006"
 down_revision = "0005"

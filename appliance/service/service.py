@@ -13,20 +13,20 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
-from appliance.db import repo
-from appliance.db.models import Client, Node, Version
-from appliance.errors import (BadRequest, Conflict, CorruptData, Denied, Hidden, NoSpace,
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Client, Node, Version
+from strongroom.appliance.errors import (BadRequest, Conflict, CorruptData, Denied, Hidden, NoSpace,
                               NotFound, QuotaExceeded, TooLarge)
-from appliance.session import paths
-from appliance.session.access import AccessMixin
-from appliance.session.copying import CopyingMixin
-from appliance.session.locking import LockingMixin
-from appliance.session.grants import drop_grants, move_grants
-from appliance.session.views import ViewsMixin, in_view
-from appliance.session.properties import PropertiesMixin
-from appliance.session.entry import (Entry, VersionInfo, checked_mtime, dir_entry, entry_for,
+from strongroom.appliance.service import paths
+from strongroom.appliance.service.access import AccessMixin
+from strongroom.appliance.service.copying import CopyingMixin
+from strongroom.appliance.service.locking import LockingMixin
+from strongroom.appliance.service.grants import drop_grants, move_grants
+from strongroom.appliance.service.views import ViewsMixin, in_view
+from strongroom.appliance.service.properties import PropertiesMixin
+from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry, entry_for,
                                      file_entry)
-from appliance.session.transfer import (Limits, MissingParent, Origin, ReadHandle, Upload,
+from strongroom.appliance.service.transfer import (Limits, MissingParent, Origin, ReadHandle, Upload,
                                         human)
 
 
@@ -469,7 +469,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         the way is replaced even if it holds files (it goes to the trash, which
         needs the delete right there); without, only an empty one (POSIX rename).
         Between clients the data is re-encrypted under the destination client's key
-        (appliance.session.copying: copy, then delete).
+        (appliance.service.copying: copy, then delete).
         """
         ts, td = self.target(src), self.target(dst)
         if ts.client != td.client:

@@ -39,7 +39,7 @@ LATEST_MTIME = 253402300799.0   # 9999-12-31 23:59:59 UTC: the last time every c
 def checked_mtime(value) -> float:
     """A modification time a client sent, if every client can show it; BadRequest
     otherwise (a time past year 9999 broke listings for every user of the folder)."""
-    from appliance.errors import BadRequest
+    from strongroom.appliance.errors import BadRequest
     try:
         mtime = float(value)
     except (TypeError, ValueError):

@@ -6,7 +6,7 @@ the user's view. Names are checked for what no store should accept.
 """
 from dataclasses import dataclass
 
-from appliance.errors import BadRequest
+from strongroom.appliance.errors import BadRequest
 
 MAX_NAME_BYTES = 255
 MAX_DEPTH = 64

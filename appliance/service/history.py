@@ -13,11 +13,11 @@ import dataclasses
 import datetime
 import re
 
-from appliance.db import repo
-from appliance.db.models import Version
-from appliance.session.entry import Entry, dir_entry, entry_for
-from appliance.errors import NotFound
-from appliance.session.viewhit import Caller, Hit
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Version
+from strongroom.appliance.service.entry import Entry, dir_entry, entry_for
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.service.viewhit import Caller, Hit
 
 VIEW = "@versions"
 # an id of at most 10 digits: a longer one is no row, and PostgreSQL would refuse it

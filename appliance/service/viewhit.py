@@ -3,7 +3,7 @@ views need to know of the caller: the two small types the views and Session shar
 from dataclasses import dataclass
 from typing import Callable
 
-from appliance.db.models import Node, Version
+from strongroom.appliance.db.models import Node, Version
 
 
 @dataclass(frozen=True)

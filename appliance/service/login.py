@@ -43,13 +43,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 
-from appliance.db import repo
-from appliance.db.models import AppPassword, Client, DriveSession, User
-from appliance.errors import AuthFailed, NotFound
-from appliance.session.lockout import Lockout
-from appliance.session.principal import Principal
-from auth import app_passwords, totp
-from auth.passwords import hash_password, verify_password
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import AppPassword, Client, DriveSession, User
+from strongroom.appliance.errors import AuthFailed, NotFound
+from strongroom.appliance.service.lockout import Lockout
+from strongroom.appliance.service.principal import Principal
+from strongroom.auth import app_passwords, totp
+from strongroom.auth.passwords import hash_password, verify_password
 
 log = logging.getLogger("strongroom.auth")
 
@@ -91,7 +91,7 @@ class _Cached:
 class Authenticator:
     def __init__(self, db, cfg, lookup_key: bytes, audit_chain):
         """`lookup_key`: the key of drive-session lookups (derived from the master key);
-        `audit_chain`: where login events go (appliance.session.audit.Chain)."""
+        `audit_chain`: where login events go (appliance.service.audit.Chain)."""
         self.db = db
         self.cfg = cfg.auth
         self.lockout = Lockout(db, cfg)

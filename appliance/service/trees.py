@@ -3,11 +3,11 @@ tree by their first part, the same for every command; a trash item is also named
 its id alone ('d42', as `strongroom trash list` shows it). Mixed into Admin."""
 import re
 
-from appliance.db import repo
-from appliance.db.models import Client, Node
-from appliance.errors import BadRequest, NotFound
-from appliance.session import paths, trash
-from appliance.session.principal import Principal
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Client, Node
+from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.appliance.service import paths, trash
+from strongroom.appliance.service.principal import Principal
 
 # an id of at most 10 digits, as in the trash view's names
 _ITEM_ID = re.compile(r"^d(\d{1,10})$")

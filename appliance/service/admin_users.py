@@ -11,13 +11,13 @@ login.
 """
 from sqlalchemy import delete, select
 
-from appliance.db import repo
-from appliance.db.models import AppPassword, DriveSession, Grant, User, UserKey
-from appliance.errors import BadRequest, Conflict, NotFound
-from appliance.session.admin_clients import NAME, check_display_name
-from appliance.session import renames
-from appliance.session.credentials import end_sessions
-from auth import passwords, sshkeys, totp
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import AppPassword, DriveSession, Grant, User, UserKey
+from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.service.admin_clients import NAME, check_display_name
+from strongroom.appliance.service import renames
+from strongroom.appliance.service.credentials import end_sessions
+from strongroom.auth import passwords, sshkeys, totp
 
 LANGUAGES = ("en", "sv", "he")
 MAX_EMAIL = 254

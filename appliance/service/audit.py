@@ -31,9 +31,9 @@ from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, or_, select, true, update
 
-from appliance.db import repo
-from appliance.db.models import AuditEvent, AuditHead
-from appliance.errors import BadRequest, NotFound
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import AuditEvent, AuditHead
+from strongroom.appliance.errors import BadRequest, NotFound
 
 log = logging.getLogger("strongroom.audit")
 

@@ -8,9 +8,9 @@ library.
 """
 from sqlalchemy import delete, func, select
 
-from appliance.db import repo
-from appliance.db.models import Client, DeadProperty, Grant, LibraryMember, Node, Version
-from appliance.errors import Conflict
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Client, DeadProperty, Grant, LibraryMember, Node, Version
+from strongroom.appliance.errors import Conflict
 
 
 class LibrariesMixin:

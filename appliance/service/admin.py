@@ -1,18 +1,18 @@
 """Provisioning, used by the CLI: the Admin object, made of one mixin per subject
 (clients, users, libraries, credentials, grants, locks). Every change is audited
 through Admin._audit."""
-from appliance.db import repo
-from appliance.db.models import Client, User
-from appliance.errors import BadRequest, Conflict, NotFound
-from appliance.session import audit, paths, renames
-from appliance.session.admin_clients import ClientsMixin
-from appliance.session.admin_libraries import LibrariesMixin
-from appliance.session.admin_users import UsersMixin
-from appliance.session.adminlocks import AdminLocksMixin
-from appliance.session.credentials import CredentialsMixin
-from appliance.session.grants import GrantsMixin
-from appliance.session.principal import Principal
-from appliance.session.trees import TreesMixin
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Client, User
+from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.service import audit, paths, renames
+from strongroom.appliance.service.admin_clients import ClientsMixin
+from strongroom.appliance.service.admin_libraries import LibrariesMixin
+from strongroom.appliance.service.admin_users import UsersMixin
+from strongroom.appliance.service.adminlocks import AdminLocksMixin
+from strongroom.appliance.service.credentials import CredentialsMixin
+from strongroom.appliance.service.grants import GrantsMixin
+from strongroom.appliance.service.principal import Principal
+from strongroom.appliance.service.trees import TreesMixin
 
 
 class Admin(ClientsMixin, UsersMixin, LibrariesMixin, CredentialsMixin, GrantsMixin,
@@ -28,7 +28,7 @@ class Admin(ClientsMixin, UsersMixin, LibrariesMixin, CredentialsMixin, GrantsMi
                      action=action, path=path, detail=detail)
 
     def audit_events(self, **filters) -> list[dict]:
-        """See appliance.session.audit.events; a login or action that can never match
+        """See appliance.service.audit.events; a login or action that can never match
         is refused (audit.check_filters); a client or user filter also finds the
         events recorded under the names it had before a rename (session.renames)."""
         with self.app.db.read() as s:
@@ -39,7 +39,7 @@ class Admin(ClientsMixin, UsersMixin, LibrariesMixin, CredentialsMixin, GrantsMi
             return audit.events(s, **filters)
 
     def verify_audit(self) -> audit.Verdict:
-        """Check the chain (appliance.session.audit), after anchoring what this process
+        """Check the chain (appliance.service.audit), after anchoring what this process
         itself added to it."""
         self.app.audit.anchor(self.app.db)
         with self.app.db.read() as s:

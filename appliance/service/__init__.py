@@ -1,5 +1,5 @@
 """The service layer: sessions, transfers, login, provisioning and the audit trail."""
-from appliance.session.principal import ADMIN, Principal
-from appliance.session.service import Session
+from strongroom.appliance.service.principal import ADMIN, Principal
+from strongroom.appliance.service.service import Session
 
 __all__ = ["ADMIN", "Principal", "Session"]

@@ -1,17 +1,17 @@
-"""The read-only views at the top of every tree, `@versions` (appliance.session.history)
-and `@trash` (appliance.session.trash): which path is in which, the access decision
+"""The read-only views at the top of every tree, `@versions` (appliance.service.history)
+and `@trash` (appliance.service.trash): which path is in which, the access decision
 for paths in them, and one dispatch for the operations Session serves from them.
 
 No real file or folder can take their names at the top of a tree, and nothing
 below them can be written. A view path is decided on what the database walk finds
 (`Hit.real`), so a live name that looks like a version or an item is just a name.
 """
-from appliance.db import repo
-from appliance.errors import Denied, Hidden, NotFound
-from appliance.session import history, trash
-from appliance.session.entry import dir_entry
-from appliance.session.viewhit import Caller, Hit
-from auth import acl
+from strongroom.appliance.db import repo
+from strongroom.appliance.errors import Denied, Hidden, NotFound
+from strongroom.appliance.service import history, trash
+from strongroom.appliance.service.entry import dir_entry
+from strongroom.appliance.service.viewhit import Caller, Hit
+from strongroom.auth import acl
 
 VIEWS = {v.name: v for v in (history.HistoryView(), trash.TrashView())}
 _WHY = {history.VIEW: "a read-only view of earlier versions; copy a version out of it "

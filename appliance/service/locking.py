@@ -1,14 +1,14 @@
 """WebDAV locks as Session operations, mixed into Session: taking a lock needs the
 write right on its root, refreshing one needs to own it, releasing one needs to own
 it or the delete right where it is (the lock of a file one just deleted or moved
-away); each is audited. Locks are stored by canonical path (appliance.session.locks)
+away); each is audited. Locks are stored by canonical path (appliance.service.locks)
 and handed out in the caller's view; a lock outside the caller's view is never shown.
 """
 import secrets
 
-from appliance.db.models import Client, User
-from appliance.errors import Denied, Hidden, NotFound
-from appliance.session import paths
+from strongroom.appliance.db.models import Client, User
+from strongroom.appliance.errors import Denied, Hidden, NotFound
+from strongroom.appliance.service import paths
 
 
 def new_token() -> str:

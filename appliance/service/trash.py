@@ -20,12 +20,12 @@ import re
 
 from sqlalchemy import or_, select
 
-from appliance.db import repo
-from appliance.db.models import Node, Version
-from appliance.errors import NotFound
-from appliance.session.entry import Entry, dir_entry, entry_for
-from appliance.session.paths import MAX_DEPTH
-from appliance.session.viewhit import Caller, Hit
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Node, Version
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.service.entry import Entry, dir_entry, entry_for
+from strongroom.appliance.service.paths import MAX_DEPTH
+from strongroom.appliance.service.viewhit import Caller, Hit
 
 VIEW = "@trash"
 # an id of at most 10 digits: a longer one is no row, and PostgreSQL would refuse it

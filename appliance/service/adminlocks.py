@@ -1,8 +1,8 @@
 """Admin operations on WebDAV locks, mixed into Admin: list them and clear them
 (by token, at or below a path, or of one user); every clearing is audited. A lock
 a client forgot, or one left by a removed device, no longer needs to time out."""
-from appliance.errors import BadRequest, NotFound
-from appliance.session import paths
+from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.appliance.service import paths
 
 
 class AdminLocksMixin:

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import bindparam, delete, or_, select, update
 
-from appliance.db.models import Lock
+from strongroom.appliance.db.models import Lock
 
 _FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "timeout", "expire")
 

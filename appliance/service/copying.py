@@ -13,12 +13,12 @@ import secrets
 
 from sqlalchemy import select
 
-from appliance.db import repo
-from appliance.db.models import DeadProperty, Node, Version
-from appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound, QuotaExceeded,
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import DeadProperty, Node, Version
+from strongroom.appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound, QuotaExceeded,
                               TooLarge)
-from appliance.session import paths
-from appliance.session.transfer import COPY_BLOCK, human
+from strongroom.appliance.service import paths
+from strongroom.appliance.service.transfer import COPY_BLOCK, human
 
 
 class CopyingMixin:
@@ -77,7 +77,7 @@ class CopyingMixin:
 
     def _view_sizes(self, s, client, t) -> tuple[int, int]:
         """(bytes, largest file) of what `t` holds: a live file or folder, or one in a view."""
-        from appliance.session.views import in_view
+        from strongroom.appliance.service.views import in_view
         if in_view(t.rel):
             hit = self._view_found(s, client, t)
             if hit.version is not None:

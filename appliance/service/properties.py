@@ -5,8 +5,8 @@ Mixed into Session: the same path confinement and permission decisions apply.
 """
 from sqlalchemy import delete, select
 
-from appliance.db.models import DeadProperty
-from appliance.session import history, trash
+from strongroom.appliance.db.models import DeadProperty
+from strongroom.appliance.service import history, trash
 
 
 class PropertiesMixin:

@@ -2,8 +2,8 @@
 import os
 import time
 
-from appliance.db import repo
-from providers.staging import remove_if_abandoned
+from strongroom.appliance.db import repo
+from strongroom.providers.staging import remove_if_abandoned
 
 
 def check(app, *, repair: bool = False, min_age: float = 600.0) -> dict:

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from sqlalchemy import select
 
-from appliance.db import repo
-from appliance.db.models import AuditEvent
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import AuditEvent
 
 _RENAME = re.compile(r"from=(?P<old>\S+) to=(?P<new>\S+)(?: .*)?")
 

@@ -14,10 +14,10 @@ import time
 
 from sqlalchemy import bindparam, or_, select
 
-from appliance.db.models import Client, Grant, LibraryMember
-from appliance.errors import Denied, Hidden
-from appliance.session.views import in_view
-from auth import acl
+from strongroom.appliance.db.models import Client, Grant, LibraryMember
+from strongroom.appliance.errors import Denied, Hidden
+from strongroom.appliance.service.views import in_view
+from strongroom.auth import acl
 
 RIGHT_OF = {"list": acl.LIST, "read": "r", "write": "w", "delete": "d", "manage": "m"}
 LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries

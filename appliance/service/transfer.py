@@ -6,7 +6,7 @@ existing file: resume, append) or left as a hole: zeros that are never written
 out (the provider stores nothing for whole chunks of them, and the previous
 version's holes stay holes), so a one-byte write far past the end costs no more
 than any one-byte write. The first write before the current end switches the
-upload to random access (appliance.session.overlay). Any failed write (quota,
+upload to random access (appliance.service.overlay). Any failed write (quota,
 size limit, disk) discards the upload, and a later commit says so: a file with a
 missing part never becomes a version. The version becomes visible only in
 `commit()`: blob fsynced first, then one database transaction. Copying that is
@@ -18,10 +18,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-from appliance.errors import Cancelled, Conflict, CorruptData, NoSpace, QuotaExceeded, \
+from strongroom.appliance.errors import Cancelled, Conflict, CorruptData, NoSpace, QuotaExceeded, \
     StrongroomError, TooLarge
-from appliance.session.entry import checked_mtime
-from appliance.session.overlay import Layered, Overlay, extent_at
+from strongroom.appliance.service.entry import checked_mtime
+from strongroom.appliance.service.overlay import Layered, Overlay, extent_at
 
 log = logging.getLogger("strongroom.storage")
 
@@ -195,7 +195,7 @@ class Upload:
             raise
 
     def _go_random(self) -> None:
-        """Switch from streaming to random access (see appliance.session.overlay)."""
+        """Switch from streaming to random access (see appliance.service.overlay)."""
         streamed = self._writer.size
         first = self._writer.reopen_for_reading()
         base = Layered(first, streamed, self._base, self._base_size)

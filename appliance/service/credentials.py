@@ -4,9 +4,9 @@ import time
 
 from sqlalchemy import delete, select
 
-from appliance.db.models import AppPassword, DriveSession
-from appliance.errors import BadRequest, Conflict, NotFound
-from auth import app_passwords, passwords, totp
+from strongroom.appliance.db.models import AppPassword, DriveSession
+from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.auth import app_passwords, passwords, totp
 
 MAX_LABEL = 100
 

@@ -7,13 +7,13 @@ read-only to clients by construction.
 """
 from sqlalchemy import select
 
-from appliance.db import repo
-from appliance.db.models import Grant, User
-from appliance.errors import BadRequest, NotFound
-from appliance.session import paths
-from appliance.session.access import split
-from appliance.session.trees import tree_row
-from auth import acl
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Grant, User
+from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.appliance.service import paths
+from strongroom.appliance.service.access import split
+from strongroom.appliance.service.trees import tree_row
+from strongroom.auth import acl
 
 
 class GrantsMixin:

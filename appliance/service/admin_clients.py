@@ -6,17 +6,17 @@ names are unique without regard to case: 'Acme' is refused next to 'acme'.
 Grants, library memberships and users refer to a client by id, so they follow a
 rename as they are; WebDAV locks (kept by path) are moved, and `audit list
 --client NEW` also finds the events recorded under the old name
-(appliance.session.renames).
+(appliance.service.renames).
 """
 import re
 
 from sqlalchemy import select
 
-from appliance.db import repo
-from appliance.db.models import Client, Grant, LibraryMember, Node, User
-from appliance.errors import BadRequest, Conflict
-from appliance.session import renames
-from appliance.session.credentials import end_sessions
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Client, Grant, LibraryMember, Node, User
+from strongroom.appliance.errors import BadRequest, Conflict
+from strongroom.appliance.service import renames
+from strongroom.appliance.service.credentials import end_sessions
 
 DEFAULT_CLIENT_RIGHTS = "rwd"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -15,8 +15,8 @@ import time
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from appliance.db.models import LoginThrottle
-from auth.throttle import Policy, State, after_failure, verdict
+from strongroom.appliance.db.models import LoginThrottle
+from strongroom.auth.throttle import Policy, State, after_failure, verdict
 
 
 def policies(cfg) -> tuple[Policy, Policy]:
