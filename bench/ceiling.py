@@ -8,25 +8,30 @@ for the small-file rows of bench/sftp.py and bench/webdav.py.
   1 MiB block size; 4 keep-alive curl streams PUT 500 files of 4 KiB, as
   bench/webdav.py does.
 
+Each runs --repeat times (bench/measure.py: every run's figure and the server's CPU)
+and the summary gives the median, the best and the range.
+
 Run: python bench/ceiling.py [--repeat 3]. Loopback only; every loop is bounded.
 """
 import argparse
 import logging
 import os
-import shutil
 import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import paramiko
 
-from benchlib import free_port, run
+from harness.measure import NAN, Row, measure, stats, workspace
+from harness.procs import free_port, make_small_files, run
+from harness.servers import Server
 
 SMALL, FILES, STREAMS = 4096, 500, 4
 USER, PASSWORD = "bench", "bench-password-123"
+SERVE_LIMIT = 3600  # s: a peer left behind by a killed run stops by itself
 
 
 # -- a plain paramiko SFTP server ---------------------------------------------------
@@ -125,6 +130,8 @@ def serve_paramiko(root: str, port: int, host_key: str) -> None:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(64)
+    listener.settimeout(1)
+
     def handshake(conn):
         t = paramiko.Transport(conn)
         t.add_server_key(key)
@@ -134,8 +141,13 @@ def serve_paramiko(root: str, port: int, host_key: str) -> None:
         except (paramiko.SSHException, EOFError, OSError):
             t.close()  # a port probe, or ssh-keyscan
 
-    while True:
-        conn, _ = listener.accept()
+    deadline = time.monotonic() + SERVE_LIMIT
+    while time.monotonic() < deadline:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(None)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         threading.Thread(target=handshake, args=(conn,), daemon=True).start()
 
@@ -157,23 +169,26 @@ def serve_wsgidav(root: str, port: int, cert: str, key: str) -> None:
     })
     server = wsgi.Server(("127.0.0.1", port), app, numthreads=10)
     server.ssl_adapter = BuiltinSSLAdapter(cert, key)
+    stopper = threading.Timer(SERVE_LIMIT, server.stop)
+    stopper.daemon = True
+    stopper.start()
     server.start()
 
 
 # -- measuring --------------------------------------------------------------------
 
+class Plain(Server):
+    """This script again, with --serve KIND: one of the plain servers above."""
 
+    def __init__(self, kind: str, name: str, tmp: str, keys: list[str]):
+        self.kind, self.name, self.port = kind, name, free_port()
+        self.banner = b"SSH-" if kind == "paramiko" else b""
+        self.root, self.keys = os.path.join(tmp, kind), keys
+        os.makedirs(self.root)
 
-def wait_port(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
+    def command(self) -> list[str]:
+        return [sys.executable, os.path.abspath(__file__), "--serve", self.kind,
+                "--root", self.root, "--port", str(self.port), "--keys", *self.keys]
 
 
 def sftp_round(tmp: str, port: int, rnd: int) -> float:
@@ -183,7 +198,7 @@ def sftp_round(tmp: str, port: int, rnd: int) -> float:
               f"known_hosts_file={known},shell_type=none,disable_hashcheck=true:small-r{rnd}")
     t0 = time.perf_counter()
     run("rclone", "copy", "--transfers", str(STREAMS), "--retries", "1",
-        os.path.join(tmp, "small"), remote, stdin=subprocess.DEVNULL)
+        os.path.join(tmp, "small"), remote, stdin=subprocess.DEVNULL, timeout=600)
     return FILES / (time.perf_counter() - t0)
 
 
@@ -203,7 +218,7 @@ def webdav_round(tmp: str, port: int, rnd: int) -> float:
                               stdout=subprocess.DEVNULL) for c in configs]
     for p in procs:
         if p.wait(timeout=600):
-            raise SystemExit("curl failed")
+            raise RuntimeError("curl failed")
     return FILES / (time.perf_counter() - t0)
 
 
@@ -221,46 +236,34 @@ def main() -> None:
         return serve_wsgidav(args.root, args.port, *args.keys)
     if not 1 <= args.repeat <= 10:
         raise SystemExit("--repeat is 1..10")
-    tmp = tempfile.mkdtemp(prefix="sr-ceiling-")
-    procs = []
-    try:
-        os.makedirs(os.path.join(tmp, "small"))
-        for i in range(FILES):
-            with open(os.path.join(tmp, "small", f"f{i:04}.bin"), "wb") as f:
-                f.write(os.urandom(SMALL))
+    with workspace("sr-ceiling-", keep=False) as (tmp, servers):
+        make_small_files(os.path.join(tmp, "small"), FILES, SMALL)
         host_key = os.path.join(tmp, "host_key")
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", host_key)
         cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
             "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert)
-        rows = []
-        for kind, name, keys, measure in (
+        summary = []
+        for kind, name, keys, round_fn in (
                 ("paramiko", "paramiko SFTP, plain directory", [host_key], sftp_round),
                 ("wsgidav", "wsgidav+cheroot TLS, plain directory", [cert, key], webdav_round)):
-            root = os.path.join(tmp, kind)
-            os.makedirs(root)
-            port = free_port()
-            proc = subprocess.Popen([sys.executable, __file__, "--serve", kind,
-                                     "--root", root, "--port", str(port), "--keys", *keys])
-            procs.append(proc)
-            wait_port(port)
-            if measure is sftp_round:
+            srv = Plain(kind, name, tmp, keys)
+            servers.append(srv)
+            srv.start()
+            if kind == "paramiko":
                 with open(os.path.join(tmp, "known_hosts"), "w") as f:
-                    f.write(run("ssh-keyscan", "-p", str(port), "127.0.0.1").stdout)
-            figures = [measure(tmp, port, r) for r in range(args.repeat)]
-            print(f"  {name:40} {FILES} x 4 KiB: " +
-                  ", ".join(f"{x:.0f}" for x in figures) + " files/s", flush=True)
-            rows.append((name, max(figures)))
-            proc.terminate()
-            proc.wait(timeout=10)
-        print(f"\nbest of {args.repeat}; {os.cpu_count()} CPUs")
-        for name, best in rows:
-            print(f"{name:40} {best:8.0f} files/s")
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    f.write(run("ssh-keyscan", "-p", str(srv.port), "127.0.0.1").stdout)
+            row = Row("small", f"{FILES} x 4 KiB (files/s)", 0, files=FILES)
+            results = measure([srv], [row], lambda _, s, rnd: round_fn(tmp, s.port, rnd),
+                              args.repeat)
+            summary.append((name, results[("small", name)]))
+            srv.stop()
+        print(f"\nbest of {args.repeat}, median and (range of all runs); {os.cpu_count()} CPUs")
+        for name, res in summary:
+            median, best, rng = stats(res)
+            cpu = statistics.median(r.cpu_per_unit(row) for r in res.runs) if res.runs else NAN
+            print(f"{name:40} {best:8.0f} files/s, median {median:.0f}{' ' + rng if rng else ''}, "
+                  f"server CPU {cpu:.2f} ms/file")
 
 
 if __name__ == "__main__":

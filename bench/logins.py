@@ -2,30 +2,28 @@
 """How long a refused login takes, by kind of account: the timing must not tell an
 unknown account from a real one, or one with TOTP from one without.
 
-Starts a real daemon on free loopback ports (throttling set out of the way), then
-times refused logins over WebDAV (curl, a PROPFIND with Basic credentials) and SFTP
-(paramiko, password auth) for each kind of account and credential, taking the kinds
-in turn so that a change of load hits all of them alike, and prints the
-median and spread of each and its ratio to an unknown account. Every refusal does
-one argon2 verification, so the ratios should all be near 1.0.
+Starts a real daemon on free loopback ports (bench/harness.py; throttling set out of
+the way), then times refused logins over WebDAV (curl, a PROPFIND with Basic
+credentials) and SFTP (paramiko, password auth) for each kind of account and
+credential, taking the kinds in turn so that a change of load hits all of them alike,
+and prints the median and spread of each and its ratio to an unknown account. Every
+refusal does one argon2 verification, so the ratios should all be near 1.0.
 
     python bench/logins.py [--tries 15]
 Needs: curl.
 """
 import argparse
 import json
-import os
-import re
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import paramiko
 
-from benchlib import free_port, run
+from harness.measure import workspace
+from harness.procs import wait_port
+from harness.servers import Strongroom
 
 PASSWORD = "Timing-secret-0123456789"
 # (label, login, credential); a drive session string is made at start for "drives"
@@ -40,41 +38,29 @@ CASES = [
 ]
 
 
-class Daemon:
+THROTTLE = ("account_delay_after", "account_block_after", "address_delay_after",
+            "address_block_after")
+
+
+class Daemon(Strongroom):
+    """A daemon with throttling out of the way and one account of each kind (client acme)."""
+
     def __init__(self, tmp: str):
-        self.data = os.path.join(tmp, "data")
-        self.dav, self.sftp = free_port(), free_port()
-        self.cli("init", "--webdav-port", str(self.dav), "--sftp-port", str(self.sftp))
-        conf = os.path.join(self.data, "strongroom.toml")
-        text = open(conf).read()
-        for option in ("account_delay_after", "account_block_after", "address_delay_after",
-                       "address_block_after"):
-            text = re.sub(rf"^{option} = \d+$", f"{option} = 100000", text, flags=re.M)
-        open(conf, "w").write(text)
-        self.cli("client", "add", "acme")
+        super().__init__(tmp, "webdav", [f"auth.{option}=100000" for option in THROTTLE])
+        self.dav, self.sftp = self.webdav_port, self.sftp_port
+        self.admin("client", "add", "acme")
         self.secrets = {}
         for login, totp in (("plain", False), ("gone", False), ("tina", True), ("drives", True)):
-            out = self.cli("user", "add", login, "--client", "acme", "--password-stdin", "--json",
-                           *(() if totp else ("--no-totp",)), input=PASSWORD + "\n")
+            out = self.admin("user", "add", login, "--client", "acme", "--password-stdin",
+                             "--json", *(() if totp else ("--no-totp",)),
+                             input=PASSWORD + "\n").stdout
             self.secrets[login] = json.loads(out).get("totp_secret")
-        self.cli("user", "disable", "gone")
-        self.cli("user", "app-password", "create", "tina", "--label", "nas")
-
-    def cli(self, *args, input=None) -> str:
-        return run("strongroom", *args, "--data-dir", self.data, input=input).stdout
+        self.admin("user", "disable", "gone")
+        self.admin("user", "app-password", "create", "tina", "--label", "nas")
 
     def start(self):
-        self.log = open(os.path.join(self.data, "..", "daemon.log"), "wb")
-        self.proc = subprocess.Popen(["strongroom", "serve", "--data-dir", self.data],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 30
-        for port in (self.dav, self.sftp):
-            while time.time() < deadline:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        super().start()
+        wait_port(self.sftp, banner=b"SSH-")
 
     def open_drive_sessions(self) -> None:
         import pyotp
@@ -87,7 +73,8 @@ class Daemon:
         t = time.perf_counter()
         out = subprocess.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X",
                               "PROPFIND", "-H", "Depth: 0", "-u", f"{login}:{secret}",
-                              f"https://127.0.0.1:{self.dav}/"], capture_output=True, text=True)
+                              f"https://127.0.0.1:{self.dav}/"], capture_output=True, text=True,
+                             timeout=60)
         return time.perf_counter() - t, int(out.stdout or 0)
 
     def sftp_refusal(self, login, secret) -> float:
@@ -103,10 +90,6 @@ class Daemon:
         finally:
             t.close()
 
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(15)
-
 
 def _row(label, times, baseline) -> str:
     med = statistics.median(times)
@@ -118,24 +101,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tries", type=int, default=15)
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    if not 1 <= args.tries <= 1000:
+        raise SystemExit("--tries is 1..1000")
+    with workspace("sr-logins-", keep=False) as (tmp, servers):
         d = Daemon(tmp)
+        servers.append(d)
         d.start()
-        try:
-            d.open_drive_sessions()
-            for protocol in ("webdav", "sftp"):
-                print(f"\n{protocol}: refused logins, median over {args.tries} "
-                      f"(ratio to an unknown account)")
-                results = {label: [] for label, _, _ in CASES}
-                for _ in range(args.tries):   # round-robin: a load change hits every case
-                    for label, login, secret in CASES:
-                        results[label].append(d.webdav(login, secret)[0] if protocol == "webdav"
-                                              else d.sftp_refusal(login, secret))
-                base = statistics.median(results[CASES[0][0]])
-                for label, times in results.items():
-                    print(_row(label, times, base))
-        finally:
-            d.stop()
+        d.open_drive_sessions()
+        for protocol in ("webdav", "sftp"):
+            print(f"\n{protocol}: refused logins, median over {args.tries} "
+                  f"(ratio to an unknown account)")
+            results = {label: [] for label, _, _ in CASES}
+            for _ in range(args.tries):   # round-robin: a load change hits every case
+                for label, login, secret in CASES:
+                    results[label].append(d.webdav(login, secret)[0] if protocol == "webdav"
+                                          else d.sftp_refusal(login, secret))
+            base = statistics.median(results[CASES[0][0]])
+            for label, times in results.items():
+                print(_row(label, times, base))
 
 
 if __name__ == "__main__":
