@@ -43,7 +43,8 @@ def test_second_serve_names_the_pid_and_spares_a_live_upload(daemon):
     payload = os.urandom(8 * 1024 * 1024)
     src = daemon.path("big.bin")
     src.write_bytes(payload)
-    upload = daemon.curl_background("alice", "--limit-rate", "1M", "-T", src,
+    # 32 s at 256 KiB/s: still running when a second serve answers on a loaded machine
+    upload = daemon.curl_background("alice", "--limit-rate", "256K", "-T", src,
                                      "-o", "/dev/null", "-w", "%{http_code}",
                                      daemon.url("/live.bin"))
     deadline = time.monotonic() + 30
@@ -52,6 +53,7 @@ def test_second_serve_names_the_pid_and_spares_a_live_upload(daemon):
     assert list(daemon.staging_dir.iterdir()), "the upload did not start"
     line = one_line(serve(daemon.data_dir))
     assert f"PID {daemon.proc.pid}" in line
+    assert upload.poll() is None, "the upload ended before the second serve answered"
     assert list(daemon.staging_dir.iterdir()), "the second serve emptied the staging area"
     out, err = upload.communicate(timeout=TIMEOUT)
     assert out.decode() == "201", err

@@ -114,7 +114,8 @@ def _accepts(port: int) -> bool:
 @pytest.fixture
 def layout():
     base = Path(os.path.realpath("/tmp")) / f"strongroom-install-{secrets.token_hex(4)}"
-    base.mkdir(mode=0o755)
+    base.mkdir()
+    base.chmod(0o755)       # not left to the umask: in-process CLI tests set 077 in this worker
     lay = Layout(base)
     yield lay
     lay.cleanup()
