@@ -49,7 +49,7 @@ class Daemon:
         text = open(conf).read()
         for option in ("account_delay_after", "account_block_after", "address_delay_after",
                        "address_block_after"):
-            text = re.sub(rf"^{option} = \d+$", f"{option} = 100000", text, flags=re.M)
+            text = re.sub(rf"^(# )?{option} = \d+$", f"{option} = 100000", text, flags=re.M)
         open(conf, "w").write(text)
         self.cli("client", "add", "acme")
         self.secrets = {}

@@ -292,7 +292,7 @@ def set_toml(path: str, item: str) -> None:
         m = re.match(r"\s*\[(\w+)\]", line)
         if m:
             current = m.group(1)
-        elif current == section and re.match(rf"\s*{re.escape(key)}\s*=", line):
+        elif current == section and re.match(rf"\s*(#\s*)?{re.escape(key)}\s*=", line):
             lines[i], done = f"{key} = {literal}", True
     if not done:
         raise SystemExit(f"{dotted} is not in {path}")
