@@ -24,7 +24,7 @@ def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:
     made, changed, certificate = [], {}, None
     cfg_path = data_dir / "strongroom.toml"
     if not cfg_path.exists():
-        _write_config(data_dir, cfg_path, configmod.render_example(settings).encode())
+        _write_config(data_dir, cfg_path, _first_config(settings).encode())
         made.append(str(cfg_path))
     elif given:
         changed = configmod.set_options(data_dir, "server",
@@ -50,6 +50,23 @@ def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:
     db.dispose()
     return {"created": made, "changed": {f"[server] {n}": list(v) for n, v in changed.items()},
             "certificate": certificate}
+
+
+# Where init puts the keys and data it makes: a new config sets these (besides the
+# [server] options init was given), so that a later release moving a default cannot
+# make an installation lose its master key, host keys, certificate or blobs.
+_MADE_BY_INIT = {"tls": ("cert_file", "key_file"), "ssh": ("host_key_ed25519", "host_key_rsa"),
+                 "storage": ("master_key_file", "blob_dir")}
+
+
+def _first_config(settings: dict) -> str:
+    """The new config file: `settings` and the paths of what init makes are set, every
+    other option is commented out at its default."""
+    values = {section: {name: configmod.SCHEMA[section][name].default for name in names}
+              for section, names in _MADE_BY_INIT.items()}
+    for section, options in settings.items():
+        values.setdefault(section, {}).update(options)
+    return configmod.render_example(values)
 
 
 def _renew_own_certificate(cfg) -> str:

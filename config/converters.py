@@ -3,6 +3,7 @@ the typed value or raises ValueError with a short reason."""
 import math
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2,
                "mib": 1024**2, "mb": 1000**2, "g": 1024**3, "gib": 1024**3,
@@ -32,11 +33,11 @@ def positive_int(value):
 def size(value):
     """Accept an integer number of bytes or a string like '10GiB', '512 MiB'."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
+        return _bytes(str(value), 1, value)
     if isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if m and m.group(2).lower() in _SIZE_UNITS:
-            return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+            return _bytes(m.group(1), _SIZE_UNITS[m.group(2).lower()], value)
     raise ValueError(f"expected a size such as 1048576 or '10GiB', got {value!r}")
 
 
@@ -55,7 +56,19 @@ def size_with_unit(value):
     if m is None or m.group(2).lower() not in _STRICT_UNITS:
         raise ValueError(f"expected a size with its unit, such as {SIZE_FORMS}; "
                          f"got {value!r}")
-    return int(float(m.group(1)) * _STRICT_UNITS[m.group(2).lower()])
+    return _bytes(m.group(1), _STRICT_UNITS[m.group(2).lower()], value)
+
+
+MAX_SIZE = 2**63 - 1     # what the database's BIGINT columns hold
+
+
+def _bytes(number: str, unit: int, value) -> int:
+    """`number` (decimal text) times `unit`, exactly: a float made '4.35MB' 4349999
+    bytes, and an OverflowError of 400 digits."""
+    n = int(Fraction(number) * unit)
+    if n > MAX_SIZE:
+        raise ValueError(f"a size of at most {MAX_SIZE} bytes (8 EiB), got {value!r}")
+    return n
 
 
 def describe_size(n: int) -> str:
@@ -122,12 +135,15 @@ _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w"
 
 def duration(value):
     """Seconds, from a number or a string like '90s', '30m', '12h', '7d'."""
+    seconds = None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
         if m and m.group(2).lower() in _DURATION_UNITS:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+            seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
+    if seconds is not None and math.isfinite(seconds):    # 'inf', or 400 digits
+        return seconds
     raise ValueError(f"expected a duration such as 3600, '30m', '12h' or '7d', got {value!r}")
 
 
@@ -145,10 +161,11 @@ def duration_with_unit(value):
     days?); durations in the config file keep `duration`."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*", value) \
         if isinstance(value, str) else None
-    if m is None or m.group(2).lower() not in _DURATION_UNITS:
+    seconds = float(m.group(1)) * _DURATION_UNITS.get(m.group(2).lower(), math.nan) \
+        if m else math.nan
+    if not math.isfinite(seconds):
         raise ValueError(f"expected a duration with a unit: 90d, 12h, 30m or 3600s "
                          f"(also w, min), got {value!r}")
-    seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2).lower()]
     if seconds <= 0:
         raise ValueError(f"expected a duration longer than zero, got {value!r}")
     return seconds

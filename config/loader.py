@@ -1,5 +1,7 @@
 """Load and validate a TOML config file against `SCHEMA`; render the example file."""
 import os
+import re
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -78,16 +80,27 @@ def _read(path: Path) -> dict:
 
 
 def render_example(values: dict | None = None) -> str:
-    """The commented TOML file for `init`: every option with its help; `values` override defaults."""
+    """The TOML file for `init`: every option with its help text. Options in `values`
+    ({section: {option: value}}) are set; all others are commented out, showing their
+    default, so that they follow the defaults of later releases."""
     values = values or {}
-    lines = ["# Strongroom configuration. Relative paths are inside the data directory.", ""]
+    lines = _HEADER[:]
     for section, options in SCHEMA.items():
         lines.append(f"[{section}]")
         for name, opt in options.items():
-            lines.append(f"# {opt.help}")
-            lines.append(f"{name} = {_toml_value(values.get(section, {}).get(name, opt.default))}")
+            lines += textwrap.wrap(opt.help, 88, initial_indent="# ", subsequent_indent="# ")
+            given = values.get(section, {})
+            value = _toml_value(given.get(name, opt.default))
+            lines.append(f"{name} = {value}" if name in given else f"# {name} = {value}")
         lines.append("")
     return "\n".join(lines)
+
+
+_HEADER = ["# Strongroom configuration. Relative paths are inside the data directory.",
+           "# An option commented out ('# name = value') has its default, the value shown:",
+           "# remove the '# ' to set it. 'strongroom init --sftp-port 2200' (also --host,",
+           "# --webdav-port, --public-name) sets the options it is given in this file.",
+           ""]
 
 
 def _toml_value(value) -> str:
@@ -101,11 +114,14 @@ def _toml_value(value) -> str:
 
 def set_options(data_dir: Path, section: str, values: dict) -> dict:
     """Write `values` into [section] of the data directory's config file, keeping its
-    comments; return {name: (old, new)} for those that changed. The file is replaced
-    only if the result loads."""
+    comments (an option commented out is set on its own line); return {name: (old, new)}
+    for those whose effective value changed. The file is replaced only if the result loads."""
     path = Path(data_dir) / "strongroom.toml"
     before = _read(path).get(section, {})
-    changed = {n: (before.get(n), v) for n, v in values.items() if before.get(n) != v}
+    defaults = SCHEMA.get(section, {})
+    old = {n: before[n] if n in before else getattr(defaults.get(n), "default", None)
+           for n in values}
+    changed = {n: (old[n], v) for n, v in values.items() if old[n] != v}
     if not changed:
         return {}
     lines = path.read_text("utf-8").splitlines()
@@ -123,20 +139,36 @@ def set_options(data_dir: Path, section: str, values: dict) -> dict:
     return changed
 
 
+_TABLE = re.compile(r"\s*\[\s*([A-Za-z0-9_-]+)\s*\]")
+_SET = re.compile(r"\s*([A-Za-z0-9_-]+)\s*=")
+_COMMENTED = re.compile(r"\s*#\s*([A-Za-z0-9_-]+)\s*=")
+
+
 def _set_line(lines: list[str], section: str, name: str, value: str) -> None:
-    current, end = None, None
+    """`name = value` in [section]: on the line that sets it, else on the line that
+    shows it commented out (its help stays above), else at the end of the section."""
+    start, end = _section_lines(lines, section)
+    if start is None:
+        lines += ["", f"[{section}]", f"{name} = {value}"]
+        return
+    for pattern in (_SET, _COMMENTED):
+        for i in range(start + 1, end):
+            m = pattern.match(lines[i])
+            if m and m.group(1) == name:
+                lines[i] = f"{name} = {value}"
+                return
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    lines.insert(end, f"{name} = {value}")
+
+
+def _section_lines(lines: list[str], section: str) -> tuple[int | None, int]:
+    """Index of the [section] header line and of the line after the section."""
+    start = None
     for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith("["):
-            if current == section:
-                end = i
-                break
-            current = stripped.strip("[] ")
-        elif current == section and stripped.split("=", 1)[0].strip() == name \
-                and "=" in stripped:
-            lines[i] = f"{name} = {value}"
-            return
-    if current != section and end is None:
-        lines += ["", f"[{section}]"]
-        end = len(lines)
-    lines.insert(end if end is not None else len(lines), f"{name} = {value}")
+        m = _TABLE.match(line)
+        if m and start is not None:
+            return start, i
+        if m and m.group(1) == section:
+            start = i
+    return start, len(lines)

@@ -173,8 +173,8 @@ class Daemon:
         for i, line in enumerate(lines):
             if line.startswith("["):
                 current = line.strip("[] ")
-            elif current == section and "=" in line and not line.startswith("#"):
-                name = line.split("=", 1)[0].strip()
+            elif current == section and "=" in line:     # set, or commented out
+                name = line.removeprefix("# ").split("=", 1)[0].strip()
                 if name in values:
                     v = values.pop(name)
                     lines[i] = f"{name} = " + (str(v).lower() if isinstance(v, bool) else

@@ -5,7 +5,6 @@ import json
 import os
 import socket
 import time
-import tomllib
 import urllib.request
 from contextlib import contextmanager
 
@@ -19,15 +18,15 @@ from tests.conftest import HOST, free_ports
 def configured(daemon, section: str, restart: bool = False, **values):
     """`values` in [section] of strongroom.toml for the block, then the old ones again;
     with `restart`, the daemon runs with them (and afterwards without)."""
-    conf = tomllib.loads((daemon.data_dir / "strongroom.toml").read_text("utf-8"))
-    old = {name: conf[section][name] for name in values}
+    conf = daemon.data_dir / "strongroom.toml"
+    saved = conf.read_text("utf-8")
     daemon.set_options(section, **values)
     try:
         if restart:
             daemon.restart()
         yield
     finally:
-        daemon.set_options(section, **old)
+        conf.write_text(saved, "utf-8")
         if restart:
             daemon.restart()
 

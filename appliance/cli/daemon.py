@@ -3,14 +3,22 @@ import click
 from click.core import ParameterSource
 
 from strongroom.appliance.cli.options import data_dir_option, emit
+from strongroom.config import SCHEMA
+
+
+def _server_option(name: str, **kwargs):
+    """`--NAME` for [server] NAME, its default and help taken from the schema."""
+    option = SCHEMA["server"][name]
+    return click.option(f"--{name.replace('_', '-')}", default=option.default,
+                        help=option.help, **kwargs)
 
 
 @click.command(epilog="Example: strongroom init --data-dir /srv/strongroom --host 0.0.0.0")
 @data_dir_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--webdav-port", type=int, default=8443, show_default=True)
-@click.option("--sftp-port", type=int, default=2222, show_default=True)
-@click.option("--public-name", default="", help="Host name clients use (added to the TLS cert).")
+@_server_option("host", show_default=True)
+@_server_option("webdav_port", type=int, show_default=True)
+@_server_option("sftp_port", type=int, show_default=True)
+@_server_option("public_name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
 def init(ctx, data_dir, host, webdav_port, sftp_port, public_name, as_json):
