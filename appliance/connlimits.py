@@ -34,7 +34,7 @@ class AcceptBackoff:
         self._name = name
         self._wait = 0.0
         self._failures = 0
-        self._started = None        # time.monotonic() of the episode's first failure
+        self._started: float | None = None   # time.monotonic() of the episode's first failure
         self._last_failure = 0.0
         self._logged = 0.0
 
@@ -71,9 +71,10 @@ class QuietLog:
     def __init__(self, log: logging.Logger):
         self._log = log
         self._lock = threading.Lock()
-        self._seen: dict = {}     # (kind, address) -> [time of the last line, repeats since]
+        # (kind, address) -> [time of the last line, repeats since]
+        self._seen: dict[tuple[str, str], list[float]] = {}
 
-    def info(self, kind: str, address: str, message: str, *args) -> None:
+    def info(self, kind: str, address: str, message: str, *args: object) -> None:
         now = time.monotonic()
         with self._lock:
             entry = self._seen.get((kind, address))

@@ -9,6 +9,7 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 from strongroom import config as configmod
 from strongroom.appliance import logs, metrics
@@ -29,7 +30,7 @@ def _limit_malloc_arenas(count: int = 2) -> None:
         pass  # not glibc
 
 
-def _anchor_audit(app, stop: threading.Event) -> None:
+def _anchor_audit(app: App, stop: threading.Event) -> None:
     """Anchor the audit chain outside the database every [audit] anchor_interval
     (appliance.service.audit); the last anchor is written when the App closes."""
     while not stop.wait(app.config.audit.anchor_interval):
@@ -39,7 +40,7 @@ def _anchor_audit(app, stop: threading.Event) -> None:
             log.exception("anchoring the audit trail failed")
 
 
-def run(data_dir) -> None:
+def run(data_dir: Path) -> None:
     """Serve until SIGTERM or SIGINT. The data directory's lock is taken before
     anything in it is touched (a second daemon stops there, naming the first), and
     the ports are bound before the staging area is cleaned."""
@@ -52,7 +53,7 @@ def run(data_dir) -> None:
         lock.release()
 
 
-def _serve(app, lock) -> None:
+def _serve(app: App, lock: RunLock) -> None:
     logs.setup(app.config.log)
     # paramiko logs a traceback for every port probe or reset; we log one line per connection
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -70,7 +71,8 @@ def _serve(app, lock) -> None:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)
     host = app.config.server.host
     lock.update(host=host, webdav_port=web.bind_addr[1], sftp_port=sftp.port)
-    stopping, stop = [], threading.Event()
+    stopping: list[int] = []
+    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),

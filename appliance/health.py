@@ -13,11 +13,13 @@ import socket
 import ssl
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -29,7 +31,11 @@ from strongroom.appliance.db.engine import safe_url
 from strongroom.appliance.version import installed as installed_version
 from strongroom.providers import crypto
 from strongroom.providers.errors import CorruptData, StorageError
+from strongroom.config import Config
 from strongroom.providers.keys import load_master_key
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
 
 TIMEOUT = 3.0      # seconds for each network look (ports, database)
 
@@ -41,10 +47,10 @@ class Check:
     name: str
     ok: bool | None
     summary: str
-    facts: dict = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)   # JSON values
 
 
-def status(data_dir) -> dict:
+def status(data_dir: Path) -> dict[str, Any]:
     """Every check, as {"ok": all well, "attention": [names], name: {ok, summary,
     facts...}}. A config that cannot be read raises ConfigError (nothing to check)."""
     data_dir = Path(data_dir).resolve()
@@ -53,7 +59,7 @@ def status(data_dir) -> dict:
     database, sample_key = _database(cfg, data_dir)
     checks = [_daemon(holder), *_ports(cfg, holder), database,
               _master_key(cfg, sample_key), _disk(cfg), _staging(cfg)]
-    report = {"ok": all(c.ok is not False for c in checks),
+    report: dict[str, Any] = {"ok": all(c.ok is not False for c in checks),
               "attention": [c.name for c in checks if c.ok is False]}
     for c in checks:
         report[c.name] = {"ok": c.ok, "summary": c.summary, **c.facts}
@@ -62,7 +68,7 @@ def status(data_dir) -> dict:
 
 # -- the daemon -------------------------------------------------------------------
 
-def _daemon(holder: dict | None) -> Check:
+def _daemon(holder: dict[str, Any] | None) -> Check:
     if holder is None:
         return Check("daemon", False, "not running (no process holds strongroom.pid); "
                      "start it with 'strongroom serve' or systemctl start strongroom",
@@ -80,7 +86,7 @@ def _daemon(holder: dict | None) -> Check:
     return Check("daemon", True, summary, facts)
 
 
-def _ports(cfg, holder) -> list[Check]:
+def _ports(cfg: Config, holder: dict[str, Any] | None) -> list[Check]:
     holder = holder or {}
     host = holder.get("host", cfg.server.host)
     target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
@@ -91,8 +97,9 @@ def _ports(cfg, holder) -> list[Check]:
                   running, _ssh_banner)]
 
 
-def _port(name, host, port, running, probe) -> Check:
-    facts = {"host": host, "port": port}
+def _port(name: str, host: str, port: int, running: bool,
+          probe: Callable[[socket.socket, str], tuple[str, bool]]) -> Check:
+    facts: dict[str, Any] = {"host": host, "port": port}
     try:
         with socket.create_connection((host, port), timeout=TIMEOUT) as sock:
             sock.settimeout(TIMEOUT)
@@ -111,7 +118,7 @@ def _port(name, host, port, running, probe) -> Check:
     return Check(name, ok, f"port {port} on {host} accepts connections; {answer}", facts)
 
 
-def _https_healthz(sock, host) -> tuple[str, bool]:
+def _https_healthz(sock: socket.socket, host: str) -> tuple[str, bool]:
     """What GET /healthz answers on the daemon's own HTTPS port (loopback, so its
     certificate is not checked: it is the daemon's, whatever name it has)."""
     context = ssl.create_default_context()
@@ -126,7 +133,7 @@ def _https_healthz(sock, host) -> tuple[str, bool]:
     return f"/healthz: {line[9:] or 'no answer'}", line[9:12] == "200"
 
 
-def _ssh_banner(sock, _host) -> tuple[str, bool]:
+def _ssh_banner(sock: socket.socket, _host: str) -> tuple[str, bool]:
     try:
         banner = sock.recv(256).split(b"\r\n", 1)[0].decode("ascii", "replace")
     except OSError as e:
@@ -137,11 +144,11 @@ def _ssh_banner(sock, _host) -> tuple[str, bool]:
 
 # -- the database and the key ---------------------------------------------------------
 
-def _database(cfg, data_dir) -> tuple[Check, bytes | None]:
+def _database(cfg: Config, data_dir: Path) -> tuple[Check, bytes | None]:
     """(check, one client's wrapped key or None): the key shows that the master
     key is the one the database was made with."""
     url = cfg.database.url or default_url(data_dir)
-    facts = {"url": safe_url(url)}
+    facts: dict[str, Any] = {"url": safe_url(url)}
     try:
         engine = _engine(url)
         with engine.connect() as c:
@@ -171,7 +178,7 @@ def _database(cfg, data_dir) -> tuple[Check, bytes | None]:
                  "start (or it was made by a newer version)", facts), sample
 
 
-def _engine(url: str):
+def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database or "")
@@ -189,7 +196,7 @@ def _engine(url: str):
     return create_engine(url, poolclass=NullPool, connect_args=args)
 
 
-def _sample_key(connection) -> bytes | None:
+def _sample_key(connection: Connection) -> bytes | None:
     try:
         row = connection.execute(text("SELECT wrapped_key FROM clients ORDER BY id LIMIT 1"))
         value = row.scalar()
@@ -198,13 +205,13 @@ def _sample_key(connection) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
-def _master_key(cfg, sample: bytes | None) -> Check:
+def _master_key(cfg: Config, sample: bytes | None) -> Check:
     path = cfg.storage.master_key_file
     try:
         key = load_master_key(Path(path))
     except StorageError as e:
         return Check("master_key", False, str(e), {"file": path})
-    facts = {"file": path, "matches_database": None}
+    facts: dict[str, Any] = {"file": path, "matches_database": None}
     if sample is None:
         return Check("master_key", True, f"{path} readable, {len(key)} bytes", facts)
     try:
@@ -220,7 +227,7 @@ def _master_key(cfg, sample: bytes | None) -> Check:
 
 # -- the disk ----------------------------------------------------------------------------
 
-def _disk(cfg) -> Check:
+def _disk(cfg: Config) -> Check:
     blob_dir = cfg.storage.blob_dir
     try:
         st = os.statvfs(blob_dir)
@@ -238,7 +245,7 @@ def _disk(cfg) -> Check:
     return Check("disk", True, summary, facts)
 
 
-def _staging(cfg) -> Check:
+def _staging(cfg: Config) -> Check:
     where = Path(cfg.storage.blob_dir) / ".staging"
     files = used = 0
     try:
@@ -260,7 +267,7 @@ def _staging(cfg) -> Check:
 
 # -- inside the daemon: /healthz ------------------------------------------------------
 
-def problem(app) -> str | None:
+def problem(app: "App") -> str | None:
     """Why the running daemon cannot serve, or None: the database answers a query,
     and a blob can be started above the reserve."""
     try:
@@ -278,7 +285,7 @@ def problem(app) -> str | None:
     return None
 
 
-def size(n: int) -> str:
+def size(n: float) -> str:
     units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
     i = 0
     while n >= 1024 and i < len(units) - 1:

@@ -9,6 +9,7 @@ import datetime
 import json
 import logging
 import sys
+from typing import Protocol
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # What every LogRecord has; anything else on a record came from `extra=`.
@@ -31,7 +32,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False, default=str)
 
 
-def setup(log_config) -> None:
+class LogSettings(Protocol):
+    """The [log] section of the configuration."""
+    level: str
+    format: str
+
+
+def setup(log_config: LogSettings) -> None:
     """Send every logger's events at [log] level and above to stderr, in [log] format."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_config.format == "json"

@@ -12,10 +12,17 @@ Served at /metrics on the WebDAV port, or by a separate plain-HTTP listener at
 [metrics] listen (prometheus_client's own server).
 """
 import logging
+from collections.abc import Callable
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
 from strongroom.appliance.errors import Unavailable
 from strongroom.config.converters import host_port
+
+if TYPE_CHECKING:   # imported when metrics are turned on: the CLI never loads it
+    from prometheus_client import Counter
+
+    from strongroom.appliance.app import App
 
 log = logging.getLogger("strongroom")
 
@@ -28,7 +35,7 @@ WEBDAV_METHODS = frozenset(("OPTIONS", "GET", "HEAD", "PUT", "DELETE", "PROPFIND
 class Metrics:
     """The daemon's metrics, in a registry of their own."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram,
                                        ProcessCollector, disable_created_metrics)
         disable_created_metrics()     # a *_created series per label set is noise here
@@ -68,7 +75,7 @@ class Metrics:
     def login(self, protocol: str, outcome: str) -> None:
         self.logins.labels(protocol, outcome).inc()
 
-    def meter(self, protocol: str, direction: str):
+    def meter(self, protocol: str, direction: str) -> "Counter":
         """The counter child that one transfer adds its bytes to (`.inc(n)`)."""
         return self.bytes.labels(protocol, direction)
 
@@ -78,19 +85,20 @@ class Metrics:
         return CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
 
-def serve(app):
+def serve(app: "App") -> Callable[[], None]:
     """Turn metrics on for `app` if [metrics] enabled; with [metrics] listen, start
     their own listener. Returns a function stopping it (nothing to stop otherwise)."""
     cfg = app.config.metrics
     if not cfg.enabled:
         return lambda: None
-    app.enable_metrics(Metrics())
+    metrics = Metrics()
+    app.enable_metrics(metrics)
     if not cfg.listen:
         return lambda: None
     from prometheus_client import start_http_server
     host, port = host_port(cfg.listen)
     try:
-        server, _thread = start_http_server(port, host, registry=app.metrics.registry)
+        server, _thread = start_http_server(port, host, registry=metrics.registry)
     except OSError as e:
         raise Unavailable(f"cannot listen on {cfg.listen} ([metrics] listen): "
                           f"{e.strerror or e}") from None

@@ -11,6 +11,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from strongroom.appliance.errors import Unavailable
 
@@ -24,10 +25,10 @@ class AlreadyServing(Unavailable):
 class RunLock:
     """The held lock; `update()` adds facts (ports) once they are known."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / NAME
         self._fd: int | None = None
-        self._facts: dict = {}
+        self._facts: dict[str, Any] = {}    # JSON values
 
     def acquire(self, version: str) -> "RunLock":
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -52,7 +53,8 @@ class RunLock:
         self.update(pid=os.getpid(), started_at=time.time(), version=version)
         return self
 
-    def update(self, **facts) -> None:
+    def update(self, **facts: Any) -> None:
+        assert self._fd is not None, "update() of a lock not acquired"
         self._facts.update(facts)
         data = json.dumps(self._facts).encode() + b"\n"
         os.ftruncate(self._fd, 0)
@@ -67,7 +69,7 @@ class RunLock:
             self._fd = None
 
 
-def holder(data_dir) -> dict | None:
+def holder(data_dir: Path) -> dict[str, Any] | None:
     """What the daemon serving `data_dir` wrote in its lock file, or None if no
     process holds the lock."""
     try:
@@ -84,11 +86,11 @@ def holder(data_dir) -> dict | None:
         os.close(fd)
 
 
-_TYPES = {"pid": int, "started_at": (int, float), "version": str, "host": str,
+_TYPES: dict[str, type | tuple[type, ...]] = {"pid": int, "started_at": (int, float), "version": str, "host": str,
           "webdav_port": int, "sftp_port": int}
 
 
-def _facts(data: bytes) -> dict:
+def _facts(data: bytes) -> dict[str, Any]:
     """The facts of a lock file, only those of the expected types (the file may have
     been taken a moment ago and be empty, or have been edited by hand)."""
     try:

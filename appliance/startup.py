@@ -7,15 +7,21 @@ admin reads what to fix instead of a traceback.
 import errno
 import os
 import ssl
+from typing import TYPE_CHECKING
 
 import paramiko
 
 from strongroom.appliance.errors import Unavailable
 from strongroom.appliance.sftp.server import SFTPListener
+from strongroom.appliance.webdav.listener import Server
 from strongroom.appliance.webdav.server import make_server
+from strongroom.config import Config
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
 
 
-def check_files(cfg) -> None:
+def check_files(cfg: Config) -> None:
     for path, option in ((cfg.tls.cert_file, "[tls] cert_file"),
                          (cfg.tls.key_file, "[tls] key_file"),
                          (cfg.ssh.host_key_ed25519, "[ssh] host_key_ed25519"),
@@ -28,7 +34,7 @@ def check_files(cfg) -> None:
                               "'strongroom init' makes the missing ones") from None
 
 
-def listeners(app):
+def listeners(app: "App") -> tuple[SFTPListener, Server]:
     """(SFTP listener, WebDAV server), both bound to their ports."""
     cfg = app.config
     check_files(cfg)

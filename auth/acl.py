@@ -11,6 +11,7 @@ Listing (LIST, not a right one is granted) needs read, or a folder that only lea
 to a granted one: passing through shows folders, never a file's content. A file
 is seen only with rights on it.
 """
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 RIGHTS = "rwdm"
@@ -41,7 +42,7 @@ def describe(rights: str) -> str:
     return ",".join(name for name, letter in NAMES.items() if letter in rights)
 
 
-def rights_at(grants, path: tuple[str, ...]) -> str:
+def rights_at(grants: Iterable[Grant], path: tuple[str, ...]) -> str:
     """The rights `grants` give on `path` (inherited from every granted ancestor)."""
     letters = set()
     for g in grants:
@@ -52,19 +53,19 @@ def rights_at(grants, path: tuple[str, ...]) -> str:
     return "".join(r for r in RIGHTS if r in letters)
 
 
-def leads_to_grant(grants, path: tuple[str, ...]) -> bool:
+def leads_to_grant(grants: Iterable[Grant], path: tuple[str, ...]) -> bool:
     """True if some grant lies strictly below `path` (so `path` may be passed through)."""
     return any(len(g.path) > len(path) and g.path[:len(path)] == path for g in grants)
 
 
-def visible(grants, path: tuple[str, ...], is_dir: bool = True) -> bool:
+def visible(grants: Collection[Grant], path: tuple[str, ...], is_dir: bool = True) -> bool:
     """Whether a folder (or, with is_dir=False, a file) at `path` may be seen."""
     if rights_at(grants, path):
         return True
     return is_dir and leads_to_grant(grants, path)
 
 
-def decide(grants, path: tuple[str, ...], right: str) -> str:
+def decide(grants: Collection[Grant], path: tuple[str, ...], right: str) -> str:
     """'ok', 'denied' (the path, or for a new name its folder, is visible but the
     right is missing) or 'hidden' (answered as if the path did not exist).
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install what the tests need, start a local PostgreSQL for the storage/service
-# tests, and run the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2,
-# pytest-xdist; a module's tests stay together, sharing its daemon). Exit status is
-# pytest's (5, no tests, is a failure).
+# Install what the tests need, type-check (mypy --strict, [tool.mypy] in pyproject.toml:
+# an error fails here), start a local PostgreSQL for the storage/service tests, and run
+# the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2, pytest-xdist; a
+# module's tests stay together, sharing its daemon). Exit status is mypy's if it found
+# errors, else pytest's (5, no tests, is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
+echo "test.sh: mypy" >&2
+.venv/bin/python -m mypy
 SUDO=""; AS_PG="runuser -u postgres --"
 [ "$(id -u)" -eq 0 ] || { SUDO="sudo"; AS_PG="sudo -u postgres"; }
 if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&1; then

@@ -115,7 +115,7 @@ class FakeChannel:
 class Framed(Framing):
     def __init__(self, channel):
         self.sock = channel
-        self._framing_init()
+        self._framing_init(channel)
 
 
 def _packets(n, rng):

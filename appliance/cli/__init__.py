@@ -1,6 +1,7 @@
 """The `strongroom` command: thin click functions over the service layer."""
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -13,7 +14,7 @@ from strongroom.appliance.cli.status import status
 class _Group(click.Group):
     """Turns expected errors into one line on stderr and a non-zero exit."""
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:   # whatever the command returns
         from strongroom.appliance.errors import StrongroomError
         from strongroom.config import ConfigError
         from strongroom.providers.errors import StorageError
@@ -47,7 +48,7 @@ class _Group(click.Group):
                  "(STRONGROOM_DEBUG=1 shows where)")
 
 
-def _print_version(ctx, value) -> None:
+def _print_version(ctx: click.Context, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         from strongroom.appliance.version import installed
         click.echo(f"strongroom, version {installed()}")
@@ -58,7 +59,7 @@ def _print_version(ctx, value) -> None:
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _p, value: _print_version(ctx, value),
               help="Show the version (and the source commit it was installed from) and exit.")
-def main():
+def main() -> None:
     """Strongroom: encrypted, versioned client file exchange over WebDAV and SFTP."""
     os.umask(0o077)  # keys, database and blobs are for the appliance's user only
 

@@ -1,13 +1,17 @@
 """`strongroom acl ...`"""
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
-from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.cli.options import (F, Json, data_dir_option, emit, json_option,
+                                              open_app)
 
 _subject = [click.option("--user", "login", help="A user (staff, or a user of this client)."),
             click.option("--client", "client_name", help="Every user of this client.")]
 
 
-def subject_options(f):
+def subject_options(f: F) -> F:
     for option in reversed(_subject):
         f = option(f)
     return f
@@ -17,7 +21,7 @@ _RIGHTS_HELP = ("comma-separated names: read (list and download), write, delete,
                 "(all of them); e.g. read,write (no other form).")
 
 
-def _human_grants(rows):
+def _human_grants(rows: list[Json]) -> Iterator[str]:
     yield f"{'PATH':40} {'WHO':28} RIGHTS"
     for r in rows:
         who = f"user {r['user']}" if "user" in r else f"client {r['client']}"
@@ -25,7 +29,7 @@ def _human_grants(rows):
 
 
 @click.group()
-def acl():
+def acl() -> None:
     """Folder rights: read (list and download), write, delete, manage; inherited below."""
 
 
@@ -37,13 +41,14 @@ def acl():
 @click.option("--rights", required=True, help="The rights: " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
-def grant(path, login, client_name, rights, data_dir, as_json):
+def grant(path: str, login: str | None, client_name: str | None, rights: str, data_dir: Path,
+          as_json: bool) -> None:
     """Give rights on folder PATH (/CLIENT/... or /LIBRARY/...) and everything below it."""
     out = open_app(data_dir).admin().grant(path, login=login, client=client_name, rights=rights)
     emit(out, as_json, _human_grants_one)
 
 
-def _human_grants_one(d):
+def _human_grants_one(d: Json) -> list[str]:
     return list(_human_grants([d]))[1:]
 
 
@@ -53,7 +58,8 @@ def _human_grants_one(d):
 @click.option("--rights", help="Only these rights (default: the whole grant): " + _RIGHTS_HELP)
 @data_dir_option
 @json_option
-def revoke(path, login, client_name, rights, data_dir, as_json):
+def revoke(path: str, login: str | None, client_name: str | None, rights: str, data_dir: Path,
+           as_json: bool) -> None:
     """Take rights granted on exactly PATH away again."""
     out = open_app(data_dir).admin().revoke(path, login=login, client=client_name, rights=rights)
     emit(out, as_json, _human_grants_one)
@@ -64,7 +70,8 @@ def revoke(path, login, client_name, rights, data_dir, as_json):
 @subject_options
 @data_dir_option
 @json_option
-def list_(path, login, client_name, data_dir, as_json):
+def list_(path: str | None, login: str | None, client_name: str | None, data_dir: Path,
+          as_json: bool) -> None:
     """List grants (all, or on PATH, /CLIENT/... or /LIBRARY/..., or of one user or
     client)."""
     rows = open_app(data_dir).admin().list_grants(path, login=login, client=client_name)
@@ -77,7 +84,7 @@ def list_(path, login, client_name, data_dir, as_json):
 @click.argument("path")
 @data_dir_option
 @json_option
-def check(login, action, path, data_dir, as_json):
+def check(login: str, action: str, path: str, data_dir: Path, as_json: bool) -> None:
     """What LOGIN doing ACTION at PATH (/CLIENT/... or /LIBRARY/...; LOGIN may see it
     elsewhere, as --json's seen_as says) would meet: allowed, denied or not found.
     The same decision both protocols make."""

@@ -1,5 +1,6 @@
 """`strongroom audit ...`: read and check the hash-chained audit trail."""
 import datetime
+from pathlib import Path
 import time
 
 import click
@@ -13,7 +14,8 @@ def _since(value: str) -> float:
     """A start time: a duration back from now ('24h', '7d') or an ISO date or time (UTC
     unless it names a zone)."""
     try:
-        return time.time() - duration_with_unit(value)
+        seconds: float = duration_with_unit(value)
+        return time.time() - seconds
     except ValueError:
         pass
     try:
@@ -27,7 +29,7 @@ def _since(value: str) -> float:
 
 
 @click.group()
-def audit():
+def audit() -> None:
     """The audit trail: every login, read, write, rename, delete and admin change."""
 
 
@@ -44,7 +46,9 @@ def audit():
 @click.option("--all", "everything", is_flag=True, help="No limit (an export with --json).")
 @data_dir_option
 @json_option
-def list_(actor, client, action, failed, since, limit, everything, data_dir, as_json):
+def list_(actor: str | None, client: str | None, action: str | None, failed: bool,
+          since: float | None, limit: int, everything: bool, data_dir: Path,
+          as_json: bool) -> None:
     """List events, oldest first; with --json every field, hashes included."""
     events = open_app(data_dir).admin().audit_events(
         actor=actor, client=client, action=action, since=since,
@@ -60,13 +64,13 @@ def list_(actor, client, action, failed, since, limit, everything, data_dir, as_
 @audit.command("verify", epilog="Example: strongroom audit verify")
 @data_dir_option
 @json_option
-def verify(data_dir, as_json):
+def verify(data_dir: Path, as_json: bool) -> None:
     """Check the hash chain from the first event to the last: exit status 1 if a row
     was altered, removed, reordered or the end cut off."""
     count, bad, problem = open_app(data_dir).admin().verify_audit()
     if as_json:
         emit({"ok": bad is None, "events": count, "first_bad_event": bad, "problem": problem},
-             True, None)
+             True, lambda _: ())   # (no lines: JSON)
     if bad is not None:
         fail(f"the audit trail is broken: {problem} ({count} events before it verify)")
     if not as_json:

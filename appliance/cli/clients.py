@@ -1,26 +1,31 @@
 """`strongroom client ...`"""
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
 import click
 
-from strongroom.appliance.cli.options import data_dir_option, emit, human_size, json_option, open_app
+from strongroom.appliance.cli.options import (F, Json, data_dir_option, emit, human_size,
+                                              json_option, open_app)
 from strongroom.appliance.errors import BadRequest
 from strongroom.config.converters import SIZE_FORMS, describe_size, size_with_unit
 
 KEEP = "keep"
 
 
-def quota_option(*, removable: bool):
+def quota_option(*, removable: bool) -> Callable[[F], F]:
     """--quota SIZE: a unit is required ('10' is not ten bytes), zero is refused;
     with `removable`, 'none' removes the quota (the value None) and leaving it out
     keeps it (the value KEEP)."""
     forms = SIZE_FORMS + (", or none for no quota" if removable else "")
 
-    def callback(ctx, param, value):
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None
+                 ) -> int | str | None:
         if value is None:
             return KEEP if removable else None
         if removable and value.strip().lower() == "none":
             return None
         try:
-            quota = size_with_unit(value)
+            quota: int = size_with_unit(value)
         except ValueError:
             raise BadRequest(f"--quota: expected a size with its unit, such as {forms}; "
                              f"got {value!r}") from None
@@ -33,12 +38,12 @@ def quota_option(*, removable: bool):
                         help=f"Storage quota with its unit: {forms}.")
 
 
-def _quota_text(quota) -> str:
+def _quota_text(quota: int | None) -> str:
     return "no quota" if quota is None else f"quota {describe_size(quota)}"
 
 
 @click.group()
-def client():
+def client() -> None:
     """Clients: the organisations whose private trees Strongroom keeps."""
 
 
@@ -48,7 +53,7 @@ def client():
 @quota_option(removable=False)
 @data_dir_option
 @json_option
-def add(name, quota, data_dir, as_json):
+def add(name: str, quota: int | None, data_dir: Path, as_json: bool) -> None:
     """Create client NAME with its own encryption key and an empty tree. Names of
     clients and libraries are unique without regard to case."""
     out = open_app(data_dir).admin().add_client(name, quota)
@@ -68,7 +73,8 @@ def add(name, quota, data_dir, as_json):
                    "staff still see the tree.")
 @data_dir_option
 @json_option
-def set_(name, quota, display_name, disabled, data_dir, as_json):
+def set_(name: str, quota: int | str | None, display_name: str | None, disabled: bool | None,
+         data_dir: Path, as_json: bool) -> None:
     """Change client NAME's quota, display name or whether it is disabled."""
     given = {} if quota == KEEP else {"quota": quota}
     out = open_app(data_dir).admin().set_client(name, display_name=display_name,
@@ -76,7 +82,7 @@ def set_(name, quota, display_name, disabled, data_dir, as_json):
     emit(out, as_json, _human_client)
 
 
-def _human_client(d):
+def _human_client(d: Json) -> Iterator[str]:
     yield (f"client {d['name']}" + (f" ({d['display_name']})" if d["display_name"] else "")
            + (" [disabled]" if d["disabled"] else ""))
     yield f"  {_quota_text(d['quota_bytes'])}, {describe_size(d['used_bytes'])} used"
@@ -87,7 +93,7 @@ def _human_client(d):
 @click.argument("new")
 @data_dir_option
 @json_option
-def rename(old, new, data_dir, as_json):
+def rename(old: str, new: str, data_dir: Path, as_json: bool) -> None:
     """Rename client OLD to NEW. Its users, grants, libraries and WebDAV locks follow;
     staff see /NEW within seconds (open sessions too); the audit trail keeps the events
     under /OLD, and 'audit list --client NEW' finds them."""
@@ -99,14 +105,14 @@ def rename(old, new, data_dir, as_json):
 @click.argument("name")
 @data_dir_option
 @json_option
-def show(name, data_dir, as_json):
+def show(name: str, data_dir: Path, as_json: bool) -> None:
     """Show client NAME: display name, quota, usage, users, grants in its tree and the
     libraries it sees."""
     out = open_app(data_dir).admin().show_client(name)
     emit(out, as_json, _human_show)
 
 
-def _human_show(d):
+def _human_show(d: Json) -> Iterator[str]:
     yield from _human_client(d)
     yield "users:" + ("" if d["users"] else " none")
     for u in d["users"]:
@@ -122,7 +128,7 @@ def _human_show(d):
 @client.command("list", epilog="Example: strongroom client list --json")
 @data_dir_option
 @json_option
-def list_(data_dir, as_json):
+def list_(data_dir: Path, as_json: bool) -> None:
     """List clients with their usage and quota."""
     rows = open_app(data_dir).admin().list_clients()
     emit(rows, as_json, lambda rs: [f"{'NAME':24} {'USED':>12} {'QUOTA':>12}  DISPLAY NAME"] +

@@ -1,11 +1,13 @@
 """`strongroom folder ...`"""
+from pathlib import Path
+
 import click
 
 from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
 
 
 @click.group()
-def folder():
+def folder() -> None:
     """Folders in client and library trees, made as the administrator."""
 
 
@@ -18,7 +20,7 @@ def folder():
               help="Also make the folders on the way; no error if it exists.")
 @data_dir_option
 @json_option
-def add(path, parents, data_dir, as_json):
+def add(path: str, parents: bool, data_dir: Path, as_json: bool) -> None:
     """Make folder PATH (/CLIENT/... or /LIBRARY/...), e.g. to grant rights on it.
     Audited like any folder made over WebDAV or SFTP (action mkdir)."""
     out = open_app(data_dir).admin().add_folder(path, parents=parents)

@@ -1,11 +1,13 @@
 """`strongroom library ...`"""
+from pathlib import Path
+
 import click
 
 from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
 
 
 @click.group()
-def library():
+def library() -> None:
     """Shared libraries: folders staff publish read-only to all or chosen clients."""
 
 
@@ -15,7 +17,7 @@ def library():
 @click.option("--clients", help="Comma-separated clients that see it (default: every client).")
 @data_dir_option
 @json_option
-def library_add(name, clients, data_dir, as_json):
+def library_add(name: str, clients: str | None, data_dir: Path, as_json: bool) -> None:
     """Create library NAME: /NAME in the chosen clients' view, read-only for them.
     Staff read every library; grant them write with 'strongroom acl grant /NAME ...'.
     Clients and libraries share one namespace, unique without regard to case."""
@@ -28,7 +30,7 @@ def library_add(name, clients, data_dir, as_json):
 @library.command("list", epilog="Example: strongroom library list --json")
 @data_dir_option
 @json_option
-def library_list(data_dir, as_json):
+def library_list(data_dir: Path, as_json: bool) -> None:
     """List libraries and who sees them."""
     rows = open_app(data_dir).admin().list_libraries()
     emit(rows, as_json, lambda rs: [f"{'NAME':24} CLIENTS"] + [
@@ -44,7 +46,7 @@ def library_list(data_dir, as_json):
                    "library.")
 @data_dir_option
 @json_option
-def library_remove(name, with_files, data_dir, as_json):
+def library_remove(name: str, with_files: bool, data_dir: Path, as_json: bool) -> None:
     """Remove library NAME: it disappears from every view. Refused while it holds files
     or folders (in its trash too) unless --with-files."""
     out = open_app(data_dir).admin().remove_library(name, with_files=with_files)

@@ -3,9 +3,22 @@ import datetime
 import json
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+    from strongroom.appliance.service import Session
+
+T = TypeVar("T")
+V = TypeVar("V")
+# A JSON object as the service layer returns it and --json prints it.
+Json: TypeAlias = dict[str, Any]
+# A click command function, as a decorator adding options takes and returns it.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def default_data_dir() -> str:
@@ -18,7 +31,7 @@ def default_data_dir() -> str:
     return os.path.join(base, "strongroom")
 
 
-def _as_owner(ctx, param, value: Path) -> Path:
+def _as_owner(ctx: click.Context, param: click.Parameter, value: Path) -> Path:
     """Run the command as the data directory's owner (appliance.cli.owner)."""
     from strongroom.appliance.cli.owner import become_owner
     become_owner(value)
@@ -39,10 +52,11 @@ def iso_time(ts: float | None) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def converted(convert):
+def converted(convert: Callable[[str], V]
+              ) -> Callable[[click.Context, click.Parameter, str | None], V | None]:
     """A click callback running a config converter (size, duration, ...) on an option;
     a value it refuses is one line naming the option (not click's usage text)."""
-    def callback(ctx, param, value):
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> V | None:
         from strongroom.appliance.errors import BadRequest
         if value is None:
             return None
@@ -56,10 +70,10 @@ def converted(convert):
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-_opened: list = []
+_opened: list["App"] = []
 
 
-def open_app(data_dir):
+def open_app(data_dir: Path) -> "App":
     """The App of `data_dir`; closed (and its audit events anchored) when the command
     ends (close_apps)."""
     from strongroom.appliance.app import App
@@ -80,7 +94,7 @@ def cli_admin_name() -> str:
     return f"admin:{invoker()}"
 
 
-def tree_session(data_dir, *tree_paths: str):
+def tree_session(data_dir: Path, *tree_paths: str) -> "Session":
     """The administrator's Session, which sees full tree paths ('/<client>/...',
     '/<library>/...'), after checking that each of `tree_paths` starts with a client or
     library, so that a typo, or a path in a user's view, is named as such."""
@@ -90,7 +104,7 @@ def tree_session(data_dir, *tree_paths: str):
     return app.session(app.admin_principal(), "cli")
 
 
-def emit(data, as_json: bool, human) -> None:
+def emit(data: T, as_json: bool, human: Callable[[T], Iterable[str]]) -> None:
     """Print `data` as JSON, or through `human(data)` which returns lines."""
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -99,15 +113,16 @@ def emit(data, as_json: bool, human) -> None:
             click.echo(line)
 
 
-def fail(message: str, code: int = 1):
+def fail(message: str, code: int = 1) -> NoReturn:
     click.echo(f"strongroom: error: {message}", err=True)
     sys.exit(code)
 
 
-def human_size(n) -> str:
+def human_size(n: float | None) -> str:
     if n is None:
         return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+    return f"{n:.1f} TiB"

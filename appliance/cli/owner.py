@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import sys
+from pathlib import Path
 
 INVOKER = "STRONGROOM_CLI_INVOKER"   # who ran the command, carried across the switch
 
@@ -21,7 +22,7 @@ def invoker() -> str:
     return name or _name(os.getuid())
 
 
-def become_owner(data_dir) -> None:
+def become_owner(data_dir: Path) -> None:
     try:
         st = os.stat(data_dir)
     except OSError:

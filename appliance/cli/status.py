@@ -1,7 +1,10 @@
 """`strongroom status`"""
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
-from strongroom.appliance.cli.options import data_dir_option, emit, json_option
+from strongroom.appliance.cli.options import (Json, data_dir_option, emit, json_option)
 
 CHECKS = ("daemon", "webdav", "sftp", "database", "master_key", "disk", "staging")
 MARK = {True: "ok", False: "ATTENTION", None: "-"}
@@ -10,7 +13,7 @@ MARK = {True: "ok", False: "ATTENTION", None: "-"}
 @click.command(epilog="Examples: strongroom status ; strongroom status --json | jq .disk")
 @data_dir_option
 @json_option
-def status(data_dir, as_json):
+def status(data_dir: Path, as_json: bool) -> None:
     """Daemon, ports, database, master key, disk and staging, one line each.
 
     Reads only (the database read-only; no audit event). Exits 1 when a line needs
@@ -23,7 +26,7 @@ def status(data_dir, as_json):
     raise SystemExit(0 if report["ok"] else 1)
 
 
-def _human(report):
+def _human(report: Json) -> Iterator[str]:
     for name in CHECKS:
         check = report[name]
         yield f"{name.replace('_', ' '):<11} {MARK[check['ok']]:<9} {check['summary']}"

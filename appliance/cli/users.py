@@ -1,16 +1,19 @@
 """`strongroom user ...`"""
+from collections.abc import Iterator
+from pathlib import Path
 import sys
+from typing import TextIO
 
 import click
 
-from strongroom.appliance.cli.options import (converted, data_dir_option, emit, fail, iso_time,
-                                   json_option, open_app)
+from strongroom.appliance.cli.options import (Json, converted, data_dir_option, emit, fail,
+                                              iso_time, json_option, open_app)
 from strongroom.auth import totp
 from strongroom.config.converters import duration_with_unit
 
 
 @click.group()
-def user():
+def user() -> None:
     """Users: client users (one client's tree) and staff (every client)."""
 
 
@@ -24,7 +27,8 @@ def user():
 @click.option("--no-totp", is_flag=True, help="Do not enroll a TOTP second factor.")
 @data_dir_option
 @json_option
-def add(login, client_name, staff, email, password_stdin, no_totp, data_dir, as_json):
+def add(login: str, client_name: str | None, staff: bool, email: str | None,
+        password_stdin: bool, no_totp: bool, data_dir: Path, as_json: bool) -> None:
     """Create user LOGIN. Without --password-stdin a strong password is generated and printed."""
     if bool(client_name) == staff:
         fail("give exactly one of --client NAME or --staff", 2)
@@ -35,12 +39,12 @@ def add(login, client_name, staff, email, password_stdin, no_totp, data_dir, as_
     emit(out, as_json, _human_user)
 
 
-def _human_user(d):
+def _human_user(d: Json) -> Iterator[str]:
     yield f"user {d['login']} created ({'user of client ' + d['client'] if d['client'] else 'staff'})"
     yield from _human_secrets(d)
 
 
-def _human_secrets(d):
+def _human_secrets(d: Json) -> Iterator[str]:
     if "password" in d:
         yield f"password: {d['password']}"
     if "totp_secret" in d:
@@ -68,7 +72,7 @@ def _read_password(password_stdin: bool) -> str | None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @data_dir_option
 @json_option
-def passwd(login, password_stdin, data_dir, as_json):
+def passwd(login: str, password_stdin: bool, data_dir: Path, as_json: bool) -> None:
     """Set LOGIN's password (generated and printed without --password-stdin).
     Ends the user's WebDAV drive sessions."""
     out = open_app(data_dir).admin().set_password(login, _read_password(password_stdin))
@@ -80,7 +84,7 @@ def passwd(login, password_stdin, data_dir, as_json):
 @click.option("--off", is_flag=True, help="Remove the second factor instead (not recommended).")
 @data_dir_option
 @json_option
-def totp_reset(login, off, data_dir, as_json):
+def totp_reset(login: str, off: bool, data_dir: Path, as_json: bool) -> None:
     """Enrol a new TOTP secret for LOGIN (the old one stops working at once)."""
     out = open_app(data_dir).admin().reset_totp(login, enable=not off)
     emit(out, as_json, lambda d: [f"TOTP of {login} {'removed' if off else 'reset'}"]
@@ -91,7 +95,7 @@ def totp_reset(login, off, data_dir, as_json):
 @click.argument("login")
 @data_dir_option
 @json_option
-def disable(login, data_dir, as_json):
+def disable(login: str, data_dir: Path, as_json: bool) -> None:
     """Disable LOGIN: no new logins; live SFTP sessions and drive sessions end within seconds."""
     out = open_app(data_dir).admin().set_disabled(login, True)
     emit(out, as_json, lambda d: [f"user {login} disabled"])
@@ -101,7 +105,7 @@ def disable(login, data_dir, as_json):
 @click.argument("login")
 @data_dir_option
 @json_option
-def enable(login, data_dir, as_json):
+def enable(login: str, data_dir: Path, as_json: bool) -> None:
     """Enable LOGIN again."""
     out = open_app(data_dir).admin().set_disabled(login, False)
     emit(out, as_json, lambda d: [f"user {login} enabled"])
@@ -113,14 +117,14 @@ def enable(login, data_dir, as_json):
 @click.option("--address", help="Also (or only) clear the failed logins of this source address.")
 @data_dir_option
 @json_option
-def unlock(login, address, data_dir, as_json):
+def unlock(login: str | None, address: str | None, data_dir: Path, as_json: bool) -> None:
     """Forget failed logins of LOGIN (and/or an address), lifting a block at once."""
     out = open_app(data_dir).admin().unlock(login, address)
     emit(out, as_json, lambda d: [f"cleared {d['cleared']} failed-login counter(s)"])
 
 
 @user.group("app-password")
-def app_password():
+def app_password() -> None:
     """Per-device passwords that log in without a TOTP code (network drives)."""
 
 
@@ -132,7 +136,8 @@ def app_password():
               help="Lifetime with a unit: 90d, 12h, 30m or 3600s (default: none).")
 @data_dir_option
 @json_option
-def app_password_create(login, label, expires, data_dir, as_json):
+def app_password_create(login: str, label: str, expires: float | None, data_dir: Path,
+                        as_json: bool) -> None:
     """Create an app password for LOGIN; it is printed once and stored only as a hash."""
     out = open_app(data_dir).admin().create_app_password(login, label, expires)
     emit(out, as_json, lambda d: [f"app password {label!r} for {login} (shown only now):",
@@ -143,7 +148,7 @@ def app_password_create(login, label, expires, data_dir, as_json):
 @click.argument("login")
 @data_dir_option
 @json_option
-def app_password_list(login, data_dir, as_json):
+def app_password_list(login: str, data_dir: Path, as_json: bool) -> None:
     """List LOGIN's app passwords (labels and dates; the secrets are not kept)."""
     rows = open_app(data_dir).admin().list_app_passwords(login)
     emit(rows, as_json, lambda rs: [f"{'LABEL':30} {'CREATED':25} {'LAST USED':25} EXPIRES"] +
@@ -155,7 +160,7 @@ def app_password_list(login, data_dir, as_json):
 @click.argument("login")
 @click.argument("label")
 @data_dir_option
-def app_password_revoke(login, label, data_dir):
+def app_password_revoke(login: str, label: str, data_dir: Path) -> None:
     """Revoke LOGIN's app password LABEL; it stops working at once."""
     open_app(data_dir).admin().revoke_app_password(login, label)
     click.echo(f"app password {label!r} of {login} revoked")
@@ -165,7 +170,7 @@ def app_password_revoke(login, label, data_dir):
 @click.argument("login")
 @data_dir_option
 @json_option
-def sessions(login, data_dir, as_json):
+def sessions(login: str, data_dir: Path, as_json: bool) -> None:
     """List LOGIN's WebDAV drive sessions (opened with password+code)."""
     rows = open_app(data_dir).admin().list_drive_sessions(login)
     emit(rows, as_json, lambda rs: [f"{'ID':>6} {'NETWORK':20} {'LAST USED':25} EXPIRES"] +
@@ -184,7 +189,8 @@ def sessions(login, data_dir, as_json):
               help="Language of the web portal and emails.")
 @data_dir_option
 @json_option
-def set_(login, email, display_name, language, data_dir, as_json):
+def set_(login: str, email: str | None, display_name: str | None, language: str | None,
+         data_dir: Path, as_json: bool) -> None:
     """Change LOGIN's email address, display name or language."""
     out = open_app(data_dir).admin().set_user(login, email=email, display_name=display_name,
                                               language=language)
@@ -197,7 +203,7 @@ def set_(login, email, display_name, language, data_dir, as_json):
 @click.argument("new")
 @data_dir_option
 @json_option
-def rename(old, new, data_dir, as_json):
+def rename(old: str, new: str, data_dir: Path, as_json: bool) -> None:
     """Rename user OLD to NEW (logins are unique without regard to case). Grants, keys,
     app passwords and WebDAV locks follow; the user logs in as NEW from now on: live
     SFTP sessions end within seconds, and a mapped drive works once its login is
@@ -210,7 +216,7 @@ def rename(old, new, data_dir, as_json):
 @click.argument("login")
 @data_dir_option
 @json_option
-def remove(login, data_dir, as_json):
+def remove(login: str, data_dir: Path, as_json: bool) -> None:
     """Remove user LOGIN: its drive sessions, SSH keys, app passwords, grants, WebDAV locks
     and failed-login counter go, and its open sessions stop within seconds. The audit
     trail and file versions keep the login."""
@@ -222,7 +228,7 @@ def remove(login, data_dir, as_json):
 @user.command("list")
 @data_dir_option
 @json_option
-def list_(data_dir, as_json):
+def list_(data_dir: Path, as_json: bool) -> None:
     """List users."""
     rows = open_app(data_dir).admin().list_users()
     emit(rows, as_json, lambda rs: [f"{'LOGIN':20} {'ROLE':7} {'CLIENT':20} TOTP DISABLED"] +
@@ -231,7 +237,7 @@ def list_(data_dir, as_json):
 
 
 @user.group("key")
-def key():
+def key() -> None:
     """SSH public keys a user may log in with over SFTP."""
 
 
@@ -241,7 +247,7 @@ def key():
               help="A file holding one OpenSSH public key line (ssh-ed25519 AAAA... comment).")
 @data_dir_option
 @json_option
-def key_add(login, path, data_dir, as_json):
+def key_add(login: str, path: TextIO, data_dir: Path, as_json: bool) -> None:
     """Authorize a public key for LOGIN."""
     out = open_app(data_dir).admin().add_key(login, path.readline())
     emit(out, as_json, lambda d: [f"key {d['fingerprint']} ({d['type']}) added for {login}"])
@@ -251,7 +257,7 @@ def key_add(login, path, data_dir, as_json):
 @click.argument("login")
 @data_dir_option
 @json_option
-def key_list(login, data_dir, as_json):
+def key_list(login: str, data_dir: Path, as_json: bool) -> None:
     """List LOGIN's public keys."""
     rows = open_app(data_dir).admin().list_keys(login)
     emit(rows, as_json, lambda rs: [f"{r['fingerprint']}  {r['type']}  {r['comment'] or ''}"
@@ -262,7 +268,7 @@ def key_list(login, data_dir, as_json):
 @click.argument("login")
 @click.argument("fingerprint")
 @data_dir_option
-def key_remove(login, fingerprint, data_dir):
+def key_remove(login: str, fingerprint: str, data_dir: Path) -> None:
     """Revoke the key with FINGERPRINT (as shown by 'key list') from LOGIN."""
     open_app(data_dir).admin().remove_key(login, fingerprint)
     click.echo(f"key {fingerprint} removed from {login}")

@@ -1,4 +1,6 @@
 """`strongroom versions ...`"""
+from pathlib import Path
+
 import click
 
 from strongroom.appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
@@ -6,7 +8,7 @@ from strongroom.appliance.cli.options import (data_dir_option, emit, human_size,
 
 
 @click.group()
-def versions():
+def versions() -> None:
     """Earlier versions of files: list and restore."""
 
 
@@ -14,12 +16,13 @@ def versions():
 @click.argument("path")
 @data_dir_option
 @json_option
-def list_(path, data_dir, as_json):
+def list_(path: str, data_dir: Path, as_json: bool) -> None:
     """List every version of PATH (/CLIENT/... or /LIBRARY/...), oldest first; the
     current one is marked."""
     rows = [{"id": v.id, "size": v.size, "digest": v.digest, "created_at": iso_time(v.created_at),
              "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
-            for v in tree_session(data_dir, path).versions(path)]
+            # (Session.versions says list[...] where its own method `list` shadows the type)
+            for v in tree_session(data_dir, path).versions(path)]  # type: ignore[attr-defined]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
          [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
           f"{' (current)' if r['current'] else ''}" for r in rs])
@@ -29,7 +32,7 @@ def list_(path, data_dir, as_json):
 @click.argument("path")
 @click.argument("version_id", type=int)
 @data_dir_option
-def restore(path, version_id, data_dir):
+def restore(path: str, version_id: int, data_dir: Path) -> None:
     """Make VERSION_ID of PATH (/CLIENT/... or /LIBRARY/...) current again (as a new
     version; nothing is lost)."""
     tree_session(data_dir, path).restore(path, version_id)

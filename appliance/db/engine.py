@@ -8,16 +8,20 @@ polls with sleeps that grow to 100 ms, so threads that waited on it took many
 times longer than the transaction they waited for. Other processes (the CLI)
 still meet the busy timeout.
 """
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 import threading
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from strongroom.appliance.db import fast
+from strongroom.appliance.db.hotpath import HotPath
 from strongroom.appliance.errors import Unavailable
 
 
@@ -33,11 +37,11 @@ def safe_url(url: str) -> str:
         return "(unparsable)"
 
 
-def _sqlite_engine(url: str, begin: str):
+def _sqlite_engine(url: str, begin: str) -> Engine:
     engine = create_engine(url, pool_size=8, max_overflow=32, pool_timeout=60)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
+    def _on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON",
@@ -46,7 +50,7 @@ def _sqlite_engine(url: str, begin: str):
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(conn):
+    def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
 
     return engine
@@ -80,7 +84,7 @@ class Database:
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
-    def write(self) -> OrmSession:
+    def write(self) -> Iterator[OrmSession]:
         if self._writers is None:
             with self._write.begin() as s:
                 yield s
@@ -88,18 +92,18 @@ class Database:
         with self._writers, self._write.begin() as s:
             yield s
 
-    def fast_write(self):
+    def fast_write(self) -> AbstractContextManager[HotPath]:
         """A write transaction for appliance.db.fast statements."""
         if self._writers is None:
             return fast.transaction(self.engine, None)
         return fast.transaction(self.engine, "BEGIN IMMEDIATE", self._writers)
 
-    def fast_read(self):
+    def fast_read(self) -> AbstractContextManager[HotPath]:
         """A read transaction for appliance.db.fast statements."""
         return fast.transaction(self._read_engine, "BEGIN" if self._writers else None)
 
     @contextmanager
-    def read(self) -> OrmSession:
+    def read(self) -> Iterator[OrmSession]:
         with self._read.begin() as s:
             yield s
 

@@ -9,11 +9,13 @@ holds exactly the rows left, so once they are gone this costs one empty lookup.
 """
 import logging
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Table, bindparam, select, text
 
-from strongroom.appliance.db.models import Client, Node, Version
+from strongroom.appliance.db.engine import Database
+from strongroom.appliance.db.models import Base, Client, Node, Version
 from strongroom.providers import digest
 from strongroom.providers.errors import CorruptData
+from strongroom.providers.keys import KeyRing
 
 log = logging.getLogger("strongroom")
 BATCH = 500
@@ -24,12 +26,13 @@ _LEFT = (select(Version.id, Version.digest, Client.wrapped_key)
          .join(Node, Node.id == Version.node_id).join(Client, Client.id == Node.client_id)
          .where(text("versions.digest NOT LIKE '%:%'"), Version.id > bindparam("after"))
          .order_by(Version.id).limit(BATCH))
-_CONVERT = (Version.__table__.update()
+_VERSIONS: Table = Base.metadata.tables[Version.__tablename__]
+_CONVERT = (_VERSIONS.update()
             .where(Version.id == bindparam("vid"), Version.digest == bindparam("old"))
             .values(digest=bindparam("new")))
 
 
-def rekey_legacy_digests(db, keyring) -> int:
+def rekey_legacy_digests(db: Database, keyring: KeyRing) -> int:
     """Convert every legacy digest; return how many this call converted."""
     keys: dict[bytes, bytes | None] = {}
     after, converted = 0, 0
@@ -40,13 +43,14 @@ def rekey_legacy_digests(db, keyring) -> int:
                        for vid, old, wrapped in rows
                        if (key := _key(keyring, keys, bytes(wrapped))) is not None]
             if changes:
-                converted += s.execute(_CONVERT, changes).rowcount or 0
+                # on the session's connection: a Core UPDATE, whose result has a rowcount
+                converted += s.connection().execute(_CONVERT, changes).rowcount or 0
         if len(rows) < BATCH:
             return converted
         after = rows[-1][0]
 
 
-def _key(keyring, keys: dict, wrapped: bytes) -> bytes | None:
+def _key(keyring: KeyRing, keys: dict[bytes, bytes | None], wrapped: bytes) -> bytes | None:
     """The digest key of a client, or None (logged once) if its key does not unwrap."""
     if wrapped not in keys:
         try:

@@ -150,8 +150,8 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             right: str | None = None, fast: bool = False):
         """A transaction for one operation; audits success in it and denials after it.
         `fast`: on the DBAPI cursor (appliance.db.fast), for operations that only
-        use the repo functions marked "also fast" (never in a view: resolving a
-        view path walks ORM rows)."""
+        use functions taking an appliance.db.hotpath.HotPath (never in a view:
+        resolving a view path walks ORM rows)."""
         db = self.app.db
         if fast and not in_view(t.rel):
             opened = db.fast_write if write else db.fast_read
@@ -180,13 +180,13 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
                      address=self.address, action=action, path=path, outcome=outcome,
                      detail=detail)
 
-    def _node(self, s, client, t) -> Node:
-        node = repo.walk(s, client.id, t.rel)
+    def _node(self, s, client, t, walk=repo.walk) -> Node:
+        node = walk(s, client.id, t.rel)
         if node is None:
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
         return node
 
-    def _place(self, s, client, t, *, recall: bool = False
+    def _place(self, s, client, t, *, recall: bool = False, locate=repo.locate
                ) -> tuple[Node, Node | None, Version | None]:
         """The folder `t` goes in, the live node at `t` (or None) and its version.
         `recall`: rows this request already looked up will do (reads only: a write
@@ -194,7 +194,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         if not t.rel:
             raise Denied("the top folder cannot be replaced")
         hit = self._located.get(t) if recall and self._located is not None else None
-        parent, node, version = hit or repo.locate(s, client.id, t.rel)
+        parent, node, version = hit or locate(s, client.id, t.rel)
         if parent is None or not parent.is_dir:
             raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
         return parent, node, version
@@ -240,7 +240,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             return recalled
         if not t.rel:
             return repo.walk(s, client.id, ()), None
-        parent, node, version = repo.locate(s, client.id, t.rel)
+        parent, node, version = repo.locate_rows(s, client.id, t.rel)
         if self._located is not None:
             self._located[t] = (parent, node, version)
         return node, version
@@ -339,7 +339,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         t = self.target(path)
         with self._op("open-write", t, write=False, audited=False, right="write",
                       fast=True) as (s, client):
-            _, node, base = self._place(s, client, t, recall=True)
+            _, node, base = self._place(s, client, t, recall=True, locate=repo.locate_rows)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             quota = None if client.quota_bytes is None else (
@@ -390,7 +390,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
     def _publish(self, t, writer, wrapped_key, mtime):
         now = time.time()
         with self._op("write", t, write=True, right="write", fast=True) as (s, client):
-            parent, node, old = self._place(s, client, t)
+            parent, node, old = self._place(s, client, t, locate=repo.locate_rows)
             if node is not None and node.is_dir:
                 raise Conflict(f"a folder appeared at {self.view_path(t)} during the upload")
             if node is None:  # a transient record of the new row, for the Entry
@@ -453,7 +453,7 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
         t = self.target(path)
         with self._op("set-mtime", t, write=True, audited=False, right="write",
                       fast=True) as (s, client):
-            node = self._node(s, client, t)
+            node = self._node(s, client, t, repo.walk_row)
             if node.is_dir:
                 repo.set_folder_mtime(s, node.id, mtime)
             else:

@@ -15,9 +15,12 @@ Shims, each with the interface of the paramiko part it replaces:
   once and serves the small reads from that.
 """
 import collections
+import socket
 import threading
 import time
+from typing import Any
 
+from paramiko import Channel
 from paramiko.buffered_pipe import PipeTimeout
 
 READ_AHEAD = 256 * 1024
@@ -27,16 +30,16 @@ class ChunkPipe:
     """paramiko.buffered_pipe.BufferedPipe's interface and semantics (feed from the
     transport thread, read with a timeout, close), with reads in O(bytes read)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cv = threading.Condition(self._lock)
-        self._event = None
+        self._event: threading.Event | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
         self._offset = 0          # bytes of self._chunks[0] already read
         self._size = 0
         self._closed = False
 
-    def set_event(self, event):
+    def set_event(self, event: threading.Event) -> None:
         with self._lock:
             self._event = event
             if self._closed or self._size:
@@ -44,7 +47,7 @@ class ChunkPipe:
             else:
                 event.clear()
 
-    def feed(self, data):
+    def feed(self, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode()
         with self._lock:
@@ -55,10 +58,10 @@ class ChunkPipe:
                 self._size += len(data)
             self._cv.notify_all()
 
-    def read_ready(self):
+    def read_ready(self) -> bool:
         return self._size > 0
 
-    def read(self, nbytes, timeout=None):
+    def read(self, nbytes: int, timeout: float | None = None) -> bytes:
         with self._lock:
             if not self._size:
                 if self._closed:
@@ -71,7 +74,7 @@ class ChunkPipe:
                 self._event.clear()
             return out
 
-    def _wait(self, timeout):
+    def _wait(self, timeout: float | None) -> None:
         """Wait (holding the lock) until data arrives or the pipe closes."""
         while not self._size and not self._closed:
             then = time.monotonic()
@@ -81,9 +84,10 @@ class ChunkPipe:
                 if timeout <= 0.0 and not self._size:
                     raise PipeTimeout()
 
-    def _take(self, nbytes):
+    def _take(self, nbytes: int) -> bytes:
         """Up to nbytes from the front (the lock is held)."""
-        parts, need = [], min(nbytes, self._size)
+        parts: list[bytes] = []
+        need = min(nbytes, self._size)
         self._size -= need
         chunks = self._chunks
         while need:
@@ -99,25 +103,25 @@ class ChunkPipe:
             need -= len(chunk) - start
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def empty(self):
+    def empty(self) -> bytes:
         with self._lock:
             out = self._take(self._size)
             if self._event is not None and not self._closed:
                 self._event.clear()
             return out
 
-    def close(self):
+    def close(self) -> None:
         with self._lock:
             self._closed = True
             self._cv.notify_all()
             if self._event is not None:
                 self._event.set()
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._size
 
 
-def adopt_channel(channel) -> None:
+def adopt_channel(channel: Channel) -> None:
     """Give `channel` a ChunkPipe as its receive buffer, keeping what it holds.
 
     Call this on the transport thread (paramiko builds subsystem handlers there),
@@ -128,11 +132,13 @@ def adopt_channel(channel) -> None:
         return
     new = ChunkPipe()
     new.feed(old.empty())
-    if old._event is not None:
-        new.set_event(old._event)
-    if old._closed:
+    # BufferedPipe's state, private (and so not in paramiko's stubs)
+    if old._event is not None:  # type: ignore[attr-defined]
+        new.set_event(old._event)  # type: ignore[attr-defined]
+    if old._closed:  # type: ignore[attr-defined]
         new.close()
-    channel.in_buffer = new
+    # Not a BufferedPipe by class, by interface: paramiko only calls the methods above.
+    channel.in_buffer = new  # type: ignore[assignment]
 
 
 class ReadAheadSocket:
@@ -140,14 +146,14 @@ class ReadAheadSocket:
     (settimeout, send, close, ...) goes to the wrapped socket. Only the
     transport thread reads, so the buffer needs no lock."""
 
-    def __init__(self, sock, read_ahead: int = READ_AHEAD):
+    def __init__(self, sock: socket.socket, read_ahead: int = READ_AHEAD):
         self._sock = sock
         self.send = sock.send   # every packet sent: not through __getattr__
         self._read_ahead = read_ahead
         self._buf = b""
         self._pos = 0
 
-    def recv(self, n):
+    def recv(self, n: int) -> bytes:
         buf, pos = self._buf, self._pos
         if pos < len(buf):
             end = pos + n
@@ -162,5 +168,5 @@ class ReadAheadSocket:
         self._buf, self._pos = data, n
         return data[:n]
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:  # any socket method
         return getattr(self._sock, name)

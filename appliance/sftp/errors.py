@@ -31,8 +31,9 @@ STATUS = (
 EXPECTED = tuple(cls for cls, _ in STATUS)
 
 
-def status_for(exc: Exception) -> tuple[int, str]:
-    """(SFTP status code, message for the client) for an error raised by the service layer."""
+def status_for(exc: Exception | None) -> tuple[int, str]:
+    """(SFTP status code, message for the client) for an error raised by the service
+    layer; None (or any other error): an internal error."""
     for cls, code in STATUS:
         if isinstance(exc, cls):
             if isinstance(exc, errors.CorruptData):

@@ -17,6 +17,7 @@ and `_write_all`:
 """
 import struct
 
+from paramiko import Channel
 from paramiko.sftp import SFTPError
 
 READ_AHEAD = 256 * 1024
@@ -24,11 +25,12 @@ FLUSH_AT = 8 * 1024
 
 
 class Framing:
-    sock = None   # the channel, set by SFTPServer.start_subsystem
-
-    def _framing_init(self) -> None:
+    def _framing_init(self, channel: Channel) -> None:
+        """Frame packets on `channel` (paramiko's SFTPServer gets it as `sock` only
+        when the subsystem starts)."""
+        self._chan = channel
         self._rbuf, self._rpos = b"", 0
-        self._out: list = []
+        self._out: list[bytes] = []
         self._out_size = 0
 
     def _next_packet(self) -> bytes:
@@ -39,7 +41,7 @@ class Framing:
             raise SFTPError("Garbage packet received")
         return self._take(size)
 
-    def _read_packet(self):
+    def _read_packet(self) -> tuple[int, bytes]:
         packet = self._next_packet()
         return (packet[0], packet[1:]) if packet else (0, b"")
 
@@ -61,21 +63,21 @@ class Framing:
             have += len(x)
 
     def _recv(self) -> bytes:
-        if self._out and not self.sock.recv_ready():
+        if self._out and not self._chan.recv_ready():
             self._flush()  # about to wait for the client: it gets its replies first
-        x = self.sock.recv(READ_AHEAD)
+        x = self._chan.recv(READ_AHEAD)
         if not x:
             raise EOFError()
         return x
 
-    def _write_all(self, out) -> None:
+    def _write_all(self, out: bytes) -> None:
         self._out.append(out)
         self._out_size += len(out)
         if self._out_size >= FLUSH_AT or not self._more_waiting():
             self._flush()
 
     def _more_waiting(self) -> bool:
-        return len(self._rbuf) > self._rpos or self.sock.recv_ready()
+        return len(self._rbuf) > self._rpos or self._chan.recv_ready()
 
     def _flush(self) -> None:
         out = self._out[0] if len(self._out) == 1 else b"".join(self._out)
@@ -84,10 +86,10 @@ class Framing:
         # left after every packet, and a memoryview costs paramiko two exceptions
         # per packet (util.asbytes). Slicing bytes copies each piece once; a piece
         # that is the whole reply is not copied at all.
-        piece = max(1024, self.sock.out_max_packet_size - 64)
+        piece = max(1024, self._chan.out_max_packet_size - 64)
         pos = 0
         while pos < len(out):
-            sent = self.sock.send(out[pos:pos + piece])
+            sent = self._chan.send(out[pos:pos + piece])
             if sent <= 0:
                 raise EOFError()
             pos += sent

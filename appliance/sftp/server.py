@@ -19,14 +19,20 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import paramiko
 
 from strongroom.appliance.connlimits import AcceptBackoff, QuietLog
+from strongroom.appliance.service import Session
 from strongroom.appliance.sftp.channelio import ReadAheadSocket
 from strongroom.appliance.sftp.handler import Handler
 from strongroom.appliance.sftp.sshauth import SSHServer
 from strongroom.appliance.sftp.subsystem import Subsystem
+from strongroom.config import Config
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
 
 log = logging.getLogger("strongroom.sftp")
 
@@ -42,7 +48,7 @@ KEX_ALLOWED = ("mlkem768x25519-sha256", "curve25519-sha256@libssh.org", "ecdh-sh
                "diffie-hellman-group-exchange-sha256", "diffie-hellman-group14-sha256")
 
 
-def load_host_keys(cfg) -> list:
+def load_host_keys(cfg: Config) -> list[paramiko.PKey]:
     return [paramiko.Ed25519Key.from_private_key_file(cfg.ssh.host_key_ed25519),
             paramiko.RSAKey.from_private_key_file(cfg.ssh.host_key_rsa)]
 
@@ -58,8 +64,12 @@ class _Connection:
     server: SSHServer | None = None
 
     @property
+    def session(self) -> Session | None:
+        return None if self.server is None else self.server.session
+
+    @property
     def logged_in(self) -> bool:
-        return self.server is not None and self.server.session is not None
+        return self.session is not None
 
     def end(self) -> None:
         if self.transport is not None:
@@ -79,11 +89,11 @@ class SFTPListener:
     ones are closed at once) and LoginGraceTime ([ssh] login_grace_time: closed when
     not logged in by then). A failing accept() pauses the loop, never ends it."""
 
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app: "App", host: str, port: int):
         self.app = app
         self.host_keys = load_host_keys(app.config)
         self.sock = socket.create_server((host, port), reuse_port=False, backlog=128)
-        self.port = self.sock.getsockname()[1]
+        self.port: int = self.sock.getsockname()[1]
         ssh = app.config.ssh
         self.grace = ssh.login_grace_time
         self.max_startups, self.per_address = ssh.max_startups, ssh.max_startups_per_address
@@ -110,7 +120,7 @@ class SFTPListener:
                 log.exception("sftp: starting the connection from %s failed", addr[0])
                 sock.close()
 
-    def _start(self, sock, address: str, port: int) -> None:
+    def _start(self, sock: socket.socket, address: str, port: int) -> None:
         conn = self._admit(sock, address)
         if conn is None:
             return
@@ -122,7 +132,7 @@ class SFTPListener:
             sock.close()
             self._quiet.info("thread", "*", "sftp connection from %s refused: %s", address, e)
 
-    def _admit(self, sock, address: str) -> _Connection | None:
+    def _admit(self, sock: socket.socket, address: str) -> _Connection | None:
         """The connection, registered; or None, `sock` closed, when too many have not
         logged in yet (from this address, or in all)."""
         with self._lock:
@@ -148,7 +158,9 @@ class SFTPListener:
     def _handle(self, conn: _Connection) -> None:
         try:
             conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            t = paramiko.Transport(ReadAheadSocket(conn.sock), default_window_size=WINDOW,
+            # a socket by interface (channelio): paramiko only calls socket methods on it
+            t = paramiko.Transport(ReadAheadSocket(conn.sock),  # type: ignore[arg-type]
+                                   default_window_size=WINDOW,
                                    default_max_packet_size=MAX_PACKET)
         except Exception:   # the peer is gone already
             self._forget(conn)
@@ -171,7 +183,7 @@ class SFTPListener:
             t.close()
             server.closed()
 
-    def _configure(self, t) -> None:
+    def _configure(self, t: paramiko.Transport) -> None:
         t.local_version = "SSH-2.0-Strongroom"   # not the library and its version
         for key in self.host_keys:
             t.add_server_key(key)
@@ -203,8 +215,8 @@ class SFTPListener:
 
     def _end_disabled(self) -> None:
         with self._lock:
-            live = [(c.transport, c.server.session.principal) for c in self._conns
-                    if c.logged_in]
+            live = [(c.transport, session.principal) for c in self._conns
+                    if (session := c.session) is not None and c.transport is not None]
         gone = self.app.auth.ended_among({p.user_id: p.login for _, p in live})
         for t, principal in live:
             if principal.user_id in gone:

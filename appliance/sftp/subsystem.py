@@ -11,17 +11,38 @@
   that come by the thousand, are parsed and answered without paramiko's
   Message. A READ returns at most MAX_IO bytes, whatever the client asks for.
 """
+import enum
 import logging
 import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from paramiko import Message, SFTPServer
+from paramiko import Channel, Message, SFTPHandle, SFTPServer, Transport
 from paramiko.sftp import (CMD_CLOSE, CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_INIT,
                            CMD_NAMES, CMD_OPEN, CMD_OPENDIR, CMD_READ, CMD_STATUS, CMD_VERSION,
-                           CMD_WRITE, SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError, _VERSION)
+                           CMD_WRITE, SFTP_BAD_MESSAGE, SFTP_EOF, SFTP_OK, SFTPError)
+from paramiko.sftp import _VERSION  # type: ignore[attr-defined]  # private: not in the stubs
 
+from strongroom.appliance.metrics import Metrics
 from strongroom.appliance.sftp.channelio import adopt_channel
 from strongroom.appliance.sftp.errors import EXPECTED, TooManyHandles, status_for
 from strongroom.appliance.sftp.framing import Framing
+from strongroom.appliance.sftp.handler import Handle, Handler
+from strongroom.appliance.sftp.sshauth import SSHServer
+
+if TYPE_CHECKING:
+    class _SFTPServer(SFTPServer):
+        """The private methods of paramiko's SFTPServer that Subsystem calls or
+        overrides (types-paramiko declares the public ones only)."""
+
+        def _send_status(self, request_number: int, code: int, desc: str | None = None
+                         ) -> None: ...
+
+        def _send_packet(self, t: int, packet: Message) -> None: ...
+
+        def _process(self, t: int, request_number: int, msg: Message) -> None: ...
+else:
+    _SFTPServer = SFTPServer
 
 log = logging.getLogger("strongroom.sftp")
 
@@ -39,21 +60,31 @@ HEAD = struct.Struct(">II")         # request id, handle length (after the type 
 AT = struct.Struct(">QI")           # WRITE and READ after the handle: offset, length
 STATUS_HEAD = struct.Struct(">IBI")     # packet length, type, request id
 DATA_HEAD = struct.Struct(">IBII")      # packet length, type, request id, data length
-FAILED = object()
+T = TypeVar("T")
 
 
-class Subsystem(Framing, SFTPServer):
-    _metrics = None     # appliance.metrics.Metrics, once started with metrics on
+class _Failed(enum.Enum):
+    FAILED = "failed"
 
-    def __init__(self, channel, *args, **kwargs):
+
+FAILED = _Failed.FAILED    # a request whose error has already become its status
+
+
+class Subsystem(Framing, _SFTPServer):
+    _metrics: Metrics | None = None     # once started with metrics on
+    server: Handler     # paramiko makes it from the sftp_si class server.py gives
+
+    def __init__(self, channel: Channel, *args: Any, **kwargs: Any):
         adopt_channel(channel)  # paramiko builds us on the transport thread: see channelio
         super().__init__(channel, *args, **kwargs)
-        self._framing_init()
+        self._framing_init(channel)
 
-    def start_subsystem(self, name, transport, channel):
+    def start_subsystem(self, name: str, transport: Transport, channel: Channel) -> None:
         """paramiko's request loop, with WRITE and READ taken on a fast path."""
         self.sock = channel
-        self._connection = transport.server_object   # counts handles over its channels
+        connection = transport.server_object   # counts handles over its channels
+        assert isinstance(connection, SSHServer)
+        self._connection = connection
         self._connection.adopt(self)
         self._metrics = self._connection.app.metrics
         self._send_server_version()
@@ -71,7 +102,7 @@ class Subsystem(Framing, SFTPServer):
             msg = Message(packet[1:])
             self._process(packet[0] if packet else 0, msg.get_int(), msg)
 
-    def _fast(self, packet) -> bool:
+    def _fast(self, packet: bytes) -> bool:
         """WRITE and READ on an open file, without paramiko's Message. False leaves the
         packet (any other request, a handle that is not open) to _process."""
         kind = packet[0] if packet else 0
@@ -89,7 +120,8 @@ class Subsystem(Framing, SFTPServer):
             self._read(request_number, handle, offset, length)
         return True
 
-    def _write(self, request_number, handle, offset, packet, start, length):
+    def _write(self, request_number: int, handle: SFTPHandle, offset: int, packet: bytes,
+               start: int, length: int) -> None:
         end = start + length
         if end > len(packet):
             # paramiko would write the data of a short packet padded with zeros
@@ -107,7 +139,8 @@ class Subsystem(Framing, SFTPServer):
         elif code is not FAILED:
             self._send_status(request_number, code)
 
-    def _read(self, request_number, handle, offset, length):
+    def _read(self, request_number: int, handle: SFTPHandle, offset: int, length: int
+              ) -> None:
         # At most MAX_IO (what limits@openssh.com promises): a client asking for
         # gigabytes at once must not make the daemon hold them in memory.
         data = self._guarded(CMD_READ, request_number, handle.read, offset, min(length, MAX_IO))
@@ -121,7 +154,7 @@ class Subsystem(Framing, SFTPServer):
             self._write_all(DATA_HEAD.pack(9 + len(data), CMD_DATA, request_number, len(data))
                             + data)
 
-    def _send_server_version(self):
+    def _send_server_version(self) -> int:
         t, data = self._read_packet()
         if t != CMD_INIT:
             raise SFTPError("Incompatible sftp protocol")
@@ -129,12 +162,13 @@ class Subsystem(Framing, SFTPServer):
         msg.add_int(_VERSION)
         msg.add(*EXTENSIONS)
         self._send_packet(CMD_VERSION, msg)
-        return struct.unpack(">I", data[:4])[0]
+        version: int = struct.unpack(">I", data[:4])[0]
+        return version
 
-    def _process(self, t, request_number, msg):
+    def _process(self, t: int, request_number: int, msg: Message) -> None:
         self._guarded(t, request_number, self._dispatch, t, request_number, msg)
 
-    def _dispatch(self, t, request_number, msg):
+    def _dispatch(self, t: int, request_number: int, msg: Message) -> None:
         if t == CMD_CLOSE:
             self._close(request_number, msg)
         elif t == CMD_EXTENDED:
@@ -145,7 +179,8 @@ class Subsystem(Framing, SFTPServer):
         else:
             super()._process(t, request_number, msg)
 
-    def _guarded(self, t, request_number, fn, *args):
+    def _guarded(self, t: int, request_number: int, fn: Callable[..., T], *args: Any
+                 ) -> T | Literal[_Failed.FAILED]:
         """fn(*args), or FAILED after an error has become the request's status.
         Every request passes here once: it is counted here (appliance.metrics)."""
         outcome = "ok"
@@ -162,7 +197,7 @@ class Subsystem(Framing, SFTPServer):
             self._send_status(request_number, SFTP_BAD_MESSAGE, "malformed request")
         except Exception as e:
             outcome = "error"
-            if self.sock.closed or not self.sock.get_transport().is_active():
+            if self._chan.closed or not self._chan.get_transport().is_active():
                 log.info("sftp %s: connection closed during request %s", self._who(), t)
                 return FAILED
             log.exception("sftp %s: request %s failed: %s", self._who(), t, e)
@@ -176,7 +211,7 @@ class Subsystem(Framing, SFTPServer):
         session = getattr(self.server, "session", None)
         return f"{session.principal.login}@{session.address}" if session else "?"
 
-    def _close(self, request_number, msg):
+    def _close(self, request_number: int, msg: Message) -> None:
         handle = msg.get_binary()
         if handle in self.folder_table:
             del self.folder_table[handle]
@@ -188,7 +223,7 @@ class Subsystem(Framing, SFTPServer):
             return
         self._send_status(request_number, SFTP_OK)
 
-    def _extended(self, request_number, msg):
+    def _extended(self, request_number: int, msg: Message) -> None:
         tag = msg.get_text()
         if tag == "limits@openssh.com":
             reply = Message()
@@ -209,7 +244,7 @@ class Subsystem(Framing, SFTPServer):
             msg.get_int()
             super()._process(CMD_EXTENDED, request_number, msg)
 
-    def _statvfs(self, request_number, path):
+    def _statvfs(self, request_number: int, path: str) -> None:
         """statvfs@openssh.com: the client's quota (or the disk) as a file system."""
         total, free = self.server.session.space(path)
         reply = Message()
@@ -219,7 +254,7 @@ class Subsystem(Framing, SFTPServer):
             reply.add_int64(value)
         self._send_packet(CMD_EXTENDED_REPLY, reply)
 
-    def finish_subsystem(self):
+    def finish_subsystem(self) -> None:
         try:
             if self._out:
                 self._flush()
@@ -229,6 +264,7 @@ class Subsystem(Framing, SFTPServer):
         self.file_table = {}
         for h in handles:
             try:
+                assert isinstance(h, Handle)   # Handler.open made it
                 h.abort()
             except Exception:
                 log.exception("sftp %s: abort on disconnect failed", self._who())

@@ -75,7 +75,7 @@ def upgrade() -> None:
     _keep_existing_access(grants)
 
 
-def _keep_existing_access(grants) -> None:
+def _keep_existing_access(grants: sa.Table) -> None:
     conn = op.get_bind()
     now = time.time()
     clients = [r[0] for r in conn.execute(sa.text("SELECT id FROM clients"))]
