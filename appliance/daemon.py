@@ -64,7 +64,7 @@ def _serve(app, lock) -> None:
         raise
     removed = app.provider.clean_staging()
     if removed:
-        log.info("removed %d unfinished uploads left by an earlier run", removed)
+        log.info("removed %d unfinished uploads left by an earlier run", len(removed))
     capped = app.locks.cap()
     if capped:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)

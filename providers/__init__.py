@@ -1,5 +1,6 @@
 """Storage providers. `load(config)` returns the provider the config names."""
-from strongroom.providers.base import BlobReader, BlobWriter, Capabilities, StorageProvider
+from strongroom.providers.base import (BlobReader, BlobWriter, Capabilities, Scratch,
+                                       StorageProvider)
 from strongroom.providers.errors import CorruptData, NoSpace, StorageError
 
 
@@ -8,5 +9,5 @@ def load(config) -> StorageProvider:
     return LocalProvider(config.storage.blob_dir, config.storage.chunk_size)
 
 
-__all__ = ["BlobReader", "BlobWriter", "Capabilities", "StorageProvider",
+__all__ = ["BlobReader", "BlobWriter", "Capabilities", "Scratch", "StorageProvider",
            "CorruptData", "NoSpace", "StorageError", "load"]
