@@ -107,6 +107,11 @@ class StorageProvider(ABC):
     # of one stores all of it), holes are whole chunks, and a scratch slot holds one.
     chunk_size: int
 
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config) -> "StorageProvider":
+        """The provider the `[storage]` options of a loaded Config describe."""
+
     @abstractmethod
     def create_blob(self, data_key: bytes, digest_key: bytes) -> BlobWriter:
         """A writer encrypting under `data_key` and digesting under `digest_key`."""
