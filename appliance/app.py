@@ -24,6 +24,8 @@ class App:
     def __init__(self, data_dir, *, migrate: bool = True):
         self.data_dir = Path(data_dir).resolve()
         self.config = configmod.load(self.data_dir)
+        # first: a config naming an unknown backend changes nothing (no migration)
+        self.provider = providers.load(self.config)
         self.db = Database(self.config.database.url or default_url(self.data_dir))
         if migrate:
             upgrade(self.db)
@@ -36,7 +38,6 @@ class App:
             converted = rekey_legacy_digests(self.db, self.keyring)
             if converted:
                 log.info("replaced %d plain SHA-256 digests by keyed ones", converted)
-        self.provider = providers.load(self.config)
         self.auth = Authenticator(self.db, self.config, self.keyring.derive("drive sessions"),
                                   self.audit)
         self.locks = LockStore(self.db, self.config.webdav.lock_max)

@@ -65,7 +65,7 @@ def _serve(app: App, lock: RunLock) -> None:
         raise
     removed = app.provider.clean_staging()
     if removed:
-        log.info("removed %d unfinished uploads left by an earlier run", removed)
+        log.info("removed %d unfinished uploads left by an earlier run", len(removed))
     capped = app.locks.cap()
     if capped:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)

@@ -54,6 +54,9 @@ SCHEMA: dict[str, dict[str, Option]] = {
                       "Empty: SQLite file strongroom.db in the data directory."),
     },
     "storage": {
+        "backend": Option("local", conv.string,
+                          "Where encrypted file versions are kept: local (files under "
+                          "blob_dir)."),
         "blob_dir": Option("blobs", conv.string, "Where encrypted file versions are stored.", True),
         "chunk_size": Option(262144, conv.chunk_size,
                              "Plaintext bytes per authenticated AES-GCM chunk (64 KiB to 1 MiB)."),

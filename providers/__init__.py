@@ -1,12 +1,25 @@
-"""Storage providers. `load(config)` returns the provider the config names."""
-from strongroom.providers.base import BlobReader, BlobWriter, Capabilities, StorageProvider
+"""Storage providers: one module per backend, each with a `Provider` class that
+implements providers.base.StorageProvider. `load(config)` returns the one
+`[storage] backend` names."""
+import importlib
+
+from strongroom.config import ConfigError
+from strongroom.providers.base import (BlobReader, BlobWriter, Capabilities, Scratch,
+                                       StorageProvider)
 from strongroom.providers.errors import CorruptData, NoSpace, StorageError
+
+BACKENDS = ("local",)
 
 
 def load(config) -> StorageProvider:
-    from strongroom.providers.local import LocalProvider
-    return LocalProvider(config.storage.blob_dir, config.storage.chunk_size)
+    """The provider of `config`; ConfigError (naming file and option) for an unknown one."""
+    name = config.storage.backend
+    if name not in BACKENDS:
+        raise ConfigError(f"{config.path}: option storage.backend: unknown backend {name!r} "
+                          f"(the backends: {', '.join(BACKENDS)})")
+    module = importlib.import_module(f"strongroom.providers.{name}")
+    return module.Provider.from_config(config)
 
 
-__all__ = ["BlobReader", "BlobWriter", "Capabilities", "StorageProvider",
-           "CorruptData", "NoSpace", "StorageError", "load"]
+__all__ = ["BACKENDS", "BlobReader", "BlobWriter", "Capabilities", "Scratch",
+           "StorageProvider", "CorruptData", "NoSpace", "StorageError", "load"]

@@ -1,8 +1,11 @@
-"""The storage provider interface.
+"""The storage provider interface: everything the service layer and the doctor use.
 
 A provider stores immutable blobs (one per file version) and knows nothing of
 paths, users or the database. The service layer asks it for a writer, commits
-the writer (blob durable on disk), then records the version in the database.
+the writer (blob durable), then records the version in the database. Callers
+outside providers/ use only what these classes declare (tests/test_provider_interface.py
+runs the service against a provider that exposes nothing else), so another
+provider (object storage) implements exactly this.
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -12,9 +15,13 @@ from typing import Iterator
 @dataclass(frozen=True)
 class Capabilities:
     """What a provider can do, asked before an operation rather than failing late."""
-    seekable_read: bool      # read(offset, n) costs O(n), not O(offset)
-    random_write: bool       # create_scratch() exists: uploads may rewrite earlier parts
-    holes: bool = False      # skip() stores nothing for whole chunks of zeros
+    # create_scratch() and BlobWriter.reopen_for_reading() work: an upload may rewrite
+    # parts it already wrote (SFTP writes before the current end). Without it such a
+    # write is refused as unsupported, and uploads must be written in order.
+    random_write: bool
+    # skip() stores nothing for whole chunks of zeros (BlobWriter.holes() lists them):
+    # a gap costs no space. Without it the service writes a gap's zeros as data.
+    holes: bool = False
 
 
 class BlobWriter(ABC):
@@ -49,6 +56,12 @@ class BlobWriter(ABC):
         """The blob's hole list (provider-defined text, None for none), to be stored
         with the version and handed back to open_blob; final after commit()."""
 
+    def reopen_for_reading(self) -> "BlobReader":
+        """Only with `capabilities.random_write`: end the writer without publishing
+        anything, and read back what it was given (holes included). The reader
+        discards the unpublished data when closed."""
+        raise NotImplementedError("this provider cannot read back an unfinished blob")
+
 
 class BlobReader(ABC):
     """Random-access reads of one committed blob; each read is authenticated."""
@@ -66,12 +79,46 @@ class BlobReader(ABC):
     def close(self) -> None: ...
 
 
+class Scratch(ABC):
+    """Private, encrypted space for the chunks a random-access upload rewrites: one
+    slot per chunk index, each up to the provider's chunk_size. It never becomes a
+    version; it is gone after close() (or a crash, and the next clean_staging())."""
+
+    @abstractmethod
+    def put(self, index: int, data: bytes) -> None:
+        """Store chunk `index` (replacing what it held)."""
+
+    @abstractmethod
+    def get(self, index: int) -> bytes | None:
+        """Chunk `index` as last put, None if it never was; CorruptData if tampered."""
+
+    @abstractmethod
+    def indices(self) -> list[int]:
+        """The chunks put here, ascending."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Discard the space; safe to call more than once."""
+
+
 class StorageProvider(ABC):
     capabilities: Capabilities
+    # Plaintext bytes per chunk. Space is used in whole chunks (a write touching part
+    # of one stores all of it), holes are whole chunks, and a scratch slot holds one.
+    chunk_size: int
+
+    @classmethod
+    @abstractmethod
+    def from_config(cls, config) -> "StorageProvider":
+        """The provider the `[storage]` options of a loaded Config describe."""
 
     @abstractmethod
     def create_blob(self, data_key: bytes, digest_key: bytes) -> BlobWriter:
         """A writer encrypting under `data_key` and digesting under `digest_key`."""
+
+    def create_scratch(self) -> Scratch:
+        """Only with `capabilities.random_write`: new scratch space for one upload."""
+        raise NotImplementedError("this provider has no scratch space for random writes")
 
     @abstractmethod
     def open_blob(self, blob_id: str, data_key: bytes, size: int,
@@ -80,11 +127,17 @@ class StorageProvider(ABC):
         does not match size and holes."""
 
     @abstractmethod
-    def delete_blob(self, blob_id: str) -> None: ...
+    def delete_blob(self, blob_id: str) -> None:
+        """Remove a committed blob; no error if it is gone already."""
 
     @abstractmethod
     def blob_ids(self) -> Iterator[str]:
         """Every committed blob, for consistency checks."""
+
+    @abstractmethod
+    def blob_modified(self, blob_id: str) -> float | None:
+        """When the blob was last written (seconds since the epoch), None if there is
+        no such blob: a blob committed moments ago may not be recorded yet."""
 
     @abstractmethod
     def space(self) -> tuple[int, int]:
@@ -96,5 +149,12 @@ class StorageProvider(ABC):
         it leaves nothing behind)."""
 
     @abstractmethod
-    def clean_staging(self) -> int:
-        """Remove leftovers of uploads that never committed; return how many."""
+    def staging_files(self) -> list[str]:
+        """Names of the unfinished uploads and scratch spaces there are now, sorted:
+        those in use and leftovers of processes that died."""
+
+    @abstractmethod
+    def clean_staging(self, min_age: float = 0.0) -> list[str]:
+        """Remove the leftovers of uploads that never committed, those unchanged for
+        at least `min_age` seconds; return their names. What a live process (the
+        daemon, a CLI command) is still writing is never removed."""

@@ -51,12 +51,6 @@ class KeyRing:
         """A fresh client key, returned wrapped by the master key (store this)."""
         return crypto.wrap_key(self._master, crypto.new_key())
 
-    def new_data_key(self, wrapped_client_key: bytes) -> tuple[bytes, bytes]:
-        """A fresh data key: (plain key for the writer, key wrapped by the client key)."""
-        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
-        data_key = crypto.new_key()
-        return data_key, crypto.wrap_key(client_key, data_key)
-
     def upload_keys(self, wrapped_client_key: bytes) -> tuple[bytes, bytes, bytes]:
         """For a new version: (plain data key, data key wrapped by the client key,
         the client's digest key), unwrapping the client key once."""
@@ -71,7 +65,3 @@ class KeyRing:
     def data_key(self, wrapped_client_key: bytes, wrapped_data_key: bytes) -> bytes:
         client_key = crypto.unwrap_key(self._master, wrapped_client_key)
         return crypto.unwrap_key(client_key, wrapped_data_key)
-
-    def rewrap_client_key(self, wrapped_client_key: bytes, new_master: bytes) -> bytes:
-        client_key = crypto.unwrap_key(self._master, wrapped_client_key)
-        return crypto.wrap_key(new_master, client_key)

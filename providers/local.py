@@ -4,6 +4,7 @@ Layout: BLOB_DIR/ab/<32 hex id> for committed blobs, BLOB_DIR/.staging/<id>.part
 for uploads in progress. A staging file is renamed into place only after fsync.
 """
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from strongroom.providers.streams import ChunkedReader, ChunkedWriter
 
 
 class LocalProvider(StorageProvider):
-    capabilities = Capabilities(seekable_read=True, random_write=True, holes=True)
+    capabilities = Capabilities(random_write=True, holes=True)
 
     def __init__(self, blob_dir, chunk_size: int):
         self.root = Path(blob_dir)
@@ -22,14 +23,19 @@ class LocalProvider(StorageProvider):
         self.staging = self.root / ".staging"
         self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def _path(self, blob_id: str) -> Path:
+    @classmethod
+    def from_config(cls, config) -> "LocalProvider":
+        return cls(config.storage.blob_dir, config.storage.chunk_size)
+
+    def blob_path(self, blob_id: str) -> Path:
+        """Where blob `blob_id` is (or would be) on disk; ValueError for a malformed id."""
         if len(blob_id) != 32 or not all(c in "0123456789abcdef" for c in blob_id):
             raise ValueError(f"bad blob id {blob_id!r}")
         return self.root / blob_id[:2] / blob_id
 
     def create_blob(self, data_key: bytes, digest_key: bytes) -> ChunkedWriter:
         blob_id = uuid.uuid4().hex
-        return ChunkedWriter(self.staging / f"{blob_id}.part", self._path(blob_id),
+        return ChunkedWriter(self.staging / f"{blob_id}.part", self.blob_path(blob_id),
                              blob_id, data_key, self.chunk_size, digest_key)
 
     def create_scratch(self) -> ScratchChunks:
@@ -37,11 +43,11 @@ class LocalProvider(StorageProvider):
 
     def open_blob(self, blob_id: str, data_key: bytes, size: int,
                   holes: str | None = None) -> ChunkedReader:
-        return ChunkedReader(self._path(blob_id), data_key, size, holes)
+        return ChunkedReader(self.blob_path(blob_id), data_key, size, holes)
 
     def delete_blob(self, blob_id: str) -> None:
         try:
-            os.unlink(self._path(blob_id))
+            os.unlink(self.blob_path(blob_id))
         except FileNotFoundError:
             pass
 
@@ -50,6 +56,9 @@ class LocalProvider(StorageProvider):
             if sub.is_dir() and len(sub.name) == 2:
                 for f in sorted(sub.iterdir()):
                     yield f.name
+
+    def blob_modified(self, blob_id: str) -> float | None:
+        return _mtime(self.blob_path(blob_id))
 
     def space(self) -> tuple[int, int]:
         st = os.statvfs(self.root)
@@ -60,7 +69,36 @@ class LocalProvider(StorageProvider):
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         os.unlink(probe)
 
-    def clean_staging(self) -> int:
+    def staging_files(self) -> list[str]:
+        return sorted(p.name for p in self.staging.iterdir())
+
+    def clean_staging(self, min_age: float = 0.0) -> list[str]:
         """Remove what no process uses any more (providers.staging): a CLI command
-        or another process writing now keeps its files."""
-        return sum(staging.remove_if_abandoned(f) for f in self.staging.iterdir())
+        or another process writing now keeps its files, however old they look."""
+        cutoff = time.time() - min_age
+        removed = []
+        for name in self.staging_files():
+            path = self.staging / name
+            if min_age > 0 and not _older(path, cutoff):
+                continue
+            if staging.remove_if_abandoned(path):
+                removed.append(name)
+        return removed
+
+
+def _mtime(path) -> float | None:
+    try:
+        return os.path.getmtime(path)
+    except FileNotFoundError:
+        return None
+
+
+def _older(path, cutoff: float) -> bool:
+    """True if `path` was last changed before `cutoff`; False if it is gone meanwhile
+    (an upload committed or aborted: nothing left to remove)."""
+    mtime = _mtime(path)
+    return mtime is not None and mtime < cutoff
+
+
+# providers.load finds each backend's class under this name
+Provider = LocalProvider

@@ -13,12 +13,13 @@ import struct
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.providers import crypto, staging
+from strongroom.providers.base import Scratch
 from strongroom.providers.errors import CorruptData, write_failed
 
 _HEAD = 16  # nonce + length
 
 
-class ScratchChunks:
+class ScratchChunks(Scratch):
     def __init__(self, path, chunk_size: int):
         self._path = path
         self._chunk = chunk_size
@@ -41,7 +42,6 @@ class ScratchChunks:
         self._present.add(index)
 
     def indices(self) -> list[int]:
-        """The chunks put here, ascending."""
         return sorted(self._present)
 
     def get(self, index: int) -> bytes | None:

@@ -110,6 +110,16 @@ def test_doctor_on_fresh_store(data_dir):
     assert json.loads(r.stdout)["ok"] is True
 
 
+@pytest.mark.parametrize("args", [("client", "list"), ("doctor",), ("serve",)])
+def test_an_unknown_storage_backend_is_one_line_naming_file_and_option(data_dir, args):
+    from strongroom import config as configmod
+    configmod.set_options(data_dir, "storage", {"backend": "s3"})
+    r = cli(data_dir, *args)
+    assert r.returncode == 1 and r.stdout == "", r.stdout + r.stderr
+    assert r.stderr == (f"strongroom: error: {data_dir / 'strongroom.toml'}: option "
+                        "storage.backend: unknown backend 's3' (the backends: local)\n")
+
+
 def test_audit_list_filters_and_verify_finds_tampering(data_dir):
     import sqlite3
     assert cli(data_dir, "client", "add", "acme").returncode == 0

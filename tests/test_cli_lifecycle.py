@@ -280,7 +280,7 @@ def test_library_list_and_remove(app, data_dir):
     put(admin, "/handbook/guide.txt", b"v2")
     put(admin, "/handbook/gone.txt", b"deleted")
     admin.remove("/handbook/gone.txt")
-    blobs = [app.provider._path(v.blob_id) for v in _versions(app, "handbook")]
+    blobs = [app.provider.blob_path(v.blob_id) for v in _versions(app, "handbook")]
     assert len(blobs) == 3 and all(b.exists() for b in blobs)
     assert "holds 2 files or folders" in error(data_dir, "library", "remove", "handbook")
     assert "no library named 'acme'" in error(data_dir, "library", "remove", "acme")

@@ -638,7 +638,7 @@ def test_consistency_reports_damage(app, acme, damage, field):
         (app.provider.root / "ab").mkdir(exist_ok=True)
         (app.provider.root / "ab" / ("ab" + "0" * 30)).write_bytes(b"x")
     elif damage == "missing":
-        app.provider._path(blob_id).unlink()
+        app.provider.blob_path(blob_id).unlink()
     else:
         (app.provider.staging / "leftover.part").write_bytes(b"x")
     report = consistency.check(app)

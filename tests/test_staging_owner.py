@@ -64,7 +64,7 @@ def test_a_live_writers_file_survives_cleaning(tmp_path, kind):
     blob_dir = tmp_path / "blobs"
     LocalProvider(blob_dir, CHUNK)
     proc = start_writer(blob_dir, kind)
-    assert LocalProvider(blob_dir, CHUNK).clean_staging() == 0
+    assert LocalProvider(blob_dir, CHUNK).clean_staging() == []
     assert len(list((blob_dir / ".staging").iterdir())) == 1
     out = finish(proc)
     if kind == "blob":
@@ -82,21 +82,20 @@ def test_a_dead_writers_file_is_removed(tmp_path):
     proc = start_writer(blob_dir, "blob")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    assert LocalProvider(blob_dir, CHUNK).clean_staging() == 1
+    assert len(LocalProvider(blob_dir, CHUNK).clean_staging()) == 1
     assert not list((blob_dir / ".staging").iterdir())
 
 
 def test_doctor_repair_spares_an_old_looking_live_upload(app):
-    from strongroom.appliance.service import consistency
     blob_dir = app.provider.root
     proc = start_writer(blob_dir, "blob")
     age(blob_dir, 3600)
-    report = consistency.check(app, repair=True)
+    report = app.admin().doctor(repair=True)
     assert report["removed"] == [] and len(report["staging_files"]) == 1
     finish(proc)
     proc = start_writer(blob_dir, "blob")
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     age(blob_dir, 3600)
-    report = consistency.check(app, repair=True)
+    report = app.admin().doctor(repair=True)
     assert len(report["removed"]) == 1     # (the first one, committed, is a stray blob)

@@ -2,7 +2,6 @@
 import click
 
 from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
-from strongroom.appliance.service.consistency import check
 
 
 @click.command(epilog="Example: strongroom doctor --json")
@@ -16,7 +15,7 @@ def doctor(repair, min_age, data_dir, as_json):
 
     Exits 1 when something is wrong (missing blobs, or stray files left unrepaired).
     """
-    report = check(open_app(data_dir), repair=repair, min_age=min_age)
+    report = open_app(data_dir).admin().doctor(repair=repair, min_age=min_age)
     emit(report, as_json, _human)
     raise SystemExit(0 if report["ok"] else 1)
 

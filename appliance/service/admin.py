@@ -1,11 +1,12 @@
 """Provisioning, used by the CLI: the Admin object, made of one mixin per subject
-(clients, users, libraries, credentials, grants, locks). Every change is audited
+(clients, users, libraries, credentials, grants, locks, the doctor). Every change is audited
 through Admin._audit."""
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, User
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
 from strongroom.appliance.service import audit, paths, renames
 from strongroom.appliance.service.admin_clients import ClientsMixin
+from strongroom.appliance.service.admin_doctor import DoctorMixin
 from strongroom.appliance.service.admin_libraries import LibrariesMixin
 from strongroom.appliance.service.admin_users import UsersMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin
@@ -16,7 +17,7 @@ from strongroom.appliance.service.trees import TreesMixin
 
 
 class Admin(ClientsMixin, UsersMixin, LibrariesMixin, CredentialsMixin, GrantsMixin,
-            AdminLocksMixin, TreesMixin):
+            AdminLocksMixin, TreesMixin, DoctorMixin):
     def __init__(self, app, actor: str = "admin", protocol: str = "cli"):
         self.app, self.actor, self.protocol = app, actor, protocol
 

@@ -52,7 +52,7 @@ ACTIONS = (
     "library-remove", "user-add", "user-set", "user-rename", "user-remove", "user-passwd",
     "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
     "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
-    "lock-clear",
+    "lock-clear", "doctor-repair",
     # the trail itself
     "audit-rekey",
 )

@@ -7,6 +7,7 @@ write the audit event. Adapters translate its domain errors and nothing else.
 """
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -357,7 +358,9 @@ class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMix
             data_key, wrapped, digest_key = self.app.keyring.upload_keys(wrapped_client_key)
             return self.app.provider.create_blob(data_key, digest_key), wrapped
 
-        return Upload(self, t, make_writer, base_reader, limits, metered=metered)
+        return Upload(self.app.provider, make_writer, functools.partial(self._commit_upload, t),
+                      base_reader, limits, metrics=self.app.metrics if metered else None,
+                      protocol=self.protocol)
 
     def _limits(self, quota: int | None, size: int | None) -> Limits:
         """The limits of a new upload; refuses one that cannot fit as announced, or

@@ -12,6 +12,10 @@ missing part never becomes a version. The version becomes visible only in
 `commit()`: blob fsynced first, then one database transaction. Copying that is
 proportional to real data checks `cancel()` per block, so an upload whose
 connection is gone stops at once.
+
+What the provider cannot do is decided here, from its capabilities: without
+random writes a write before the current end is refused (Unsupported), and
+without holes a gap is written out as zeros, checked block by block like data.
 """
 import logging
 import threading
@@ -19,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from strongroom.appliance.errors import Cancelled, Conflict, CorruptData, NoSpace, QuotaExceeded, \
-    StrongroomError, TooLarge
+    StrongroomError, TooLarge, Unsupported
 from strongroom.appliance.service.entry import checked_mtime
 from strongroom.appliance.service.overlay import Layered, Overlay, extent_at
 
@@ -121,14 +125,17 @@ class ReadHandle:
 
 
 class Upload:
-    """One new version being written; see the module docstring for the rules.
-    `metered`: its bytes and duration count in the metrics (not for copies
-    inside the store)."""
+    """One new version being written to `provider`; see the module docstring for
+    the rules. `make_writer()` gives a fresh (BlobWriter, wrapped data key);
+    `publish(writer, wrapped_key, mtime)` records the committed blob as the new
+    version and returns its Entry (the Session's one transaction). `base`: (reader,
+    size) of the version the upload starts from, or None. `metrics`: where its
+    bytes and duration count, None for none (copies inside the store)."""
 
-    def __init__(self, session, target, make_writer, base, limits: Limits, *,
-                 metered: bool = True):
-        self._session, self._target = session, target
-        self._make_writer = make_writer
+    def __init__(self, provider, make_writer, publish, base, limits: Limits, *,
+                 metrics=None, protocol: str = ""):
+        self._provider, self._chunk = provider, provider.chunk_size
+        self._make_writer, self._publish = make_writer, publish
         self._writer, self._wrapped = make_writer()
         self._base, self._base_size = base if base else (None, 0)
         self._base_holes = self._base.hole_ranges() if self._base else []
@@ -139,8 +146,8 @@ class Upload:
         self._done = False
         self._mtime: float | None = None
         self.entry = None
-        metrics = session.app.metrics if metered else None
-        self._meter = None if metrics is None else metrics.meter(session.protocol, "up")
+        self._metrics, self._protocol = metrics, protocol
+        self._meter = None if metrics is None else metrics.meter(protocol, "up")
         self._started = time.monotonic()
 
     @property
@@ -196,13 +203,15 @@ class Upload:
 
     def _go_random(self) -> None:
         """Switch from streaming to random access (see appliance.service.overlay)."""
+        if not self._provider.capabilities.random_write:
+            raise Unsupported("this storage takes uploads in order only: a write before "
+                              "the part already written is not supported")
         streamed = self._writer.size
         first = self._writer.reopen_for_reading()
         base = Layered(first, streamed, self._base, self._base_size)
         self._base = None  # now owned by the overlay
-        provider = self._session.app.provider
-        self._overlay = Overlay(base, max(streamed, self._base_size), provider.create_scratch(),
-                                provider.chunk_size)
+        self._overlay = Overlay(base, max(streamed, self._base_size),
+                                self._provider.create_scratch(), self._chunk)
 
     def _check_limits(self, end: int) -> None:
         quota, max_size = self._limits.quota, self._limits.max_size
@@ -215,7 +224,7 @@ class Upload:
         """Bytes a write may store: whole chunks, as a chunk partly written is stored
         zero-filled (in the blob or, at random, in the scratch file); one byte per
         chunk would otherwise store 256 KiB for every byte the reserve was told of."""
-        cs = self._session.app.provider.chunk_size
+        cs = self._chunk
         return max(n, ((offset + n - 1) // cs - offset // cs + 1) * cs)
 
     def _stored(self, n: int) -> None:
@@ -226,7 +235,7 @@ class Upload:
         self._unchecked += n
         if self._unchecked >= SPACE_CHECK_EVERY:
             self._unchecked = 0
-            if self._session.app.provider.space()[1] < self._limits.reserve:
+            if self._provider.space()[1] < self._limits.reserve:
                 raise NoSpace("not enough free space on the server")
 
     def _fill(self, upto: int) -> None:
@@ -248,9 +257,17 @@ class Upload:
             writer.write(self._base.read(pos, n))
 
     def _skip(self, n: int) -> None:
-        """A gap: whole chunks become holes, the chunks at its ends are stored with zeros."""
-        self._stored(min(n, 2 * self._session.app.provider.chunk_size))
-        self._writer.skip(n)
+        """A gap: whole chunks become holes, the chunks at its ends are stored with
+        zeros; all of it is zeros stored as data where the provider has no holes."""
+        if self._provider.capabilities.holes:
+            self._stored(min(n, 2 * self._chunk))
+            self._writer.skip(n)
+            return
+        while n > 0:
+            block = min(n, COPY_BLOCK)
+            self._stored(block)
+            self._writer.write(bytes(block))
+            n -= block
 
     def _finish_stream(self) -> None:
         """Make the writer hold the complete content."""
@@ -283,13 +300,12 @@ class Upload:
             raise
         self._done = True
         try:
-            self.entry = self._session._commit_upload(self._target, self._writer,
-                                                      self._wrapped, self._mtime)
+            self.entry = self._publish(self._writer, self._wrapped, self._mtime)
         except BaseException:
-            self._session.app.provider.delete_blob(self._writer.blob_id)
+            self._provider.delete_blob(self._writer.blob_id)
             raise
-        if self._meter is not None:
-            self._session.app.metrics.uploads.labels(self._session.protocol).observe(
+        if self._metrics is not None:
+            self._metrics.uploads.labels(self._protocol).observe(
                 time.monotonic() - self._started)
         return self.entry
 
