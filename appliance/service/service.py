@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
-from strongroom.appliance.errors import (BadRequest, Conflict, CorruptData, Denied, Hidden, NoSpace,
-                              NotFound, QuotaExceeded, TooLarge)
+from strongroom.appliance.errors import (BadRequest, ConcurrentChange, Conflict, CorruptData, Denied,
+                                         Hidden, MissingParent, NoSpace, NotFound, QuotaExceeded,
+                                         TooLarge)
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.access import AccessMixin
 from strongroom.appliance.service.copying import CopyingMixin
@@ -26,8 +27,7 @@ from strongroom.appliance.service.views import ViewsMixin, in_view
 from strongroom.appliance.service.properties import PropertiesMixin
 from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry, entry_for,
                                      file_entry)
-from strongroom.appliance.service.transfer import (Limits, MissingParent, Origin, ReadHandle, Upload,
-                                        human)
+from strongroom.appliance.service.transfer import Limits, Origin, ReadHandle, Upload, human
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,6 @@ class ClientInfo:
     quota_bytes: int | None
     wrapped_key: bytes
     kind: str = "client"
-
-
-class ConcurrentChange(Conflict):
-    """Another transaction changed the same names first (a unique index fired)."""
 
 
 class Session(AccessMixin, ViewsMixin, PropertiesMixin, LockingMixin, CopyingMixin):

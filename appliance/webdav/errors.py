@@ -8,14 +8,13 @@ from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                DAVError)
 
 from strongroom.appliance import errors
-from strongroom.appliance.service.transfer import MissingParent
 from strongroom.appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 HTTP_INSUFFICIENT_STORAGE = 507
 
 STATUS = (
-    (MissingParent, HTTP_CONFLICT),
+    (errors.MissingParent, HTTP_CONFLICT),
     (errors.NotFound, HTTP_NOT_FOUND),
     (errors.Denied, HTTP_FORBIDDEN),
     (errors.Unsupported, HTTP_NOT_IMPLEMENTED),
