@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, or_, select
 
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import Client, Grant, LibraryMember
+from strongroom.appliance.db.models import AclGrant, Client, LibraryMember
 from strongroom.appliance.errors import Denied, Hidden, NotFound
 from strongroom.auth import acl
 
@@ -32,12 +32,13 @@ LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of librari
 ACCESS_TTL = 2.0
 _ALL = (acl.Grant((), acl.RIGHTS),)
 # Grants of a staff user, and of a client user (its own and its client's), in one tree.
-_BY_USER = (Grant.subject_kind == "user") & (Grant.subject_id == bindparam("user_id"))
-_STAFF_GRANTS = select(Grant.path, Grant.rights).where(
-    Grant.client_id == bindparam("tree"), _BY_USER)
-_USER_GRANTS = select(Grant.path, Grant.rights).where(
-    Grant.client_id == bindparam("tree"),
-    _BY_USER | ((Grant.subject_kind == "client") & (Grant.subject_id == bindparam("client_id"))))
+_BY_USER = (AclGrant.subject_kind == "user") & (AclGrant.subject_id == bindparam("user_id"))
+_STAFF_GRANTS = select(AclGrant.path, AclGrant.rights).where(
+    AclGrant.client_id == bindparam("tree"), _BY_USER)
+_USER_GRANTS = select(AclGrant.path, AclGrant.rights).where(
+    AclGrant.client_id == bindparam("tree"),
+    _BY_USER | ((AclGrant.subject_kind == "client")
+                & (AclGrant.subject_id == bindparam("client_id"))))
 _READ = (acl.Grant((), "r"),)
 
 
@@ -138,8 +139,8 @@ class AccessPolicy:
         p = self._principal
         q = select(Client).order_by(Client.name)
         if p.role != "admin":
-            granted = select(Grant.client_id).where(Grant.subject_kind == "user",
-                                                    Grant.subject_id == p.user_id)
+            granted = select(AclGrant.client_id).where(AclGrant.subject_kind == "user",
+                                                       AclGrant.subject_id == p.user_id)
             q = q.where(or_(Client.kind == "library", Client.id.in_(granted)))
         return list(db.scalars(q))
 

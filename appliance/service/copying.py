@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import DeadProperty, Node, Version
-from strongroom.appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound, QuotaExceeded,
-                              TooLarge)
+from strongroom.appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound,
+                                         QuotaExceeded, TooLarge)
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.transfer import COPY_BLOCK, human
 from strongroom.appliance.service.views import in_view

@@ -30,7 +30,7 @@ class SessionLocks:
             stored = self._store.create(db, root, lock, new_token())
         return dict(stored, root=self._spine.view_path(t))
 
-    def _fresh_root(self, s, client, t: paths.Target) -> str:
+    def _fresh_root(self, db, client, t: paths.Target) -> str:
         """The canonical path to lock, decided on what the database says now rather than
         on what this session remembers for a few seconds: a lock outlives its request,
         so one taken by an account removed or disabled a moment ago, or filed under the
@@ -38,15 +38,15 @@ class SessionLocks:
         bind whoever takes that name next)."""
         p = self._spine.principal
         if p.user_id is not None:
-            user = s.get(User, p.user_id)
+            user = db.get(User, p.user_id)
             owner = None if user is None or user.client_id is None else \
-                s.get(Client, user.client_id)
+                db.get(Client, user.client_id)
             if user is None or user.disabled or user.login != p.login or \
                     (owner is not None and owner.disabled):
                 raise Denied("this account was changed or removed: log in again")
         if client is None:
             return t.canonical
-        return paths.Target(s.get(Client, client.id).name, t.rel).canonical
+        return paths.Target(db.get(Client, client.id).name, t.rel).canonical
 
     def refresh(self, token: str, timeout) -> dict:
         """See Session.refresh_lock."""

@@ -89,13 +89,13 @@ class Session:
     def _stat(self, path):
         t = self.target(path)
         with self._spine.transaction("stat", t, write=False, audited=False, right="list",
-                      fast=bool(t.rel)) as (s, client):
+                                     fast=bool(t.rel)) as (db, client):
             if client is None:
                 return dir_entry("/", "")
             if in_view(t.rel):
-                return self._spine.views.stat(s, client, t)
-            node, version = self._spine.lookup(s, client, t)
-            self._spine.policy.require_readable_file(s, client, t.rel, node,
+                return self._spine.views.stat(db, client, t)
+            node, version = self._spine.lookup(db, client, t)
+            self._spine.policy.require_readable_file(db, client, t.rel, node,
                                                        self.view_path(t))
             if node is not None and node.name:
                 return entry_for(self.view_path(t), node, version)
@@ -107,42 +107,42 @@ class Session:
 
     def list(self, path):
         t = self.target(path)
-        with self._spine.transaction("list", t, write=False, audited=False) as (s, client):
+        with self._spine.transaction("list", t, write=False, audited=False) as (db, client):
             if client is None:
-                return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
-                        for c in self._spine.policy.visible_trees(s)]
+                return [dir_entry(f"/{c.name}", c.name, repo.root_node(db, c.id))
+                        for c in self._spine.policy.visible_trees(db)]
             if in_view(t.rel):
-                return self._spine.views.list(s, client, t)
-            node = self._spine.node(s, client, t)
+                return self._spine.views.list(db, client, t)
+            node = self._spine.node(db, client, t)
             if not node.is_dir:
                 raise Conflict(f"not a folder: {self.view_path(t)}")
             base = self.view_path(t).rstrip("/")
-            everything = self._spine.policy.reads_all(s, client, t.rel)
+            everything = self._spine.policy.reads_all(db, client, t.rel)
             entries = [entry_for(f"{base}/{n.name}", n, v)
-                       for n, v in repo.children_with_versions(s, node.id)
-                       if everything or self._spine.policy.visible(s, client, t.rel + (n.name,),
+                       for n, v in repo.children_with_versions(db, node.id)
+                       if everything or self._spine.policy.visible(db, client, t.rel + (n.name,),
                                                                       n.is_dir)]
             if t.rel:
                 return entries
-            entries[:0] = self._spine.views.root_entries(s, client, t)
+            entries[:0] = self._spine.views.root_entries(db, client, t)
             if t.prefix or self.principal.sees_all_clients:
                 return entries
             libraries = self.libraries()
             return [e for e in entries if e.name not in libraries] + sorted(
-                self._library_entries(s, libraries), key=lambda e: e.name)
+                self._library_entries(db, libraries), key=lambda e: e.name)
 
-    def _library_entries(self, s, names):
+    def _library_entries(self, db, names):
         for name in names:
-            row = repo.client_by_name(s, name)
+            row = repo.client_by_name(db, name)
             if row is not None:
-                yield dir_entry(f"/{name}", name, repo.root_node(s, row.id))
+                yield dir_entry(f"/{name}", name, repo.root_node(db, row.id))
 
     def open_read(self, path, version_id: int | None = None, *,
                   metered: bool = True) -> ReadHandle:
         """`metered`: the bytes read count as sent to the client (not for copies)."""
         t = self.target(path)
-        with self._spine.transaction("read", t, write=True, right="read") as (s, client):
-            node, version = self._readable(s, client, t, version_id)
+        with self._spine.transaction("read", t, write=True, right="read") as (db, client):
+            node, version = self._readable(db, client, t, version_id)
             key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
             origin = Origin(client.name, t.canonical, version.id, version.blob_id)
             try:
@@ -153,17 +153,17 @@ class Session:
                 raise
             metrics = self.app.metrics if metered else None
             meter = None if metrics is None else metrics.meter(self.protocol, "down")
-            entry = (self._spine.views.stat(s, client, t) if in_view(t.rel)
+            entry = (self._spine.views.stat(db, client, t) if in_view(t.rel)
                      else file_entry(self.view_path(t), node, version))
             return ReadHandle(entry, reader, origin, meter)
 
-    def _readable(self, s, client, t, version_id):
+    def _readable(self, db, client, t, version_id):
         if in_view(t.rel):
-            return self._spine.views.content(s, client, t)
-        node = self._spine.node(s, client, t)
+            return self._spine.views.content(db, client, t)
+        node = self._spine.node(db, client, t)
         if node.is_dir:
             raise Conflict(f"is a folder: {self.view_path(t)}")
-        version = s.get(Version, version_id or node.current_version_id)
+        version = db.get(Version, version_id or node.current_version_id)
         if version is None or version.node_id != node.id:
             raise NotFound(f"no version {version_id} of {self.view_path(t)}")
         return node, version
@@ -188,11 +188,11 @@ class Session:
 
     def mkdir(self, path):
         t = self.target(path)
-        with self._spine.transaction("mkdir", t, write=True, right="write") as (s, client):
-            parent, existing, _ = self._spine.place(s, client, t)
+        with self._spine.transaction("mkdir", t, write=True, right="write") as (db, client):
+            parent, existing, _ = self._spine.place(db, client, t)
             if existing is not None:
                 raise Conflict(f"already exists: {self.view_path(t)}")
-            s.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
+            db.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
             parent.modified_at = time.time()
 
     def remove(self, path, *, recursive: bool = False, dirs: bool = True, files: bool = True):
@@ -202,35 +202,35 @@ class Session:
         may be removed (SFTP's rmdir and remove are distinct operations).
         """
         t = self.target(path)
-        with self._spine.transaction("delete", t, write=True) as (s, client):
-            node = self._spine.node(s, client, t)
+        with self._spine.transaction("delete", t, write=True) as (db, client):
+            node = self._spine.node(db, client, t)
             if not t.rel:
                 raise Denied("the top folder of a client cannot be removed")
             if node.is_dir and not dirs:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             if not node.is_dir and not files:
                 raise Conflict(f"not a folder: {self.view_path(t)}")
-            ids = repo.subtree_ids(s, node.id)
+            ids = repo.subtree_ids(db, node.id)
             if len(ids) > 1 and not recursive:
                 raise Conflict(f"folder is not empty: {self.view_path(t)}")
-            repo.add_usage(s, client.id, -repo.live_bytes(s, ids))
+            repo.add_usage(db, client.id, -repo.live_bytes(db, ids))
             now = time.time()
             node.deleted_at = now
-            s.get(Node, node.parent_id).modified_at = now
+            db.get(Node, node.parent_id).modified_at = now
             if node.is_dir:
-                self._spine.drop_grants(s, client, t.rel)
+                self._spine.drop_grants(db, client, t.rel)
 
     def set_mtime(self, path, mtime: float) -> None:
         """Record a client-supplied modification time (files: on the current version)."""
         mtime = checked_mtime(mtime)
         t = self.target(path)
-        with self._spine.transaction("set-mtime", t, write=True, audited=False, right="write",
-                      fast=True) as (s, client):
-            node = self._spine.node(s, client, t)
+        with self._spine.transaction("set-mtime", t, write=True, audited=False,
+                                     right="write", fast=True) as (db, client):
+            node = self._spine.node(db, client, t)
             if node.is_dir:
-                repo.set_folder_mtime(s, node.id, mtime)
+                repo.set_folder_mtime(db, node.id, mtime)
             else:
-                repo.set_file_mtime(s, node.id, mtime)
+                repo.set_file_mtime(db, node.id, mtime)
 
     # -- moving and copying -----------------------------------------------------
 
@@ -254,31 +254,33 @@ class Session:
 
     def versions(self, path) -> list[VersionInfo]:
         t = self.target(path)
-        with self._spine.transaction("versions", t, write=False, audited=False, right="read") as (s, client):
-            node = self._spine.node(s, client, t)
+        with self._spine.transaction("versions", t, write=False, audited=False,
+                                     right="read") as (db, client):
+            node = self._spine.node(db, client, t)
             if node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             return [VersionInfo(v.id, v.size, v.digest, v.mtime, v.created_at, v.author,
                                 v.id == node.current_version_id)
-                    for v in repo.versions_of(s, node.id)]
+                    for v in repo.versions_of(db, node.id)]
 
     def restore(self, path, version_id: int) -> None:
         """Make an earlier version current again, as a new version (history only grows)."""
         if not any(v.id == version_id for v in self.versions(path)):
             raise NotFound(f"no version {version_id} of {path}")
         self._copies.copy_file(path, path, version_id)
-        with self.app.db.write() as s:
-            self._spine.audit(s, "restore", self.target(path), detail=f"version {version_id}")
+        with self.app.db.write() as db:
+            self._spine.audit(db, "restore", self.target(path), detail=f"version {version_id}")
 
     def usage(self, path="/") -> tuple[int, int | None]:
         """(bytes used, quota or None) of the client `path` is in."""
         t = self.target(path)
-        with self._spine.transaction("usage", t, write=False, audited=False, right="list") as (s, client):
+        with self._spine.transaction("usage", t, write=False, audited=False,
+                                     right="list") as (db, client):
             if client is None:
                 return 0, None
             # fresh, by id: usage changes by the request, and the name this session
             # remembers may be a second old (a client renamed just now)
-            row = s.get(Client, client.id)
+            row = db.get(Client, client.id)
             if row is None:
                 raise NotFound(f"no such client: {client.name}")
             return row.used_bytes, row.quota_bytes
@@ -298,10 +300,11 @@ class Session:
         decided exactly as the operation itself decides (`strongroom acl check`)."""
         t = self.target(path)
         try:
-            with self.app.db.read() as s:
-                client = self._spine.client(s, t, action)
+            with self.app.db.read() as db:
+                client = self._spine.client(db, t, action)
                 if client is not None and action != "write":
-                    self._spine.views.found(s, client, t) if in_view(t.rel) else self._spine.node(s, client, t)
+                    self._spine.views.found(db, client, t) if in_view(t.rel) \
+                        else self._spine.node(db, client, t)
         except Denied:
             return "denied"
         except NotFound:
@@ -310,8 +313,8 @@ class Session:
 
     def audit_event(self, action: str, path: str | None, outcome="ok", detail=None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""
-        with self.app.db.write() as s:
-            self._spine.audit(s, action, path or "", outcome=outcome, detail=detail)
+        with self.app.db.write() as db:
+            self._spine.audit(db, action, path or "", outcome=outcome, detail=detail)
 
     # -- WebDAV locks: taking a lock needs the write right on its root, refreshing one
     # needs to own it, releasing one needs to own it or the delete right where it is;

@@ -49,7 +49,9 @@ def listed(entry, owner: str, group: str) -> ListedAttributes:
     return attr
 
 
-class ReadHandle(SFTPHandle):
+class SftpReadHandle(SFTPHandle):
+    """paramiko's handle of a file open for reading, over the service's ReadHandle."""
+
     def __init__(self, handle):
         super().__init__()
         self._h = handle
@@ -173,7 +175,7 @@ class Handler(SFTPServerInterface):
 
     def open(self, path, flags, attr):
         if not flags & (os.O_WRONLY | os.O_RDWR):
-            return ReadHandle(self.session.open_read(path))
+            return SftpReadHandle(self.session.open_read(path))
         return self._open_write(path, flags, attr)
 
     def _open_write(self, path, flags, attr):
