@@ -1,4 +1,6 @@
-"""The DAV provider: maps a request path to a resource via the Session."""
+"""The DAV tree: wsgidav's DAVProvider (a name it uses for the tree it serves, not
+to be confused with our storage provider), mapping a request path to a resource
+via the Session."""
 from wsgidav.dav_provider import DAVProvider
 
 from strongroom.appliance.errors import NotFound
@@ -6,7 +8,7 @@ from strongroom.appliance.webdav.errors import EXPECTED, logged
 from strongroom.appliance.webdav.resources import make_resource
 
 
-class Provider(DAVProvider):
+class DavTree(DAVProvider):
     def is_readonly(self):
         return False
 
