@@ -4,10 +4,11 @@ via the Session."""
 from wsgidav.dav_provider import DAVProvider
 
 from strongroom.appliance.errors import NotFound
-from strongroom.appliance.webdav.errors import EXPECTED, logged
+from strongroom.appliance.webdav.errors import boundary
 from strongroom.appliance.webdav.resources import make_resource
 
 
+@boundary(lambda tree, path=None, *_: path)
 class DavTree(DAVProvider):
     def is_readonly(self):
         return False
@@ -19,6 +20,4 @@ class DavTree(DAVProvider):
             entry = environ["strongroom.session"].stat(path)
         except NotFound:
             return None
-        except EXPECTED as e:
-            raise logged(path, e) from None
         return make_resource(path, environ, entry)

@@ -34,7 +34,7 @@ def make_wsgi_app(app) -> WsgiDAVApp:
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
                                "accept_digest": False, "default_to_digest": False},
-        "lock_storage": LockStorage(app.locks),
+        "lock_storage": LockStorage(app.locks.purge_expired),
         "property_manager": PropertyManager(),
         "block_size": cfg.webdav.block_size,
         "verbose": 1,
