@@ -302,9 +302,10 @@ class Session:
         try:
             with self.app.db.read() as db:
                 client = self._spine.client(db, t, action)
-                if client is not None and action != "write":
-                    self._spine.views.found(db, client, t) if in_view(t.rel) \
-                        else self._spine.node(db, client, t)
+                if client is not None and action != "write" and in_view(t.rel):
+                    self._spine.views.found(db, client, t)
+                elif client is not None and action != "write":
+                    self._spine.node(db, client, t)
         except Denied:
             return "denied"
         except NotFound:
