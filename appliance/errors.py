@@ -23,6 +23,14 @@ class Conflict(StrongroomError):
     """The target exists, is not empty, is of the wrong kind, or a parent is missing."""
 
 
+class MissingParent(Conflict):
+    """The folder a new entry would go into does not exist."""
+
+
+class ConcurrentChange(Conflict):
+    """Another transaction changed the same names first (a unique index fired)."""
+
+
 class QuotaExceeded(StrongroomError):
     pass
 
@@ -52,6 +60,6 @@ class Unsupported(StrongroomError):
     """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
 
 
-__all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "QuotaExceeded",
-           "TooLarge", "Cancelled", "AuthFailed", "BadRequest", "Unavailable", "Unsupported", "CorruptData",
-           "NoSpace", "StorageError"]
+__all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "MissingParent",
+           "ConcurrentChange", "QuotaExceeded", "TooLarge", "Cancelled", "AuthFailed",
+           "BadRequest", "Unavailable", "Unsupported", "CorruptData", "NoSpace", "StorageError"]

@@ -119,7 +119,7 @@ class LoginThrottle(Base):
     blocked_until: Mapped[float] = mapped_column(Float, default=0.0)
 
 
-class Grant(Base):
+class AclGrant(Base):
     """Rights on a folder of one tree (and everything below it), for one user or for
     every user of a client. `path` is '/' or '/a/b' inside the tree."""
     __tablename__ = "acl_grants"

@@ -1,6 +1,6 @@
-"""Who may do what where: the one decision point, mixed into Session.
+"""Who may do what where: the one decision point, an `AccessPolicy` per Session.
 
-The rules are auth.acl's; this module finds the grants that apply to the
+The rules are auth.acl's; the policy finds the grants that apply to the
 session's principal in a tree and the shared libraries it sees:
 - the administrator (CLI) may do everything everywhere;
 - a client user: grants to the user or to its whole client, in its client's
@@ -9,14 +9,19 @@ session's principal in a tree and the shared libraries it sees:
   writable where granted.
 Denied means the path is visible but the right is missing; a path the principal
 cannot see at all answers NotFound, so nothing outside a view can be probed.
+
+What the policy read (client rows, grants, library names) it remembers briefly,
+shared by the principal's sessions in this process (App.access_memo); nothing
+outside this module reads or writes those caches.
 """
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, or_, select
 
-from strongroom.appliance.db.models import Client, Grant, LibraryMember
-from strongroom.appliance.errors import Denied, Hidden
-from strongroom.appliance.service.views import in_view
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import AclGrant, Client, LibraryMember
+from strongroom.appliance.errors import Denied, Hidden, NotFound
 from strongroom.auth import acl
 
 RIGHT_OF = {"list": acl.LIST, "read": "r", "write": "w", "delete": "d", "manage": "m"}
@@ -27,122 +32,173 @@ LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of librari
 ACCESS_TTL = 2.0
 _ALL = (acl.Grant((), acl.RIGHTS),)
 # Grants of a staff user, and of a client user (its own and its client's), in one tree.
-_BY_USER = (Grant.subject_kind == "user") & (Grant.subject_id == bindparam("user_id"))
-_STAFF_GRANTS = select(Grant.path, Grant.rights).where(
-    Grant.client_id == bindparam("tree"), _BY_USER)
-_USER_GRANTS = select(Grant.path, Grant.rights).where(
-    Grant.client_id == bindparam("tree"),
-    _BY_USER | ((Grant.subject_kind == "client") & (Grant.subject_id == bindparam("client_id"))))
+_BY_USER = (AclGrant.subject_kind == "user") & (AclGrant.subject_id == bindparam("user_id"))
+_STAFF_GRANTS = select(AclGrant.path, AclGrant.rights).where(
+    AclGrant.client_id == bindparam("tree"), _BY_USER)
+_USER_GRANTS = select(AclGrant.path, AclGrant.rights).where(
+    AclGrant.client_id == bindparam("tree"),
+    _BY_USER | ((AclGrant.subject_kind == "client")
+                & (AclGrant.subject_id == bindparam("client_id"))))
 _READ = (acl.Grant((), "r"),)
 
 
-class AccessMixin:
+@dataclass(frozen=True)
+class ClientInfo:
+    """What an operation needs of a client row; a snapshot, never written back.
+    Usage changes with every upload, so it is not part of it: repo.used_bytes
+    reads it when a quota needs it, and repo.add_usage changes it in SQL."""
+    id: int
+    name: str
+    quota_bytes: int | None
+    wrapped_key: bytes
+    kind: str = "client"
+
+
+class _Memo:
+    """Values read from the database, trusted for ACCESS_TTL seconds and only while
+    this process has not changed access since (App.access_generation)."""
+
+    def __init__(self, app, values: dict):
+        self._app, self._values = app, values
+
+    def get(self, key):
+        hit = self._values.get(key)
+        if hit is None:
+            return None
+        generation, at, value = hit
+        if generation == self._app.access_generation and time.monotonic() - at < ACCESS_TTL:
+            return value
+        return None
+
+    def fetch(self, key, read):
+        """The remembered value of `key`, or `read()` (remembered unless None)."""
+        value = self.get(key)
+        if value is None:
+            # stamped before reading: a change while it is read makes it stale at once
+            stamp = self._app.access_generation, time.monotonic()
+            value = read()
+            if value is not None:
+                self._values[key] = (*stamp, value)
+        return value
+
+
+class AccessPolicy:
+    """The access decisions of one principal: which trees it sees, and whether it
+    may act at a path of one of them. `rel` is a path inside a tree (a tuple of
+    names); `shown` is how the caller names it, for the error's message."""
+
+    def __init__(self, app, principal):
+        self._app, self._principal = app, principal
+        clients, grants = app.access_memo(principal)
+        self._clients, self._grants = _Memo(app, clients), _Memo(app, grants)
+
+    # -- trees ------------------------------------------------------------------------
+
     def libraries(self) -> frozenset[str]:
         """Names of the shared libraries this principal sees (top-level folders).
 
         Remembered per client for LIBRARIES_TTL seconds in the App (WebDAV makes a
         Session per request): a new library shows up within that time."""
-        p = self.principal
+        p = self._principal
         key = "staff" if p.sees_all_clients else p.client_id
-        memo = self.app.library_names
+        memo = self._app.library_names
         hit = memo.get(key)
         if hit is not None and time.monotonic() - hit[0] < LIBRARIES_TTL:
             return hit[1]
-        with self.app.db.read() as s:
+        with self._app.db.read() as db:
             q = select(Client.name).where(Client.kind == "library")
             if not p.sees_all_clients:
                 member = select(LibraryMember.library_id).where(
                     LibraryMember.client_id == p.client_id)
                 q = q.where(or_(Client.shared_with_all.is_(True), Client.id.in_(member)))
-            names = frozenset(s.scalars(q))
+            names = frozenset(db.scalars(q))
         memo[key] = (time.monotonic(), names)
         return names
 
-    def access_stamp(self) -> tuple[int, float]:
-        """Taken before reading something remembered()."""
-        return self.app.access_generation, time.monotonic()
+    def tree(self, db, name: str) -> ClientInfo | None:
+        """The client or library called `name`, or None."""
+        return self._clients.fetch(name, lambda: _info(repo.client_info(db, name)))
 
-    def remembered(self, cache: dict, key):
-        """A value read earlier (None if none), for ACCESS_TTL seconds and only while
-        this process has not changed access since."""
-        hit = cache.get(key)
-        if hit is None:
-            return None
-        generation, at, value = hit
-        if generation == self.app.access_generation and time.monotonic() - at < ACCESS_TTL:
-            return value
-        return None
+    def own_tree(self, db=None) -> ClientInfo:
+        """A client user's client, found by id (remembered by id: names are str, so
+        the keys never meet), in `db` or a read transaction of its own."""
+        client_id = self._principal.client_id
 
-    def _grants(self, s, client) -> tuple:
-        """The acl.Grants of this principal in `client`'s tree."""
-        grants = self.remembered(self._grant_cache, client.id)
-        if grants is None:
-            stamp = self.access_stamp()
-            grants = self._read_grants(s, client)
-            self._grant_cache[client.id] = (*stamp, grants)
-        return grants
+        def read():
+            if db is not None:
+                return _info(repo.client_info_by_id(db, client_id))
+            with self._app.db.fast_read() as fast:
+                return _info(repo.client_info_by_id(fast, client_id))
+        client = self._clients.fetch(client_id, read)
+        if client is None:
+            raise NotFound("no such file or folder: your client was removed")
+        return client
 
-    def _read_grants(self, s, client) -> tuple:
-        p = self.principal
-        if p.role == "admin":
-            grants = _ALL
-        elif client.kind == "library" and p.role != "staff":
-            grants = _READ
-        elif p.role != "staff" and client.id != p.client_id:
-            grants = ()
-        else:
-            params = {"tree": client.id, "user_id": p.user_id}
-            if p.role == "staff":
-                stmt = _STAFF_GRANTS
-            else:
-                stmt, params["client_id"] = _USER_GRANTS, p.client_id
-            rows = s.execute(stmt, params).all()
-            grants = tuple(acl.Grant(split(path), rights) for path, rights in rows)
-            if client.kind == "library":
-                grants += _READ
-        return grants
-
-    def _decide(self, s, client, t, action: str) -> None:
-        """Raise Denied or Hidden unless the principal may `action` at `t`."""
-        if in_view(t.rel):
-            self._view_decide(s, client, t, action)
-            return
-        verdict = self._grant_verdict(s, client, t.rel, RIGHT_OF.get(action, "m"))
-        if verdict == "denied":
-            raise Denied(f"you may not {action} here: {self.view_path(t)}")
-        if verdict == "hidden":
-            raise Hidden(f"no such file or folder: {self.view_path(t)}")
-
-    def _grant_verdict(self, s, client, rel: tuple, right: str) -> str:
-        """acl.decide for a real path of `client`'s tree."""
-        return acl.decide(self._grants(s, client), rel, right)
-
-    def _may_read_all(self, s, client, rel) -> bool:
-        return "r" in acl.rights_at(self._grants(s, client), rel)
-
-    def _visible_real(self, s, client, rel, is_dir: bool = True) -> bool:
-        return acl.visible(self._grants(s, client), rel, is_dir)
-
-    def _visible_child(self, s, client, rel, node) -> bool:
-        return self._visible_real(s, client, rel + (node.name,), node.is_dir)
-
-    def _hide_unreadable_file(self, s, client, t, node) -> None:
-        """A file is seen only with the read right on it: the way through to a
-        granted folder shows folders (a file can sit there when a folder was
-        replaced by one)."""
-        if node is not None and not node.is_dir and \
-                self._grant_verdict(s, client, t.rel, "r") != "ok":
-            raise Hidden(f"no such file or folder: {self.view_path(t)}")
-
-    def _visible_trees(self, s) -> list:
+    def visible_trees(self, db) -> list:
         """Client and library rows whose trees appear in a staff or admin root."""
-        p = self.principal
+        p = self._principal
         q = select(Client).order_by(Client.name)
         if p.role != "admin":
-            granted = select(Grant.client_id).where(Grant.subject_kind == "user",
-                                                    Grant.subject_id == p.user_id)
+            granted = select(AclGrant.client_id).where(AclGrant.subject_kind == "user",
+                                                       AclGrant.subject_id == p.user_id)
             q = q.where(or_(Client.kind == "library", Client.id.in_(granted)))
-        return list(s.scalars(q))
+        return list(db.scalars(q))
+
+    # -- decisions --------------------------------------------------------------------
+
+    def verdict(self, db, client: ClientInfo, rel: tuple, right: str) -> str:
+        """acl.decide ('ok', 'denied' or 'hidden') for `right` (a letter, or acl.LIST)
+        at a real path of `client`'s tree."""
+        return acl.decide(self._grants_in(db, client), rel, right)
+
+    def require(self, db, client: ClientInfo, rel: tuple, action: str, shown: str) -> None:
+        """Raise Denied or Hidden unless the principal may `action` at `rel`."""
+        verdict = self.verdict(db, client, rel, RIGHT_OF.get(action, "m"))
+        if verdict == "denied":
+            raise Denied(f"you may not {action} here: {shown}")
+        if verdict == "hidden":
+            raise Hidden(f"no such file or folder: {shown}")
+
+    def require_readable_file(self, db, client: ClientInfo, rel: tuple, node,
+                              shown: str) -> None:
+        """A file is seen only with the read right on it: the way through to a
+        granted folder shows folders (a file can sit there when a folder was
+        replaced by one). Hidden otherwise; folders and None pass."""
+        if node is not None and not node.is_dir and self.verdict(db, client, rel, "r") != "ok":
+            raise Hidden(f"no such file or folder: {shown}")
+
+    def visible(self, db, client: ClientInfo, rel: tuple, is_dir: bool = True) -> bool:
+        """Whether the principal sees the folder (or file) at `rel` at all."""
+        return acl.visible(self._grants_in(db, client), rel, is_dir)
+
+    def reads_all(self, db, client: ClientInfo, rel: tuple) -> bool:
+        """Whether the principal may read everything at and below `rel`."""
+        return "r" in acl.rights_at(self._grants_in(db, client), rel)
+
+    def _grants_in(self, db, client: ClientInfo) -> tuple:
+        """The acl.Grants of this principal in `client`'s tree."""
+        return self._grants.fetch(client.id, lambda: self._read_grants(db, client))
+
+    def _read_grants(self, db, client: ClientInfo) -> tuple:
+        p = self._principal
+        if p.role == "admin":
+            return _ALL
+        if client.kind == "library" and p.role != "staff":
+            return _READ
+        if p.role != "staff" and client.id != p.client_id:
+            return ()
+        params = {"tree": client.id, "user_id": p.user_id}
+        if p.role == "staff":
+            stmt = _STAFF_GRANTS
+        else:
+            stmt, params["client_id"] = _USER_GRANTS, p.client_id
+        rows = db.execute(stmt, params).all()
+        grants = tuple(acl.Grant(split(path), rights) for path, rights in rows)
+        return grants + _READ if client.kind == "library" else grants
+
+
+def _info(row) -> ClientInfo | None:
+    return None if row is None else ClientInfo(*row[:3], bytes(row[3]), row[4])
 
 
 def split(path: str) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ import re
 from sqlalchemy import select
 
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import Client, Grant, LibraryMember, Node, User
+from strongroom.appliance.db.models import AclGrant, Client, LibraryMember, Node, User
 from strongroom.appliance.errors import BadRequest, Conflict
 from strongroom.appliance.service import renames
 from strongroom.appliance.service.credentials import end_sessions
@@ -38,8 +38,8 @@ class ClientsMixin:
             if kind == "client":
                 # its users may read, write and delete in the whole tree until the admin
                 # replaces this grant with finer ones ('strongroom acl')
-                s.add(Grant(client_id=client.id, path="/", subject_kind="client",
-                            subject_id=client.id, rights=DEFAULT_CLIENT_RIGHTS))
+                s.add(AclGrant(client_id=client.id, path="/", subject_kind="client",
+                               subject_id=client.id, rights=DEFAULT_CLIENT_RIGHTS))
             self._audit(s, f"{kind}-add", f"/{name}", f"quota={quota}")
             return client_dict(client)
 

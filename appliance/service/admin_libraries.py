@@ -9,7 +9,8 @@ library.
 from sqlalchemy import delete, func, select
 
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import Client, DeadProperty, Grant, LibraryMember, Node, Version
+from strongroom.appliance.db.models import (AclGrant, Client, DeadProperty, LibraryMember, Node,
+                                             Version)
 from strongroom.appliance.errors import Conflict
 
 
@@ -75,6 +76,6 @@ def _delete_tree(s, tree_id: int) -> list[str]:
     s.execute(delete(Version).where(Version.node_id.in_(node_ids)))
     # one statement: the folders' parent pointers are checked at its end
     s.execute(delete(Node).where(Node.client_id == tree_id))
-    s.execute(delete(Grant).where(Grant.client_id == tree_id))
+    s.execute(delete(AclGrant).where(AclGrant.client_id == tree_id))
     s.execute(delete(LibraryMember).where(LibraryMember.library_id == tree_id))
     return blobs

@@ -12,7 +12,7 @@ login.
 from sqlalchemy import delete, select
 
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import AppPassword, DriveSession, Grant, User, UserKey
+from strongroom.appliance.db.models import AclGrant, AppPassword, DriveSession, User, UserKey
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
 from strongroom.appliance.service.admin_clients import NAME, check_display_name
 from strongroom.appliance.service import renames
@@ -97,8 +97,8 @@ class UsersMixin:
             user = self._user(s, login)
             for model in (DriveSession, UserKey, AppPassword):
                 s.execute(delete(model).where(model.user_id == user.id))
-            grants = s.execute(delete(Grant).where(Grant.subject_kind == "user",
-                                                   Grant.subject_id == user.id)).rowcount
+            grants = s.execute(delete(AclGrant).where(AclGrant.subject_kind == "user",
+                                                      AclGrant.subject_id == user.id)).rowcount
             end_sessions(s, self.app.locks, [user])
             out = dict(user_dict(user), grants_removed=grants)
             s.delete(user)

@@ -1,5 +1,5 @@
 """Copies, and moves between clients (a copy under the other client's key, then a
-delete), mixed into Session.
+delete), for the Session.
 
 A copy that is refused changes nothing: it is checked first against the rights,
 the destination's quota, the largest file allowed and the free-space reserve; if
@@ -15,18 +15,27 @@ from sqlalchemy import select
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import DeadProperty, Node, Version
-from strongroom.appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound, QuotaExceeded,
-                              TooLarge)
+from strongroom.appliance.errors import (BadRequest, Conflict, Denied, NoSpace, NotFound,
+                                         QuotaExceeded, TooLarge)
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.transfer import COPY_BLOCK, human
+from strongroom.appliance.service.views import in_view
 
 
-class CopyingMixin:
-    def copy(self, src, dst, *, overwrite: bool = False) -> None:
-        """Copy a file (as a new version at `dst`) or a folder tree. Data is re-encrypted."""
-        src_entry = self.stat(src)
+class Copies:
+    """Copies of one Session's principal: made of the Session's own operations
+    (stat, list, mkdir, open_read, open_write, rename, remove), so each step is
+    decided and audited as that operation; checked first through its spine."""
+
+    def __init__(self, session, spine):
+        self._session, self._spine = session, spine
+        self._app = spine.app
+
+    def copy(self, src, dst, *, overwrite: bool) -> None:
+        """See Session.copy."""
+        src_entry = self._session.stat(src)
         try:
-            dst_entry = self.stat(dst)
+            dst_entry = self._session.stat(dst)
         except NotFound:
             dst_entry = None
         if dst_entry is not None and not overwrite:
@@ -36,56 +45,60 @@ class CopyingMixin:
             temp = self._beside(dst)
             self._copy_or_discard(src, temp, src_entry)
             try:
-                self.rename(temp, dst, overwrite=True, replace=True)
+                self._session.rename(temp, dst, overwrite=True, replace=True)
             except BaseException:
                 self._discard(temp)
                 raise
             return
         self._copy_or_discard(src, dst, src_entry, made=dst_entry is None)
 
-    def _move_between(self, src, dst, overwrite: bool) -> None:
+    def move_between(self, src, dst, overwrite: bool) -> None:
         """A move between clients: decided first, then a copy, then a delete."""
-        ts, td = self.target(src), self.target(dst)
-        with self._op("rename", ts, write=False, audited=False, right="delete") as (s, client):
-            self._node(s, client, ts)
+        spine = self._spine
+        ts, td = spine.target(src), spine.target(dst)
+        with spine.transaction("rename", ts, write=False, audited=False,
+                               right="delete") as (db, client):
+            spine.node(db, client, ts)
             if not ts.rel:
                 raise Denied("the top folder of a client cannot be moved")
-        with self._op("rename-to", td, write=False, audited=False, right="write"):
+        with spine.transaction("rename-to", td, write=False, audited=False, right="write"):
             pass
         self.copy(src, dst, overwrite=overwrite)
-        self.remove(src, recursive=True)
+        self._session.remove(src, recursive=True)
 
     # -- what a copy needs -----------------------------------------------------------------
 
     def _check_fits(self, src, dst, src_entry, dst_entry) -> None:
         """Refuse, before anything is written, a copy the destination cannot take."""
-        ts, td = self.target(src), self.target(dst)
+        spine = self._spine
+        ts, td = spine.target(src), spine.target(dst)
         right = "list" if src_entry.is_dir else "read"
-        with self._op("copy", ts, write=False, audited=False, right=right) as (s, client):
-            total, largest = self._view_sizes(s, client, ts)
+        with spine.transaction("copy", ts, write=False, audited=False,
+                               right=right) as (db, client):
+            total, largest = self._sizes(db, client, ts)
         replaced = dst_entry.size if dst_entry is not None and not dst_entry.is_dir else 0
-        storage = self.app.config.storage
+        storage = self._app.config.storage
         if largest > storage.max_file_size:
             raise TooLarge(f"file too large: at most {human(storage.max_file_size)} are allowed")
-        with self._op("copy-to", td, write=False, audited=False, right="write") as (s, client):
+        with spine.transaction("copy-to", td, write=False, audited=False,
+                               right="write") as (db, client):
             if client is not None and client.quota_bytes is not None and \
-                    repo.used_bytes(s, client.id) - replaced + total > client.quota_bytes:
+                    repo.used_bytes(db, client.id) - replaced + total > client.quota_bytes:
                 raise QuotaExceeded("the client's quota is exhausted")
-        disk, free = self.app.provider.space()
+        disk, free = self._app.provider.space()
         if free - total < storage.reserve.of(disk):
             raise NoSpace("not enough free space on the server")
 
-    def _view_sizes(self, s, client, t) -> tuple[int, int]:
+    def _sizes(self, db, client, t) -> tuple[int, int]:
         """(bytes, largest file) of what `t` holds: a live file or folder, or one in a view."""
-        from strongroom.appliance.service.views import in_view
         if in_view(t.rel):
-            hit = self._view_found(s, client, t)
+            hit = self._spine.views.found(db, client, t)
             if hit.version is not None:
                 return hit.version.size, hit.version.size
             node = hit.node
         else:
-            node = self._node(s, client, t)
-        return repo.live_sizes(s, repo.subtree_ids(s, node.id))
+            node = self._spine.node(db, client, t)
+        return repo.live_sizes(db, repo.subtree_ids(db, node.id))
 
     def _beside(self, dst) -> str:
         """A name next to `dst` that nothing has, for a copy that will replace it."""
@@ -105,25 +118,25 @@ class CopyingMixin:
 
     def _copy_tree(self, src, dst, src_entry) -> None:
         if not src_entry.is_dir:
-            self._copy_file(src, dst)
+            self.copy_file(src, dst)
             return
-        ts, td = self.target(src), self.target(dst)
+        ts, td = self._spine.target(src), self._spine.target(dst)
         if ts.client == td.client and td.rel[:len(ts.rel)] == ts.rel:
             raise BadRequest("a folder cannot be copied into itself")
-        self.mkdir(dst)
-        for child in self.list(src):
+        self._session.mkdir(dst)
+        for child in self._session.list(src):
             # a deleted folder is copied as it was, without what was deleted from it before
             if src_entry.deleted and child.deleted_at is not None:
                 continue
             self._copy_tree(f"{src.rstrip('/')}/{child.name}", f"{dst.rstrip('/')}/{child.name}",
                             child)
 
-    def _copy_file(self, src, dst, version_id=None) -> None:
+    def copy_file(self, src, dst, version_id=None) -> None:
         """Copy one version as a new version of `dst`; its holes stay holes."""
         # metered=False: a copy inside the store moves no bytes to or from a client
-        reader = self.open_read(src, version_id, metered=False)
+        reader = self._session.open_read(src, version_id, metered=False)
         try:
-            upload = self.open_write(dst, metered=False)   # no size: holes take no space
+            upload = self._session.open_write(dst, metered=False)   # no size: holes take no space
             try:
                 for start, end in reader.data_ranges():
                     for block in reader.iter_range(start, end, COPY_BLOCK):
@@ -139,17 +152,17 @@ class CopyingMixin:
     def _discard(self, path) -> None:
         """Remove for good what a failed copy made at `path` (its rows and blobs): it
         was never there for anyone, so it does not go to the trash."""
-        t = self.target(path)
-        with self._op("discard", t, write=True, right="write") as (s, client):
-            node = repo.walk(s, client.id, t.rel) if t.rel else None
+        t = self._spine.target(path)
+        with self._spine.transaction("discard", t, write=True, right="write") as (db, client):
+            node = repo.walk(db, client.id, t.rel) if t.rel else None
             if node is None:
                 return
-            ids = repo.subtree_ids(s, node.id)
-            repo.add_usage(s, client.id, -repo.live_bytes(s, ids))
-            blobs = list(s.scalars(select(Version.blob_id).where(Version.node_id.in_(ids))))
-            s.execute(DeadProperty.__table__.delete().where(DeadProperty.node_id.in_(ids)))
-            s.execute(Version.__table__.delete().where(Version.node_id.in_(ids)))
+            ids = repo.subtree_ids(db, node.id)
+            repo.add_usage(db, client.id, -repo.live_bytes(db, ids))
+            blobs = list(db.scalars(select(Version.blob_id).where(Version.node_id.in_(ids))))
+            db.execute(DeadProperty.__table__.delete().where(DeadProperty.node_id.in_(ids)))
+            db.execute(Version.__table__.delete().where(Version.node_id.in_(ids)))
             for node_id in reversed(ids):      # children before their folders
-                s.execute(Node.__table__.delete().where(Node.id == node_id))
+                db.execute(Node.__table__.delete().where(Node.id == node_id))
         for blob_id in blobs:
-            self.app.provider.delete_blob(blob_id)
+            self._app.provider.delete_blob(blob_id)

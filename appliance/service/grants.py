@@ -8,7 +8,7 @@ read-only to clients by construction.
 from sqlalchemy import select
 
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import Grant, User
+from strongroom.appliance.db.models import AclGrant, User
 from strongroom.appliance.errors import BadRequest, NotFound
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.access import split
@@ -51,8 +51,8 @@ class GrantsMixin:
             kind, sid, name = self._subject(s, tree, login, client)
             row = _grant_row(s, tree.id, rel, kind, sid)
             if row is None:
-                row = Grant(client_id=tree.id, path=paths.join(rel), subject_kind=kind,
-                            subject_id=sid, rights=letters)
+                row = AclGrant(client_id=tree.id, path=paths.join(rel), subject_kind=kind,
+                               subject_id=sid, rights=letters)
                 s.add(row)
             else:
                 row.rights = acl.rights_at([acl.Grant((), row.rights + letters)], ())
@@ -84,7 +84,7 @@ class GrantsMixin:
             trees = {c.id: c.name for c in repo.clients(s)}
             users = {u.id: u.login for u in s.scalars(select(User))}
             out = []
-            for g in s.scalars(select(Grant).order_by(Grant.client_id, Grant.path)):
+            for g in s.scalars(select(AclGrant).order_by(AclGrant.client_id, AclGrant.path)):
                 name = users.get(g.subject_id) if g.subject_kind == "user" \
                     else trees.get(g.subject_id)
                 d = _grant_dict(trees[g.client_id], g.path, g.subject_kind, name, g.rights)
@@ -96,7 +96,8 @@ class GrantsMixin:
         """The grants in one client's or library's tree, to its users, its whole
         client or staff."""
         users = {u.id: u.login for u in s.scalars(select(User))}
-        rows = s.scalars(select(Grant).where(Grant.client_id == tree.id).order_by(Grant.path))
+        rows = s.scalars(select(AclGrant).where(AclGrant.client_id == tree.id)
+                         .order_by(AclGrant.path))
         return [_grant_dict(tree.name, g.path, g.subject_kind,
                             users.get(g.subject_id) if g.subject_kind == "user" else tree.name,
                             g.rights) for g in rows]
@@ -116,7 +117,7 @@ class GrantsMixin:
 
 def move_grants(s, tree_id: int, old: tuple, new: tuple) -> None:
     """Grants on `old` or below it follow a folder renamed to `new`."""
-    for g in s.scalars(select(Grant).where(Grant.client_id == tree_id)):
+    for g in s.scalars(select(AclGrant).where(AclGrant.client_id == tree_id)):
         rel = split(g.path)
         if rel[:len(old)] == old:
             g.path = paths.join(new + rel[len(old):])
@@ -127,7 +128,7 @@ def drop_grants(s, tree_id: int, folder: tuple) -> list[str]:
     new folder made at the same path is not granted to anyone by accident; return
     them as 'path kind=id rights' for the audit trail."""
     dropped = []
-    for g in s.scalars(select(Grant).where(Grant.client_id == tree_id)):
+    for g in s.scalars(select(AclGrant).where(AclGrant.client_id == tree_id)):
         if split(g.path)[:len(folder)] == folder:
             dropped.append(f"{g.path} {g.subject_kind}={g.subject_id} rights={g.rights}")
             s.delete(g)
@@ -135,8 +136,9 @@ def drop_grants(s, tree_id: int, folder: tuple) -> list[str]:
 
 
 def _grant_row(s, tree_id, rel, kind, sid):
-    return s.scalar(select(Grant).where(Grant.client_id == tree_id, Grant.path == paths.join(rel),
-                                        Grant.subject_kind == kind, Grant.subject_id == sid))
+    return s.scalar(select(AclGrant).where(
+        AclGrant.client_id == tree_id, AclGrant.path == paths.join(rel),
+        AclGrant.subject_kind == kind, AclGrant.subject_id == sid))
 
 
 def _rights(text: str) -> str:

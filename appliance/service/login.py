@@ -31,11 +31,13 @@ protocol and the credential string and re-validated against the database
 valid). Remembered logins are per protocol: a WebDAV drive session is never an
 SFTP credential. A remembered SFTP login is a new connection and is audited like
 any login; a remembered WebDAV login is the next request of the same drive.
+
+The throttle's gate and the outcomes (audit, log line, metrics) are
+appliance.service.login_outcomes; the app-password and drive-session rows are
+appliance.service.login_rows.
 """
 import hashlib
-import hmac
 import ipaddress
-import logging
 import os
 import threading
 import time
@@ -47,11 +49,11 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AppPassword, Client, DriveSession, User
 from strongroom.appliance.errors import AuthFailed, NotFound
 from strongroom.appliance.service.lockout import Lockout
+from strongroom.appliance.service.login_outcomes import FAILED, Outcomes
+from strongroom.appliance.service.login_rows import CredentialRows
 from strongroom.appliance.service.principal import Principal
 from strongroom.auth import app_passwords, totp
-from strongroom.auth.passwords import hash_password, verify_password
-
-log = logging.getLogger("strongroom.auth")
+from strongroom.auth.passwords import verify_password
 
 CACHE_SECONDS = 300
 # Checked against a wrong code when the password was wrong: the same work as a right one.
@@ -61,8 +63,6 @@ _DUMMY_TOTP = totp.new_secret()
 # revocation takes effect at once).
 RECHECK_SECONDS = 5
 TOUCH_SECONDS = 60          # how often last_used of a drive session / app password is written
-MAX_DRIVE_SESSIONS = 20     # per user; the oldest go first
-FAILED = "invalid login or password"
 _METHOD = {"code": "password+totp", "drive": "drive-session", "app": "app-password"}
 
 
@@ -95,13 +95,21 @@ class Authenticator:
         self.db = db
         self.cfg = cfg.auth
         self.lockout = Lockout(db, cfg)
-        self._lookup_key = lookup_key
-        self._chain = audit_chain
+        self._rows = CredentialRows(db, self.cfg, lookup_key)
+        self._outcomes = Outcomes(db, self.lockout, audit_chain)
         self._salt = os.urandom(16)
         self._cache: dict[bytes, _Cached] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[bytes, threading.Lock] = {}
-        self.metrics = None     # appliance.metrics.Metrics when the daemon counts logins
+
+    @property
+    def metrics(self):
+        """appliance.metrics.Metrics when the daemon counts logins, else None."""
+        return self._outcomes.metrics
+
+    @metrics.setter
+    def metrics(self, metrics) -> None:
+        self._outcomes.metrics = metrics
 
     # -- one-string logins ----------------------------------------------------------
 
@@ -116,17 +124,17 @@ class Authenticator:
         with self._key_lock(key):
             hit = self._cache.get(key)
             if hit is not None:
-                self._gate(login, protocol, address)
+                self._outcomes.gate(login, protocol, address)
                 # a new SFTP connection is a login of its own: the account is read
                 # again, so a disabled or removed one does not connect even for
                 # RECHECK_SECONDS
                 if self._still_valid(hit, fresh=protocol != "webdav"):
                     if protocol != "webdav":   # a new connection: a login of its own
-                        self._succeeded(hit.principal, protocol, address,
+                        self._outcomes.succeeded(hit.principal, protocol, address,
                                         f"{_METHOD.get(hit.kind, hit.kind)} (remembered)")
                     return hit.principal
                 self._forget(key)
-            attempt = self._begin(login, protocol, address)
+            attempt = self._outcomes.begin(login, protocol, address)
             try:
                 return self._checked_login(key, login, secret, protocol, address)
             finally:
@@ -135,12 +143,12 @@ class Authenticator:
     def _checked_login(self, key, login, secret, protocol, address) -> Principal:
         found = self._verify(login, secret, protocol, address)
         if found is None:
-            self._failed(login, protocol, address, "password")
+            self._outcomes.failed(login, protocol, address, "password")
         principal, kind, row_id, stored = found
         if kind != "code":   # a code is single-use: its login is never replayed from memory
             self._remember(key, _Cached(time.monotonic() + CACHE_SECONDS, principal, kind,
                                         row_id, stored, time.monotonic()))
-        self._succeeded(principal, protocol, address, _METHOD.get(kind, kind))
+        self._outcomes.succeeded(principal, protocol, address, _METHOD.get(kind, kind))
         return principal
 
     def _verify(self, login, secret, protocol, address):
@@ -157,7 +165,7 @@ class Authenticator:
             return None
         if app_passwords.looks_like(secret) and (protocol != "sftp" or
                                                  self.cfg.app_passwords_sftp):
-            row_id = self._app_password(user, secret)
+            row_id = self._rows.app_password(user, secret)
             if row_id:
                 return principal, "app", row_id, user.password_hash
         if protocol == "webdav":
@@ -172,8 +180,8 @@ class Authenticator:
             return None
         if protocol != "webdav":
             return principal, "code", None, user.password_hash
-        return principal, "drive", self._open_drive_session(user, secret, address), \
-            user.password_hash
+        row_id = self._rows.open_drive_session(user, secret, self._network(address))
+        return principal, "drive", row_id, user.password_hash
 
     # -- multi-step logins (SSH) ---------------------------------------------------------
 
@@ -182,7 +190,7 @@ class Authenticator:
         else (a TOTP user, a wrong password, an unknown account) is asked for a code,
         and the attempt stays in flight until `second_factor` or `abandoned` counts
         it: leaving at the code prompt does not make a guess free."""
-        attempt = self._begin(login, protocol, address)
+        attempt = self._outcomes.begin(login, protocol, address)
         try:
             user = self._user(login)
             ok = verify_password(user.password_hash if user else None, password) \
@@ -193,7 +201,7 @@ class Authenticator:
         if ok and user.totp_secret is None:
             self.lockout.end(attempt)
             principal = _principal(user)
-            self._succeeded(principal, protocol, address, "keyboard-interactive")
+            self._outcomes.succeeded(principal, protocol, address, "keyboard-interactive")
             return Factor(login, principal, False, "keyboard-interactive")
         return Factor(login, _principal(user) if ok else None, True, "keyboard-interactive",
                       attempt)
@@ -203,7 +211,7 @@ class Authenticator:
         """Whether `key_data` is one of the user's authorized keys. The signature is
         not checked yet (SSH asks before it signs): call `key_verified` once it is."""
         if self.lockout.judge(login, address)[0]:
-            self._refuse_blocked(login, protocol, address)
+            self._outcomes.refuse_blocked(login, protocol, address)
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
             ok = user is not None and not _barred(user) and any(
@@ -216,22 +224,24 @@ class Authenticator:
     def key_verified(self, factor: Factor, protocol: str, address) -> None:
         """The client proved it holds the key: a login without TOTP is complete."""
         if not factor.needs_code:
-            self._succeeded(factor.principal, protocol, address, "publickey")
+            self._outcomes.succeeded(factor.principal, protocol, address, "publickey")
 
     def second_factor(self, factor: Factor, code: str, protocol: str, address=None) -> Principal:
         """The principal if `factor` passed and `code` is a fresh code of its user.
         The same work either way: the answer's timing says nothing of the password."""
         try:
             if factor.attempt is None:   # after a key: each code is an attempt of its own
-                self._wait_at_gate(factor.login, protocol, address)
+                self._outcomes.wait_at_gate(factor.login, protocol, address)
             user = self._user(factor.login)
             if factor.principal is None or user is None or _barred(user) \
                     or user.id != factor.principal.user_id:
                 totp.matching_step(_DUMMY_TOTP, code.strip())
-                self._failed(factor.login, protocol, address, f"{factor.method}: wrong password")
+                self._outcomes.failed(factor.login, protocol, address,
+                                      f"{factor.method}: wrong password")
             if not self._consume_code(user, code.strip()):
-                self._failed(factor.login, protocol, address, f"{factor.method}: wrong code")
-            self._succeeded(factor.principal, protocol, address, f"{factor.method}+totp")
+                self._outcomes.failed(factor.login, protocol, address,
+                                      f"{factor.method}: wrong code")
+            self._outcomes.succeeded(factor.principal, protocol, address, f"{factor.method}+totp")
             return factor.principal
         finally:
             if factor.attempt is not None:
@@ -243,7 +253,7 @@ class Authenticator:
             return
         why = "wrong password" if factor.principal is None else "password right, no code"
         try:
-            self._count_failure(factor.login, protocol, address,
+            self._outcomes.count_failure(factor.login, protocol, address,
                                 f"{factor.method} abandoned: {why}")
         finally:
             if factor.attempt is not None:
@@ -251,7 +261,7 @@ class Authenticator:
 
     def refused(self, login: str, protocol: str, address, method: str) -> None:
         """An attempt the protocol adapter refused on its own (a malformed answer)."""
-        self._count_failure(login, protocol, address, method)
+        self._outcomes.count_failure(login, protocol, address, method)
 
     def principal_of(self, login: str) -> Principal:
         """The principal of an existing account, for admin tools that act as a user."""
@@ -279,39 +289,6 @@ class Authenticator:
         with self.db.read() as s:
             return repo.user_by_login(s, login)
 
-    def _begin(self, login, protocol, address):
-        """Start an attempt that checks a secret: refused if blocked (attempts in
-        flight counting as failures), delayed if due; the token for lockout.end."""
-        attempt, blocked, delay = self.lockout.begin(login, address)
-        if blocked:
-            self.lockout.end(attempt)
-            self._refuse_blocked(login, protocol, address)
-        if delay:
-            self._count_delay(protocol)
-            time.sleep(delay)
-        return attempt
-
-    def _gate(self, login, protocol, address) -> float:
-        """Refuse a blocked account or address; otherwise the seconds this attempt
-        must wait before its credentials are checked."""
-        blocked, delay = self.lockout.judge(login, address)
-        if blocked:
-            self._refuse_blocked(login, protocol, address)
-        return delay
-
-    def _wait_at_gate(self, login, protocol, address) -> None:
-        delay = self._gate(login, protocol, address)
-        if delay:
-            self._count_delay(protocol)
-            time.sleep(delay)
-
-    def _refuse_blocked(self, login, protocol, address):
-        self._audit(login, protocol, address, "blocked", "throttled")
-        self._log(protocol, login, address, "throttled", "throttled",
-                  "%s login for %r from %s refused: too many failures", protocol, login[:64],
-                  address)
-        raise AuthFailed(FAILED)
-
     def _consume_code(self, user, code: str) -> bool:
         """Accept `code` if it is valid now and later than the last code accepted."""
         step = totp.matching_step(user.totp_secret, code)
@@ -324,16 +301,6 @@ class Authenticator:
                 .values(totp_last_step=step))
             return done.rowcount == 1
 
-    def _app_password(self, user, secret: str) -> int | None:
-        now = time.time()
-        with self.db.read() as s:
-            row = s.scalar(select(AppPassword).where(
-                AppPassword.secret_sha256 == app_passwords.digest(secret),
-                AppPassword.user_id == user.id))
-            if row is None or (row.expires_at is not None and row.expires_at < now):
-                return None
-            return row.id
-
     def _network(self, address) -> str:
         try:
             ip = ipaddress.ip_address(address or "0.0.0.0")
@@ -343,38 +310,13 @@ class Authenticator:
                   else self.cfg.drive_session_ipv6_prefix)
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
-    def _drive_lookup(self, user_id: int, secret: str, network: str) -> str:
-        message = f"{user_id}\0{network}\0{secret}".encode()
-        return hmac.new(self._lookup_key, message, hashlib.sha256).hexdigest()
-
     def _drive_session(self, user, secret: str, address) -> int | None:
         """The id of a live drive session of `user` opened with `secret` from this
         network: one indexed query, and an argon2 check only of the row it finds."""
-        now, network = time.time(), self._network(address)
-        with self.db.read() as s:
-            row = s.scalar(select(DriveSession).where(
-                DriveSession.lookup == self._drive_lookup(user.id, secret, network),
-                DriveSession.user_id == user.id, DriveSession.network == network,
-                DriveSession.expires_at > now,
-                DriveSession.last_used_at > now - self.cfg.drive_session_idle).limit(1))
+        row = self._rows.drive_session(user, secret, self._network(address))
         if row is not None and verify_password(row.secret_hash, secret):
             return row.id
         return None
-
-    def _open_drive_session(self, user, secret: str, address) -> int:
-        now, network = time.time(), self._network(address)
-        with self.db.write() as s:
-            row = DriveSession(user_id=user.id, secret_hash=hash_password(secret),
-                               lookup=self._drive_lookup(user.id, secret, network),
-                               network=network, created_at=now,
-                               last_used_at=now, expires_at=now + self.cfg.drive_session_lifetime)
-            s.add(row)
-            s.flush()
-            old = list(s.scalars(select(DriveSession).where(DriveSession.user_id == user.id)
-                                 .order_by(DriveSession.id.desc()).offset(MAX_DRIVE_SESSIONS)))
-            for r in old:
-                s.delete(r)
-            return row.id
 
     def _still_valid(self, hit: _Cached, fresh: bool = False) -> bool:
         """Re-validate a remembered login against the database (see module docstring);
@@ -404,49 +346,9 @@ class Authenticator:
                     return False
         touch_after = min(TOUCH_SECONDS, self.cfg.drive_session_idle / 4)
         if row is not None and now - (row.last_used_at or 0) > touch_after:
-            self._touch(type(row), hit.row_id, now)
+            self._rows.touch(type(row), hit.row_id, now)
         hit.checked = mono
         return True
-
-    def _touch(self, model, row_id: int, now: float) -> None:
-        with self.db.write() as s:
-            s.execute(update(model).where(model.id == row_id).values(last_used_at=now))
-
-    # -- outcomes ---------------------------------------------------------------------
-
-    def _failed(self, login, protocol, address, method):
-        self._count_failure(login, protocol, address, method)
-        raise AuthFailed(FAILED)
-
-    def _count_failure(self, login, protocol, address, method) -> None:
-        self.lockout.failed(login, address)
-        self._audit(login, protocol, address, "failed", method)
-        self._log(protocol, login, address, "failed", method,
-                  "%s login refused for %r from %s (%s)", protocol, login[:64], address, method)
-
-    def _succeeded(self, principal, protocol, address, method) -> None:
-        self.lockout.succeeded(principal.login)
-        self._audit(principal.login, protocol, address, "ok", method)
-        self._log(protocol, principal.login, address, "ok", method,
-                  "%s login %s (%s) from %s", protocol, principal.login, method, address)
-
-    def _log(self, protocol, login, address, outcome, method, message, *args) -> None:
-        """The one log line of a login's outcome (the adapters log none), counted in
-        the metrics too."""
-        log.info(message, *args, extra={"protocol": protocol, "login": login[:64],
-                                        "address": address, "outcome": outcome,
-                                        "method": method})
-        if self.metrics is not None:
-            self.metrics.login(protocol, outcome)
-
-    def _count_delay(self, protocol) -> None:
-        if self.metrics is not None:
-            self.metrics.delays.labels(protocol).inc()
-
-    def _audit(self, login, protocol, address, outcome, method) -> None:
-        with self.db.write() as s:
-            self._chain.append(s, actor=login[:64], protocol=protocol, address=address,
-                               action="login", outcome=outcome, detail=method)
 
     def _key_lock(self, key: bytes) -> threading.Lock:
         with self._lock:

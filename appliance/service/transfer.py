@@ -22,8 +22,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from strongroom.appliance.errors import Cancelled, Conflict, CorruptData, NoSpace, QuotaExceeded, \
-    StrongroomError, TooLarge, Unsupported
+from strongroom.appliance.errors import Cancelled, Conflict, CorruptData, MissingParent, NoSpace, \
+    QuotaExceeded, StrongroomError, TooLarge, Unsupported
 from strongroom.appliance.service.entry import checked_mtime
 from strongroom.appliance.service.overlay import Layered, Overlay, extent_at
 
@@ -33,10 +33,6 @@ COPY_BLOCK = 1024 * 1024
 # Free space is looked at whenever this much more was stored: a statvfs per 4 MiB
 # costs nothing next to encrypting them.
 SPACE_CHECK_EVERY = 4 * 1024 * 1024
-
-
-class MissingParent(Conflict):
-    """The folder a new entry would go into does not exist."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from paramiko.sftp import (SFTP_FAILURE, SFTP_NO_SUCH_FILE, SFTP_OP_UNSUPPORTED,
                            SFTP_PERMISSION_DENIED)
 
 from strongroom.appliance import errors
-from strongroom.appliance.service.transfer import MissingParent
 
 
 class TooManyHandles(Exception):
@@ -14,7 +13,7 @@ class TooManyHandles(Exception):
 # First match wins: subclasses before their bases.
 STATUS = (
     (TooManyHandles, SFTP_FAILURE),
-    (MissingParent, SFTP_NO_SUCH_FILE),
+    (errors.MissingParent, SFTP_NO_SUCH_FILE),
     (errors.NotFound, SFTP_NO_SUCH_FILE),
     (errors.Denied, SFTP_PERMISSION_DENIED),
     (errors.Unsupported, SFTP_OP_UNSUPPORTED),

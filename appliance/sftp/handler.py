@@ -90,7 +90,9 @@ class Handle(SFTPHandle):
         raise NotImplementedError
 
 
-class ReadHandle(Handle):
+class SftpReadHandle(Handle):
+    """paramiko's handle of a file open for reading, over the service's ReadHandle."""
+
     def __init__(self, handle: OpenVersion):
         super().__init__()
         self._h = handle
@@ -217,7 +219,7 @@ class Handler(SFTPServerInterface):
 
     def open(self, path: str, flags: int, attr: SFTPAttributes | None) -> Handle:
         if not flags & (os.O_WRONLY | os.O_RDWR):
-            return ReadHandle(self.session.open_read(path))
+            return SftpReadHandle(self.session.open_read(path))
         return self._open_write(path, flags, attr)
 
     def _open_write(self, path: str, flags: int, attr: SFTPAttributes | None) -> WriteHandle:

@@ -1,6 +1,10 @@
-"""The one table turning domain errors into HTTP/DAV errors."""
+"""The WebDAV adapter's one error boundary: the table turning domain errors into
+HTTP/DAV errors, and `boundary`, the class decorator that applies it once to
+every method wsgidav calls on our objects (the tree, the resources, their
+streams, the property and lock managers)."""
+import functools
+import inspect
 import logging
-from contextlib import contextmanager
 
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                HTTP_INTERNAL_ERROR, HTTP_NOT_FOUND, HTTP_NOT_IMPLEMENTED,
@@ -8,14 +12,13 @@ from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                DAVError)
 
 from strongroom.appliance import errors
-from strongroom.appliance.service.transfer import MissingParent
 from strongroom.appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 HTTP_INSUFFICIENT_STORAGE = 507
 
 STATUS = (
-    (MissingParent, HTTP_CONFLICT),
+    (errors.MissingParent, HTTP_CONFLICT),
     (errors.NotFound, HTTP_NOT_FOUND),
     (errors.Denied, HTTP_FORBIDDEN),
     (errors.Unsupported, HTTP_NOT_IMPLEMENTED),
@@ -40,13 +43,26 @@ def to_dav(exc: Exception) -> DAVError:
     return DAVError(HTTP_INTERNAL_ERROR)
 
 
-@contextmanager
-def translated(what: str = ""):
-    """Run a service call; domain errors leave as DAVError with one log line."""
-    try:
-        yield
-    except EXPECTED as e:
-        raise logged(what, e) from None
+def boundary(what):
+    """Class decorator: each public method of the class (its own, not inherited) lets
+    domain errors leave only as the DAVError of the table, after one log line.
+    `what(obj, *args)` names the request for that line (args: the method's)."""
+    def decorate(cls):
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _guarded(member, what))
+        return cls
+    return decorate
+
+
+def _guarded(method, what):
+    @functools.wraps(method)
+    def guarded(obj, *args, **kwargs):
+        try:
+            return method(obj, *args, **kwargs)
+        except EXPECTED as e:
+            raise logged(what(obj, *args), e) from None
+    return guarded
 
 
 def logged(what: str, exc: Exception) -> DAVError:

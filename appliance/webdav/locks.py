@@ -1,5 +1,9 @@
 """wsgidav's lock-storage interface, translated onto the Session's lock operations.
 
+The adapter stores, refreshes and releases locks only through the Session
+(lock, refresh_lock, unlock) and reads them only through it (lock_of,
+locks_below); the only other thing it may do is purge expired ones.
+
 wsgidav hands us paths as the requesting user sees them, URL-quoted, and keeps
 its own conflict rules (exclusive/shared, depth, tokens in If headers); whether a
 user may lock at all, how long a lock lives and the audit trail are the Session's,
@@ -8,12 +12,12 @@ out.
 """
 from urllib.parse import quote, unquote
 
-from wsgidav.dav_error import HTTP_FORBIDDEN, HTTP_NOT_FOUND, DAVError
+from wsgidav.dav_error import HTTP_FORBIDDEN, DAVError
 from wsgidav.lock_man.lock_manager import normalize_lock_root
 
 from strongroom.appliance.errors import NotFound
 from strongroom.appliance.webdav.domain import current
-from strongroom.appliance.webdav.errors import translated
+from strongroom.appliance.webdav.errors import boundary, logged
 
 
 def _session():
@@ -23,21 +27,23 @@ def _session():
     return session
 
 
+@boundary(lambda storage, *args: f"lock {args[0] if args else ''}")
 class LockStorage:
-    def __init__(self, store):
-        self.store = store     # only for housekeeping: expiry
+    def __init__(self, purge_expired):
+        """`purge_expired()`: removes the expired locks (housekeeping, nobody's action)."""
+        self._purge_expired = purge_expired
 
     def __repr__(self):
         return "LockStorage(service layer)"
 
     def open(self):
-        self.store.purge_expired()
+        self._purge_expired()
 
     def close(self):
         pass
 
     def cleanup(self):
-        self.store.purge_expired()
+        self._purge_expired()
 
     def clear(self):
         pass
@@ -48,25 +54,21 @@ class LockStorage:
     def create(self, path, lock):
         # wsgidav reads token, root and timeout back from the dict it passed in
         _forget()
-        with translated("LOCK"):
-            stored = _session().lock(_plain(path), lock)
+        stored = _session().lock(_plain(path), lock)
         lock.update(_quoted(stored))
         return lock
 
     def refresh(self, token, *, timeout):
         _forget()
         try:
-            with translated("LOCK"):
-                return _quoted(_session().refresh_lock(token, timeout))
-        except DAVError as e:
-            if e.value == HTTP_NOT_FOUND:
-                raise ValueError("no such lock") from None  # wsgidav answers 412
-            raise
+            return _quoted(_session().refresh_lock(token, timeout))
+        except NotFound as e:
+            logged("LOCK (refresh)", e)
+            raise ValueError("no such lock") from None  # wsgidav answers 412
 
     def delete(self, token):
         _forget()
-        with translated("UNLOCK"):
-            return _session().unlock(token)
+        return _session().unlock(token)
 
     def get_lock_list(self, path, *, include_root, include_children, token_only):
         root = _plain(path)

@@ -2,13 +2,14 @@
 from urllib.parse import unquote
 
 from strongroom.appliance.errors import NotFound
-from strongroom.appliance.webdav.errors import translated
+from strongroom.appliance.webdav.errors import boundary
 
 
 def _session(environ):
     return environ["strongroom.session"]
 
 
+@boundary(lambda manager, url=None, *_: url)
 class PropertyManager:
     def __repr__(self):
         return "PropertyManager(database)"
@@ -30,21 +31,18 @@ class PropertyManager:
             return
         value = property_value.decode("utf-8") if isinstance(property_value, bytes) \
             else property_value
-        with translated("PROPPATCH"):
-            _session(environ).set_dead_property(unquote(norm_url), name, value)
+        _session(environ).set_dead_property(unquote(norm_url), name, value)
 
     def remove_property(self, norm_url, name, dry_run=False, environ=None):
         if dry_run:
             return
-        with translated("PROPPATCH"):
-            _session(environ).set_dead_property(unquote(norm_url), name, None)
+        _session(environ).set_dead_property(unquote(norm_url), name, None)
 
     def remove_properties(self, norm_url, environ=None):
         pass  # properties stay with the node in the trash, restorable with it
 
     def copy_properties(self, src_url, dest_url, environ=None):
-        with translated("COPY"):
-            _session(environ).copy_dead_properties(unquote(src_url), unquote(dest_url))
+        _session(environ).copy_dead_properties(unquote(src_url), unquote(dest_url))
 
     def move_properties(self, src_url, dest_url, with_children, environ=None):
         pass  # properties belong to the node, which the move carried along

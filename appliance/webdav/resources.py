@@ -1,4 +1,5 @@
-"""DAV resources over the Session: every method is one service call, translated."""
+"""DAV resources over the Session: every method is one service call; domain errors
+become DAV errors at the one boundary (webdav.errors.boundary) on each class."""
 import email.utils
 import logging
 import mimetypes
@@ -8,7 +9,7 @@ from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from strongroom.appliance.errors import Conflict
-from strongroom.appliance.webdav.errors import translated
+from strongroom.appliance.webdav.errors import boundary
 
 log = logging.getLogger("strongroom.webdav")
 
@@ -29,6 +30,11 @@ def _child(path: str, name: str) -> str:
     return path.rstrip("/") + "/" + name
 
 
+def _request(resource, *_) -> str:
+    return f"{resource.environ.get('REQUEST_METHOD', '?')} {resource.path}"
+
+
+@boundary(_request)
 class _Common:
     def _init(self, environ, entry):
         self.session = environ["strongroom.session"]
@@ -44,12 +50,10 @@ class _Common:
         return self.name
 
     def get_used_bytes(self):
-        with translated("quota"):
-            return self.session.usage(self.path)[0]
+        return self.session.usage(self.path)[0]
 
     def get_available_bytes(self):
-        with translated("quota"):
-            used, quota = self.session.usage(self.path)
+        used, quota = self.session.usage(self.path)
         return None if quota is None else max(0, quota - used)
 
     def support_recursive_move(self, dest_path):
@@ -60,16 +64,14 @@ class _Common:
         # F; what it left in place (see delete) is replaced by the move itself: a file
         # as a new version, a folder once the moved one is complete
         overwrite = self.environ.get("HTTP_OVERWRITE", "T").upper() != "F"
-        with translated("MOVE"):
-            self.session.rename(self.path, dest_path, overwrite=overwrite, replace=True)
+        self.session.rename(self.path, dest_path, overwrite=overwrite, replace=True)
 
     def delete(self):
         """wsgidav deletes an existing destination before a MOVE; the move replaces it
         itself, in one step, so that a move that fails leaves it as it was."""
         if self._is_move_destination():
             return
-        with translated("DELETE"):
-            self.session.remove(self.path, recursive=True)
+        self.session.remove(self.path, recursive=True)
         self.remove_all_locks(recursive=True)
 
     def _is_move_destination(self) -> bool:
@@ -82,11 +84,11 @@ class _Common:
         if mtime is None:
             raise DAVError(HTTP_BAD_REQUEST, context_info="unreadable modification time")
         if not dry_run:
-            with translated("mtime"):
-                self.session.set_mtime(dest_path, mtime)
+            self.session.set_mtime(dest_path, mtime)
         return True
 
 
+@boundary(_request)
 class FileResource(_Common, DAVNonCollection):
     """A file; `entry` is None for a file being created by PUT (not visible yet)."""
 
@@ -117,15 +119,13 @@ class FileResource(_Common, DAVNonCollection):
         response_headers.append(("Content-Disposition", attachment(self.name)))
 
     def get_content(self):
-        with translated("GET"):
-            return ReadStream(self.session.open_read(self.path))
+        return ReadStream(self.session.open_read(self.path))
 
     def begin_write(self, *, content_type=None):
         # An announced length that cannot fit is refused before the body is read.
         length = self.environ.get("CONTENT_LENGTH", "")
-        with translated("PUT"):
-            self._upload = self.session.open_write(
-                self.path, size=int(length) if length.isdigit() else None)
+        self._upload = self.session.open_write(
+            self.path, size=int(length) if length.isdigit() else None)
         return UploadStream(self._upload)
 
     def end_write(self, *, with_errors):
@@ -143,8 +143,7 @@ class FileResource(_Common, DAVNonCollection):
             log.info("webdav PUT %s: body ended after %d of %s bytes; discarded",
                      self.path, upload.position, expected)
             raise DAVError(HTTP_BAD_REQUEST, context_info="incomplete request body")
-        with translated("PUT"):
-            self.entry = upload.commit()
+        self.entry = upload.commit()
 
     def delete(self):
         """wsgidav deletes an existing destination before COPY or MOVE with Overwrite.
@@ -157,18 +156,17 @@ class FileResource(_Common, DAVNonCollection):
         super().delete()
 
     def _source_is_file(self) -> bool:
-        with translated("COPY"):
-            return not self.session.stat(self.environ["PATH_INFO"]).is_dir
+        return not self.session.stat(self.environ["PATH_INFO"]).is_dir
 
     def copy_move_single(self, dest_path, *, is_move):
-        with translated("MOVE" if is_move else "COPY"):
-            if is_move:
-                self.session.rename(self.path, dest_path, overwrite=True, replace=True)
-            else:
-                self.session.copy(self.path, dest_path, overwrite=True)
-                self.session.copy_dead_properties(self.path, dest_path)
+        if is_move:
+            self.session.rename(self.path, dest_path, overwrite=True, replace=True)
+        else:
+            self.session.copy(self.path, dest_path, overwrite=True)
+            self.session.copy_dead_properties(self.path, dest_path)
 
 
+@boundary(_request)
 class FolderResource(_Common, DAVCollection):
     def __init__(self, path, environ, entry):
         DAVCollection.__init__(self, path, environ)
@@ -178,30 +176,26 @@ class FolderResource(_Common, DAVCollection):
         return None
 
     def get_member_names(self):
-        with translated("PROPFIND"):
-            return [e.name for e in self.session.list(self.path)]
+        return [e.name for e in self.session.list(self.path)]
 
     def get_member_list(self):
-        with translated("PROPFIND"):
-            entries = self.session.list(self.path)
+        entries = self.session.list(self.path)
         return [make_resource(_child(self.path, e.name), self.environ, e) for e in entries]
 
     def get_member(self, name):
-        with translated("PROPFIND"):
-            entry = self.session.stat(_child(self.path, name))
+        entry = self.session.stat(_child(self.path, name))
         return make_resource(_child(self.path, name), self.environ, entry)
 
     def create_empty_resource(self, name):
         path = _child(self.path, name)
         if self.environ.get("REQUEST_METHOD") != "LOCK":
             return FileResource(path, self.environ, None)  # PUT: visible once written
-        with translated("LOCK"):  # lock-null: an empty file the client then writes
-            upload = self.session.open_write(path)
-            return FileResource(path, self.environ, upload.commit())
+        # lock-null: an empty file the client then writes
+        upload = self.session.open_write(path)
+        return FileResource(path, self.environ, upload.commit())
 
     def create_collection(self, name):
-        with translated("MKCOL"):
-            self.session.mkdir(_child(self.path, name))
+        self.session.mkdir(_child(self.path, name))
 
     def support_recursive_delete(self):
         return True
@@ -209,13 +203,12 @@ class FolderResource(_Common, DAVCollection):
     def copy_move_single(self, dest_path, *, is_move):
         """Create the destination folder (COPY onto an existing folder merges into it:
         wsgidav has already removed what the source does not have)."""
-        with translated("COPY"):
-            try:
-                self.session.mkdir(dest_path)
-            except Conflict:
-                if not self.session.stat(dest_path).is_dir:
-                    raise
-            self.session.copy_dead_properties(self.path, dest_path)
+        try:
+            self.session.mkdir(dest_path)
+        except Conflict:
+            if not self.session.stat(dest_path).is_dir:
+                raise
+        self.session.copy_dead_properties(self.path, dest_path)
 
 
 def attachment(name: str) -> str:
@@ -230,6 +223,7 @@ def make_resource(path, environ, entry):
     return cls(path, environ, entry)
 
 
+@boundary(lambda stream, *_: "GET (body)")
 class ReadStream:
     """The file-like object wsgidav reads a GET body from (seek for Range requests)."""
 
@@ -247,8 +241,7 @@ class ReadStream:
     def read(self, size=-1):
         if size is None or size < 0:
             size = self._h.entry.size - self._pos
-        with translated("GET"):
-            data = self._h.read(self._pos, size)
+        data = self._h.read(self._pos, size)
         self._pos += len(data)
         return data
 
@@ -256,6 +249,7 @@ class ReadStream:
         self._h.close()
 
 
+@boundary(lambda stream, *_: "PUT (body)")
 class UploadStream:
     """The file-like object wsgidav writes a PUT body into; commit happens in end_write."""
 
@@ -263,8 +257,7 @@ class UploadStream:
         self._u = upload
 
     def write(self, data):
-        with translated("PUT"):
-            self._u.append(data)
+        self._u.append(data)
 
     def close(self):
         pass

@@ -10,6 +10,7 @@ from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from strongroom.appliance.webdav.davtree import DavTree
 from strongroom.appliance.webdav.domain import DomainController
 from strongroom.appliance.webdav.guard import ChunkedXmlBody, guard
 from strongroom.appliance.webdav.internal import ErrorPages
@@ -17,7 +18,6 @@ from strongroom.appliance.webdav.listener import Server, TLSAdapter
 from strongroom.appliance.webdav.locks import LockStorage
 from strongroom.appliance.webdav.probes import probes
 from strongroom.appliance.webdav.props import PropertyManager
-from strongroom.appliance.webdav.provider import Provider
 
 log = logging.getLogger("strongroom.webdav")
 # Our own listing template: no script, icon or stylesheet links, which clients that
@@ -28,13 +28,13 @@ HTDOCS = Path(__file__).parent / "htdocs"
 def make_wsgi_app(app) -> WsgiDAVApp:
     cfg = app.config
     return WsgiDAVApp({
-        "provider_mapping": {"/": Provider()},
+        "provider_mapping": {"/": DavTree()},
         "middleware_stack": [ErrorPrinter, ErrorPages, HTTPAuthenticator,
                              ChunkedXmlBody, WsgiDavDirBrowser, RequestResolver],
         "strongroom_app": app,
         "http_authenticator": {"domain_controller": DomainController, "accept_basic": True,
                                "accept_digest": False, "default_to_digest": False},
-        "lock_storage": LockStorage(app.locks),
+        "lock_storage": LockStorage(app.locks.purge_expired),
         "property_manager": PropertyManager(),
         "block_size": cfg.webdav.block_size,
         "verbose": 1,

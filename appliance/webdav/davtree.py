@@ -1,12 +1,15 @@
-"""The DAV provider: maps a request path to a resource via the Session."""
+"""The DAV tree: wsgidav's DAVProvider (a name it uses for the tree it serves, not
+to be confused with our storage provider), mapping a request path to a resource
+via the Session."""
 from wsgidav.dav_provider import DAVProvider
 
 from strongroom.appliance.errors import NotFound
-from strongroom.appliance.webdav.errors import EXPECTED, logged
+from strongroom.appliance.webdav.errors import boundary
 from strongroom.appliance.webdav.resources import make_resource
 
 
-class Provider(DAVProvider):
+@boundary(lambda tree, path=None, *_: path)
+class DavTree(DAVProvider):
     def is_readonly(self):
         return False
 
@@ -17,6 +20,4 @@ class Provider(DAVProvider):
             entry = environ["strongroom.session"].stat(path)
         except NotFound:
             return None
-        except EXPECTED as e:
-            raise logged(path, e) from None
         return make_resource(path, environ, entry)

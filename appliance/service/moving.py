@@ -1,0 +1,70 @@
+"""Renames and moves for the Session: one metadata update within a client (a
+move between clients is a copy under the other client's key, then a delete:
+appliance.service.copying)."""
+import time
+
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Node
+from strongroom.appliance.errors import BadRequest, Conflict, Denied
+from strongroom.appliance.service.grants import move_grants
+
+
+class Moves:
+    """Renames of one Session's principal, through its spine; a move between
+    clients goes to `copies` (a Copies of the same Session)."""
+
+    def __init__(self, spine, copies):
+        self._spine, self._copies = spine, copies
+
+    def rename(self, src, dst, *, overwrite: bool, replace: bool) -> None:
+        """See Session.rename."""
+        spine = self._spine
+        ts, td = spine.target(src), spine.target(dst)
+        if ts.client != td.client:
+            self._copies.move_between(src, dst, overwrite)
+            return
+        with spine.transaction("rename", ts, write=True, right="delete") as (db, client):
+            spine.client(db, td, "write")
+            node = spine.node(db, client, ts)
+            if not ts.rel:
+                raise Denied("the top folder of a client cannot be moved")
+            parent, existing, _ = spine.place(db, client, td)
+            if node.is_dir and td.rel[:len(ts.rel)] == ts.rel:
+                raise BadRequest("a folder cannot be moved into itself")
+            if td.rel == ts.rel:
+                return
+            if existing is not None:
+                node = self._replace(db, client, node, existing, td, overwrite, replace)
+            now = time.time()
+            db.get(Node, node.parent_id).modified_at = now
+            node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
+            if node.is_dir:
+                move_grants(db, client.id, ts.rel, td.rel)
+                spine.app.access_changed(db)
+            spine.audit(db, "rename-to", td)
+
+    def _replace(self, db, client, node, existing, td, overwrite, replace) -> Node:
+        spine = self._spine
+        if not overwrite:
+            raise Conflict(f"already exists: {spine.view_path(td)}")
+        if existing.is_dir and not replace and repo.subtree_ids(db, existing.id)[1:]:
+            raise Conflict(f"folder is not empty: {spine.view_path(td)}")
+        if node.is_dir or existing.is_dir:
+            if replace:
+                spine.decide(db, client, td, "delete")
+            repo.add_usage(db, client.id,
+                           -repo.live_bytes(db, repo.subtree_ids(db, existing.id)))
+            existing.deleted_at = time.time()
+            if existing.is_dir:
+                spine.drop_grants(db, client, td.rel)
+            db.flush()
+            return node
+        # file onto file: the moved file's versions join the replaced file's history
+        repo.add_usage(db, client.id, -repo.live_bytes(db, [existing.id]))
+        for v in repo.versions_of(db, node.id):
+            v.node_id = existing.id
+        existing.current_version_id = node.current_version_id
+        node.deleted_at = time.time()
+        node.current_version_id = None
+        db.flush()
+        return existing

@@ -1,0 +1,95 @@
+"""New versions: starting an upload (limits decided up front) and publishing it
+once its blob is durable, for the Session. The streaming itself is
+appliance.service.transfer's `Upload`."""
+import functools
+import time
+
+from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Node, Version
+from strongroom.appliance.errors import (ConcurrentChange, Conflict, NoSpace, QuotaExceeded,
+                                         TooLarge)
+from strongroom.appliance.service.entry import Entry, file_entry
+from strongroom.appliance.service.transfer import Limits, Upload, human
+
+
+class Writes:
+    """Uploads of one Session (`session`, handed to each Upload) through its spine."""
+
+    def __init__(self, session, spine):
+        self._session, self._spine = session, spine
+        self._app = spine.app
+
+    def open_write(self, path, *, truncate: bool, size: int | None, metered: bool) -> Upload:
+        """See Session.open_write."""
+        spine = self._spine
+        t = spine.target(path)
+        with spine.transaction("open-write", t, write=False, audited=False, right="write",
+                               fast=True) as (db, client):
+            _, node, base = spine.place(db, client, t, recall=True, locate=repo.locate_rows)
+            if node is not None and node.is_dir:
+                raise Conflict(f"is a folder: {spine.view_path(t)}")
+            quota = None if client.quota_bytes is None else (
+                client.quota_bytes - repo.used_bytes(db, client.id) + (base.size if base else 0))
+        limits = self._limits(quota, size)
+        base_reader = None
+        if base is not None and not truncate:
+            key = self._app.keyring.data_key(client.wrapped_key, base.wrapped_key)
+            base_reader = (self._app.provider.open_blob(base.blob_id, key, base.size, base.holes),
+                           base.size)
+        wrapped_client_key = client.wrapped_key
+
+        def make_writer():
+            """A blob writer under a fresh data key, and that key wrapped for the client."""
+            data_key, wrapped, digest_key = self._app.keyring.upload_keys(wrapped_client_key)
+            return self._app.provider.create_blob(data_key, digest_key), wrapped
+
+        return Upload(self._app.provider, make_writer, functools.partial(self.commit, t),
+                      base_reader, limits, metrics=self._app.metrics if metered else None,
+                      protocol=spine.protocol)
+
+    def _limits(self, quota: int | None, size: int | None) -> Limits:
+        """The limits of a new upload; refuses one that cannot fit as announced, or
+        any while free space is below the reserve."""
+        storage = self._app.config.storage
+        total, free = self._app.provider.space()
+        limits = Limits(quota, storage.max_file_size, storage.reserve.of(total))
+        if size is not None:
+            if size > limits.max_size:
+                raise TooLarge(f"file too large: at most {human(limits.max_size)} are allowed")
+            if limits.quota is not None and size > limits.quota:
+                raise QuotaExceeded("the client's quota is exhausted")
+        if free - (size or 0) < limits.reserve:
+            raise NoSpace("not enough free space on the server")
+        return limits
+
+    def commit(self, t, writer, wrapped_key, mtime) -> Entry:
+        """Publish a durable blob as the new current version, in one transaction.
+
+        Two uploads creating the same new file race on the unique name index (on
+        PostgreSQL); the loser retries and becomes a version of the winner's file.
+        """
+        for attempt in range(3):
+            try:
+                return self._publish(t, writer, wrapped_key, mtime)
+            except ConcurrentChange:
+                if attempt == 2:
+                    raise
+
+    def _publish(self, t, writer, wrapped_key, mtime) -> Entry:
+        now, spine = time.time(), self._spine
+        with spine.transaction("write", t, write=True, right="write", fast=True) as (db, client):
+            parent, node, old = spine.place(db, client, t, locate=repo.locate_rows)
+            if node is not None and node.is_dir:
+                raise Conflict(f"a folder appeared at {spine.view_path(t)} during the upload")
+            if node is None:  # a transient record of the new row, for the Entry
+                node = Node(id=repo.add_file(db, client.id, parent.id, t.rel[-1], now),
+                            name=t.rel[-1], is_dir=False)
+            version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
+                              digest=writer.digest(), holes=writer.holes(),
+                              wrapped_key=wrapped_key,
+                              mtime=mtime if mtime is not None else now, created_at=now,
+                              author=spine.principal.login)
+            if not repo.charge(db, client.id, version.size - (old.size if old else 0)):
+                raise QuotaExceeded("the client's quota is exhausted")
+            repo.make_current(db, node.id, repo.add_version(db, version), now)
+            return file_entry(spine.view_path(t), node, version)
