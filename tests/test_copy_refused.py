@@ -6,6 +6,7 @@ import pytest
 
 from strongroom.appliance.errors import QuotaExceeded, StorageError
 from strongroom.appliance.service import consistency
+from strongroom.appliance.service.copying import Copies
 from tests.appfixtures import *  # noqa: F401,F403
 from tests.appfixtures import admin_session, get, put
 
@@ -27,7 +28,8 @@ def trees(app):
 
 
 def _fail_on_third_file(monkeypatch, session):
-    real, calls = type(session)._copy_file, []
+    """Every file of a copy or move goes through Copies.copy_file: the third one fails."""
+    real, calls = Copies.copy_file, []
 
     def faulty(self, src, dst, version_id=None):
         calls.append(src)
@@ -35,7 +37,7 @@ def _fail_on_third_file(monkeypatch, session):
             raise StorageError("injected: the disk went away")
         return real(self, src, dst, version_id)
 
-    monkeypatch.setattr(type(session), "_copy_file", faulty)
+    monkeypatch.setattr(Copies, "copy_file", faulty)
 
 
 def _names(session, path):
