@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Install what the tests need, start a local PostgreSQL for the storage/service
-# tests, and run the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2,
-# pytest-xdist; a module's tests stay together, sharing its daemon). Exit status is
-# pytest's (5, no tests, is a failure).
+# Install what the tests need, start a local PostgreSQL for the service level, and
+# run the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2, pytest-xdist;
+# a module's tests stay together, sharing its daemon). Arguments go to pytest:
+# `scripts/test.sh -m "not e2e"` runs the fast levels (tests/unit, tests/service).
+# Exit status is pytest's (5, no tests, is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test

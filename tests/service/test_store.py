@@ -244,7 +244,7 @@ def test_uncommitted_blob_is_only_in_staging(store, key):
     writer.write(os.urandom(CHUNK * 2))
     assert not list(store.blob_ids())
     assert len(list(store.staging.iterdir())) == 1
-    assert store.clean_staging() == 0      # still being written (tests/test_staging_owner.py)
+    assert store.clean_staging() == 0      # still being written (service/test_staging_owner.py)
     writer.abort()
     assert not list(store.staging.iterdir())
 
