@@ -10,16 +10,32 @@ import shutil
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 
 from strongroom.appliance.app import App
 from strongroom.appliance.initialize import initialize
+from strongroom.auth import passwords
 from tests.support import postgres
 
 _MADE_ONCE = ("master.key", "ssh", "tls")   # slow to generate; shared by every test
+# argon2id at the product's parameters (RFC 9106 low-memory: 64 MiB, 3 passes) costs about
+# 0.35 s a hash and 0.3 s a verification on 2 cores, and this level makes hundreds of users
+# and logins: half of its time went there. Tests marked `real_argon2` (the cost of logins,
+# their timing) keep those parameters; the others hash with the same algorithm and code at
+# the least cost.
+_CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+_CHEAP_DUMMY = _CHEAP.hash("an account that does not exist")
 
 
 def pytest_itemcollected(item):
     item.add_marker(pytest.mark.service)
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2(request, monkeypatch):
+    if request.node.get_closest_marker("real_argon2") is None:
+        monkeypatch.setattr(passwords, "_hasher", _CHEAP)
+        monkeypatch.setattr(passwords, "_DUMMY_HASH", _CHEAP_DUMMY)
 
 
 @pytest.fixture(scope="session")

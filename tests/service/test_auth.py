@@ -19,6 +19,8 @@ from strongroom.appliance.errors import AuthFailed
 from strongroom.appliance.sftp.sshauth import ALL_METHODS, CODE_PROMPT, PASSWORD_PROMPT, SSHServer
 from strongroom.auth import throttle
 
+pytestmark = pytest.mark.real_argon2    # login cost and timing: the product's parameters
+
 P = "Correct-horse-battery-staple-42"
 
 

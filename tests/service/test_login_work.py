@@ -12,6 +12,8 @@ from strongroom.appliance.errors import AuthFailed
 from strongroom.appliance.service import login as login_module
 from tests.support.sessions import PASSWORD
 
+pytestmark = pytest.mark.real_argon2    # login cost and timing: the product's parameters
+
 APP_PASSWORD_LIKE = "sr-abcde-fghjk-mnpqr-stuvw-xyz23-45678"
 
 
