@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need, type-check (mypy --strict, [tool.mypy] in pyproject.toml:
-# an error fails here), start a local PostgreSQL for the storage/service tests, and run
-# the whole suite: on STRONGROOM_TEST_WORKERS processes (default 2, pytest-xdist; a
-# module's tests stay together, sharing its daemon). Exit status is mypy's if it found
+# an error fails here), start a local PostgreSQL for the service level, and run the whole
+# suite: on STRONGROOM_TEST_WORKERS processes (default 2, pytest-xdist; a module's tests
+# stay together, sharing its daemon). Arguments go to pytest: `scripts/test.sh -m "not e2e"`
+# runs the fast levels (tests/unit, tests/service). Exit status is mypy's if it found
 # errors, else pytest's (5, no tests, is a failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."

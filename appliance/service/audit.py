@@ -38,7 +38,7 @@ from strongroom.appliance.errors import BadRequest, NotFound
 log = logging.getLogger("strongroom.audit")
 
 GENESIS = "0" * 64
-# Every action the appliance writes to the trail (tests/test_audit_actions.py holds the
+# Every action the appliance writes to the trail (tests/unit/test_audit_actions.py holds the
 # code to it); `strongroom audit list --action` takes only these, and those in the trail.
 ACTIONS = (
     # logins, and what an SSH client may ask for but never gets

@@ -12,7 +12,7 @@ paramiko lacks): offered CTR, they take it, and paramiko then computes an
 HMAC per packet in Python on top of the cipher, which doubled the daemon's
 CPU per byte (psftp uploads: 9.0 s against 3.7 s for 512 MiB). OpenSSH sftp,
 PuTTY psftp (>= 0.76), lftp, sshfs and rclone all speak AES-GCM
-(tests/test_e2e_sftpclients.py). Only modern algorithms: no SHA-1, no CBC.
+(tests/e2e/test_e2e_sftpclients.py). Only modern algorithms: no SHA-1, no CBC.
 """
 import logging
 import socket
