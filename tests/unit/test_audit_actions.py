@@ -9,7 +9,10 @@ from strongroom.appliance.service.audit import ACTIONS
 SOURCE = Path(__file__).resolve().parents[2] / "appliance"
 # The calls that write an action, and where it stands among their positional arguments
 # (None: only as the keyword `action=`, which counts in each of them).
-TAKES_ACTION = {"append": None, "_audit": 1, "_op": 0, "audit_event": 0, "_refuse": 0}
+TAKES_ACTION = {"append": None, "_audit": 1, "audit": 1, "transaction": 0, "audit_event": 0,
+                "_refuse": 0}
+# Names that are the spine's (service/spine.py) only when called on it.
+SPINE_ONLY = {"audit", "transaction"}
 # Actions spelled at run time: each expression the code uses, and what it can be.
 SPELLED = {"f'{kind}-add'": {"client-add", "library-add"}}
 
@@ -37,6 +40,10 @@ def written_actions():
             name = getattr(call.func, "attr", getattr(call.func, "id", None))
             if name not in TAKES_ACTION:
                 continue
+            owner = ast.unparse(getattr(call.func, "value", call.func))
+            if name in SPINE_ONLY and "spine" not in owner and not (
+                    path.name == "spine.py" and owner == "self"):
+                continue        # another transaction (the database's), not an audited operation
             args = [kw.value for kw in call.keywords if kw.arg == "action"]
             at = TAKES_ACTION[name]
             if at is not None and len(call.args) > at:
