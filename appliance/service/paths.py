@@ -16,8 +16,9 @@ _FORBIDDEN = {chr(c) for c in range(32)} | {"\x7f"}
 RawPath = str | bytes
 
 
-def clean(path: RawPath) -> tuple[str, ...]:
-    """Split `path` into validated components, confined to the root."""
+def clean(path: object) -> tuple[str, ...]:
+    """Split `path` into validated components, confined to the root; BadRequest
+    unless it is text (or UTF-8 bytes)."""
     if isinstance(path, bytes):
         try:
             path = path.decode("utf-8")

@@ -192,10 +192,10 @@ class Upload:
         progress ends at its next block, and the upload is discarded."""
         self._cancelled.set()
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         self.write(self.position, data)
 
-    def write(self, offset: int, data: bytes) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if self._done:
             raise Conflict("the upload is closed or was discarded after an error")
         if not len(data):
