@@ -249,7 +249,8 @@ class Session:
 
     # -- moving and copying -----------------------------------------------------
 
-    def rename(self, src: RawPath, dst: RawPath, *, overwrite: bool = False, replace: bool = False) -> None:
+    def rename(self, src: RawPath, dst: RawPath, *, overwrite: bool = False,
+               replace: bool = False) -> None:
         """Move `src` to `dst`: one metadata update within a client.
 
         Replacing an existing file keeps it: its versions stay in the history of

@@ -26,7 +26,8 @@ class Writes:
         self._session, self._spine = session, spine
         self._app = spine.app
 
-    def open_write(self, path: RawPath, *, truncate: bool, size: int | None, metered: bool) -> Upload:
+    def open_write(self, path: RawPath, *, truncate: bool, size: int | None,
+                   metered: bool) -> Upload:
         """See Session.open_write."""
         spine = self._spine
         t = spine.target(path)
