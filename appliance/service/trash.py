@@ -157,7 +157,7 @@ def _children(s: OrmSession, folder_id: int, inside: bool
          .where(Node.parent_id == folder_id))
     if not inside:
         q = q.where(or_(Node.is_dir, Node.deleted_at.is_not(None)))
-    for node, version in s.execute(q).tuples():
+    for node, version in s.execute(q):
         if node.deleted_at is None or _restorable(node):
             yield node, version
 
