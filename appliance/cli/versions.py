@@ -3,8 +3,8 @@ from pathlib import Path
 
 import click
 
-from strongroom.appliance.cli.options import (data_dir_option, emit, human_size, iso_time, json_option,
-                                   tree_session)
+from strongroom.appliance.cli.options import (Json, data_dir_option, emit, human_size,
+                                              iso_time, json_option, tree_session)
 
 
 @click.group()
@@ -19,10 +19,10 @@ def versions() -> None:
 def list_(path: str, data_dir: Path, as_json: bool) -> None:
     """List every version of PATH (/CLIENT/... or /LIBRARY/...), oldest first; the
     current one is marked."""
-    rows = [{"id": v.id, "size": v.size, "digest": v.digest, "created_at": iso_time(v.created_at),
-             "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
-            # (Session.versions says list[...] where its own method `list` shadows the type)
-            for v in tree_session(data_dir, path).versions(path)]  # type: ignore[attr-defined]
+    rows: list[Json] = [
+        {"id": v.id, "size": v.size, "digest": v.digest, "created_at": iso_time(v.created_at),
+         "mtime": iso_time(v.mtime), "author": v.author, "current": v.current}
+        for v in tree_session(data_dir, path).versions(path)]
     emit(rows, as_json, lambda rs: [f"{'ID':>8} {'SIZE':>10} {'CREATED':25} {'AUTHOR':16}"] +
          [f"{r['id']:>8} {human_size(r['size']):>10} {r['created_at']:25} {r['author'] or '-':16}"
           f"{' (current)' if r['current'] else ''}" for r in rs])

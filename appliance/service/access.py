@@ -15,14 +15,31 @@ shared by the principal's sessions in this process (App.access_memo); nothing
 outside this module reads or writes those caches.
 """
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from sqlalchemy import bindparam, or_, select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
+from strongroom.appliance.db.hotpath import ClientRow, HotPath
 from strongroom.appliance.db.models import AclGrant, Client, LibraryMember
 from strongroom.appliance.errors import Denied, Hidden, NotFound
+from strongroom.appliance.service.entry import NodeFacts
+from strongroom.appliance.service.principal import Principal
 from strongroom.auth import acl
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+
+# A transaction the access decisions read in: an ORM session (most operations) or a
+# hot-path one (stat, uploads). Deciding runs Core SELECTs both can execute; what takes
+# a HotPath alone gets an ORM session's connection (`hot`).
+Db: TypeAlias = "OrmSession | HotPath"
+Grants: TypeAlias = tuple[acl.Grant, ...]
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 RIGHT_OF = {"list": acl.LIST, "read": "r", "write": "w", "delete": "d", "manage": "m"}
 LIBRARIES_TTL = 5.0    # seconds a long-lived session trusts its list of libraries
@@ -54,14 +71,25 @@ class ClientInfo:
     kind: str = "client"
 
 
-class _Memo:
+def hot(db: Db) -> HotPath:
+    """`db` as a HotPath: an ORM session's connection, the same transaction, after
+    the flush its own execute would have done first (autoflush)."""
+    if isinstance(db, OrmSession):
+        db.flush()
+        return db.connection()
+    return db
+
+
+class _Memo(Generic[K, V]):
     """Values read from the database, trusted for ACCESS_TTL seconds and only while
     this process has not changed access since (App.access_generation)."""
 
-    def __init__(self, app, values: dict):
-        self._app, self._values = app, values
+    # `values` is the App's (untyped) memo dict: key -> (generation, time, value)
+    def __init__(self, app: "App", values: dict[Any, Any]):
+        self._app = app
+        self._values: dict[K, tuple[int, float, V]] = values
 
-    def get(self, key):
+    def get(self, key: K) -> V | None:
         hit = self._values.get(key)
         if hit is None:
             return None
@@ -70,7 +98,7 @@ class _Memo:
             return value
         return None
 
-    def fetch(self, key, read):
+    def fetch(self, key: K, read: Callable[[], V | None]) -> V | None:
         """The remembered value of `key`, or `read()` (remembered unless None)."""
         value = self.get(key)
         if value is None:
@@ -87,10 +115,12 @@ class AccessPolicy:
     may act at a path of one of them. `rel` is a path inside a tree (a tuple of
     names); `shown` is how the caller names it, for the error's message."""
 
-    def __init__(self, app, principal):
+    def __init__(self, app: "App", principal: Principal):
         self._app, self._principal = app, principal
         clients, grants = app.access_memo(principal)
-        self._clients, self._grants = _Memo(app, clients), _Memo(app, grants)
+        # clients by name (str) and by id (int); grants by client id
+        self._clients: _Memo[str | int | None, ClientInfo] = _Memo(app, clients)
+        self._grants: _Memo[int, Grants] = _Memo(app, grants)
 
     # -- trees ------------------------------------------------------------------------
 
@@ -102,7 +132,7 @@ class AccessPolicy:
         p = self._principal
         key = "staff" if p.sees_all_clients else p.client_id
         memo = self._app.library_names
-        hit = memo.get(key)
+        hit: tuple[float, frozenset[str]] | None = memo.get(key)
         if hit is not None and time.monotonic() - hit[0] < LIBRARIES_TTL:
             return hit[1]
         with self._app.db.read() as db:
@@ -115,16 +145,18 @@ class AccessPolicy:
         memo[key] = (time.monotonic(), names)
         return names
 
-    def tree(self, db, name: str) -> ClientInfo | None:
+    def tree(self, db: HotPath, name: str) -> ClientInfo | None:
         """The client or library called `name`, or None."""
         return self._clients.fetch(name, lambda: _info(repo.client_info(db, name)))
 
-    def own_tree(self, db=None) -> ClientInfo:
+    def own_tree(self, db: HotPath | None = None) -> ClientInfo:
         """A client user's client, found by id (remembered by id: names are str, so
         the keys never meet), in `db` or a read transaction of its own."""
         client_id = self._principal.client_id
+        if client_id is None:  # staff and the administrator have no tree of their own
+            raise NotFound("no such file or folder: your client was removed")
 
-        def read():
+        def read() -> ClientInfo | None:
             if db is not None:
                 return _info(repo.client_info_by_id(db, client_id))
             with self._app.db.fast_read() as fast:
@@ -134,7 +166,7 @@ class AccessPolicy:
             raise NotFound("no such file or folder: your client was removed")
         return client
 
-    def visible_trees(self, db) -> list:
+    def visible_trees(self, db: OrmSession) -> list[Client]:
         """Client and library rows whose trees appear in a staff or admin root."""
         p = self._principal
         q = select(Client).order_by(Client.name)
@@ -146,12 +178,13 @@ class AccessPolicy:
 
     # -- decisions --------------------------------------------------------------------
 
-    def verdict(self, db, client: ClientInfo, rel: tuple, right: str) -> str:
+    def verdict(self, db: Db, client: ClientInfo, rel: tuple[str, ...], right: str) -> str:
         """acl.decide ('ok', 'denied' or 'hidden') for `right` (a letter, or acl.LIST)
         at a real path of `client`'s tree."""
         return acl.decide(self._grants_in(db, client), rel, right)
 
-    def require(self, db, client: ClientInfo, rel: tuple, action: str, shown: str) -> None:
+    def require(self, db: Db, client: ClientInfo, rel: tuple[str, ...], action: str,
+                shown: str) -> None:
         """Raise Denied or Hidden unless the principal may `action` at `rel`."""
         verdict = self.verdict(db, client, rel, RIGHT_OF.get(action, "m"))
         if verdict == "denied":
@@ -159,27 +192,30 @@ class AccessPolicy:
         if verdict == "hidden":
             raise Hidden(f"no such file or folder: {shown}")
 
-    def require_readable_file(self, db, client: ClientInfo, rel: tuple, node,
-                              shown: str) -> None:
+    def require_readable_file(self, db: Db, client: ClientInfo, rel: tuple[str, ...],
+                              node: NodeFacts | None, shown: str) -> None:
         """A file is seen only with the read right on it: the way through to a
         granted folder shows folders (a file can sit there when a folder was
         replaced by one). Hidden otherwise; folders and None pass."""
         if node is not None and not node.is_dir and self.verdict(db, client, rel, "r") != "ok":
             raise Hidden(f"no such file or folder: {shown}")
 
-    def visible(self, db, client: ClientInfo, rel: tuple, is_dir: bool = True) -> bool:
+    def visible(self, db: Db, client: ClientInfo, rel: tuple[str, ...],
+                is_dir: bool = True) -> bool:
         """Whether the principal sees the folder (or file) at `rel` at all."""
         return acl.visible(self._grants_in(db, client), rel, is_dir)
 
-    def reads_all(self, db, client: ClientInfo, rel: tuple) -> bool:
+    def reads_all(self, db: Db, client: ClientInfo, rel: tuple[str, ...]) -> bool:
         """Whether the principal may read everything at and below `rel`."""
         return "r" in acl.rights_at(self._grants_in(db, client), rel)
 
-    def _grants_in(self, db, client: ClientInfo) -> tuple:
+    def _grants_in(self, db: Db, client: ClientInfo) -> Grants:
         """The acl.Grants of this principal in `client`'s tree."""
-        return self._grants.fetch(client.id, lambda: self._read_grants(db, client))
+        grants = self._grants.fetch(client.id, lambda: self._read_grants(db, client))
+        assert grants is not None  # _read_grants gives a tuple, never None
+        return grants
 
-    def _read_grants(self, db, client: ClientInfo) -> tuple:
+    def _read_grants(self, db: Db, client: ClientInfo) -> Grants:
         p = self._principal
         if p.role == "admin":
             return _ALL
@@ -187,7 +223,7 @@ class AccessPolicy:
             return _READ
         if p.role != "staff" and client.id != p.client_id:
             return ()
-        params = {"tree": client.id, "user_id": p.user_id}
+        params: dict[str, int | None] = {"tree": client.id, "user_id": p.user_id}
         if p.role == "staff":
             stmt = _STAFF_GRANTS
         else:
@@ -197,8 +233,9 @@ class AccessPolicy:
         return grants + _READ if client.kind == "library" else grants
 
 
-def _info(row) -> ClientInfo | None:
-    return None if row is None else ClientInfo(*row[:3], bytes(row[3]), row[4])
+def _info(row: ClientRow | None) -> ClientInfo | None:
+    return None if row is None else ClientInfo(row.id, row.name, row.quota_bytes,
+                                               bytes(row.wrapped_key), row.kind)
 
 
 def split(path: str) -> tuple[str, ...]:

@@ -13,8 +13,10 @@ import dataclasses
 import datetime
 import re
 
+from sqlalchemy.orm import Session as OrmSession
+
 from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import Version
+from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.service.entry import Entry, dir_entry, entry_for
 from strongroom.appliance.errors import NotFound
 from strongroom.appliance.service.viewhit import Caller, Hit
@@ -24,7 +26,7 @@ VIEW = "@versions"
 _NAME = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d v(\d{1,10}) ")
 
 
-def version_name(version, name: str) -> str:
+def version_name(version: Version, name: str) -> str:
     when = datetime.datetime.fromtimestamp(version.created_at, datetime.timezone.utc)
     return f"{when:%Y-%m-%d %H-%M-%S} v{version.id} {name}"
 
@@ -34,7 +36,7 @@ class HistoryView:
 
     name = VIEW
 
-    def resolve(self, s, client_id: int, rel: tuple) -> Hit | None:
+    def resolve(self, s: OrmSession, client_id: int, rel: tuple[str, ...]) -> Hit | None:
         """A folder, a file seen as a folder (version None), or one version of a
         file; None if there is nothing at `rel` (below the view's name)."""
         node = repo.walk(s, client_id, rel)
@@ -46,13 +48,13 @@ class HistoryView:
         version = _version_named(s, file, rel[-1])
         return None if version is None else Hit(file, version, rel[:-1])
 
-    def stat(self, s, hit: Hit, path: str, caller: Caller) -> Entry:
+    def stat(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> Entry:
         if hit.version is not None:
             return _version_entry(path, hit.node, hit.version, caller.place(hit.real))
         name = path.rstrip("/").rsplit("/", 1)[-1]
         return dir_entry(path, name, hit.node)
 
-    def list(self, s, hit: Hit, path: str, caller: Caller) -> list[Entry]:
+    def list(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> list[Entry]:
         """What is below `hit`, as far as the caller may see."""
         base = path.rstrip("/")
         if hit.version is not None:
@@ -65,12 +67,12 @@ class HistoryView:
                 for n, _ in repo.children_with_versions(s, hit.node.id)
                 if caller.visible(hit.real + (n.name,), n.is_dir)]
 
-    def content(self, s, hit: Hit):
+    def content(self, s: OrmSession, hit: Hit) -> tuple[Node, Version] | None:
         """(node, version) to read, or None if `hit` is not one version of a file."""
         return None if hit.version is None else (hit.node, hit.version)
 
 
-def _version_named(s, file, name: str):
+def _version_named(s: OrmSession, file: Node, name: str) -> Version | None:
     """The version of `file` whose view name is exactly `name`, or None."""
     m = _NAME.match(name)
     if m is None:
@@ -81,7 +83,7 @@ def _version_named(s, file, name: str):
     return version
 
 
-def _version_entry(path: str, node, version, origin: str) -> Entry:
+def _version_entry(path: str, node: Node, version: Version, origin: str) -> Entry:
     e = entry_for(path, node, version)
     return dataclasses.replace(e, name=path.rsplit("/", 1)[-1], etag=f"{e.etag}-v",
                                origin=origin)

@@ -5,10 +5,19 @@ away); each is audited. Locks are stored by canonical path (appliance.service.lo
 and handed out in the caller's view; a lock outside the caller's view is never shown.
 """
 import secrets
+from typing import Any, TypeAlias
+
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import Client, User
 from strongroom.appliance.errors import Denied, NotFound
 from strongroom.appliance.service import paths
+from strongroom.appliance.service.access import ClientInfo
+from strongroom.appliance.service.spine import Spine
+
+# A lock as wsgidav's lock manager keeps it (token, root, depth, scope, type, owner,
+# principal, timeout, expire): wsgidav is untyped, and its values are of several types.
+Lock: TypeAlias = dict[str, Any]
 
 
 def new_token() -> str:
@@ -19,10 +28,10 @@ class SessionLocks:
     """The lock operations of one Session's principal, through its spine, on the
     App's lock store (appliance.service.locks)."""
 
-    def __init__(self, spine):
+    def __init__(self, spine: Spine):
         self._spine, self._store = spine, spine.app.locks
 
-    def lock(self, path, lock: dict) -> dict:
+    def lock(self, path: paths.RawPath, lock: Lock) -> Lock:
         """See Session.lock."""
         t = self._spine.target(path)
         with self._spine.transaction("lock", t, write=True, right="write") as (db, client):
@@ -30,7 +39,7 @@ class SessionLocks:
             stored = self._store.create(db, root, lock, new_token())
         return dict(stored, root=self._spine.view_path(t))
 
-    def _fresh_root(self, db, client, t: paths.Target) -> str:
+    def _fresh_root(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> str:
         """The canonical path to lock, decided on what the database says now rather than
         on what this session remembers for a few seconds: a lock outlives its request,
         so one taken by an account removed or disabled a moment ago, or filed under the
@@ -44,26 +53,30 @@ class SessionLocks:
             if user is None or user.disabled or user.login != p.login or \
                     (owner is not None and owner.disabled):
                 raise Denied("this account was changed or removed: log in again")
-        if client is None:
-            return t.canonical
-        return paths.Target(db.get(Client, client.id).name, t.rel).canonical
+        row = db.get(Client, client.id)
+        if row is None:
+            raise NotFound(f"no such client: {client.name}")
+        return paths.Target(row.name, t.rel).canonical
 
-    def refresh(self, token: str, timeout) -> dict:
+    def refresh(self, token: str, timeout: float | None) -> Lock:
         """See Session.refresh_lock."""
         spine = self._spine
         lock = self._own_lock(token)
-        t = spine.target(spine.view_of(lock["root"]))
+        t = spine.target(self._view(lock))
         with spine.transaction("lock-refresh", t, write=True, right="list") as (db, client):
             refreshed = self._store.refresh(db, token, timeout)
-        if refreshed is None:
+        in_view = None if refreshed is None else self._in_view(refreshed)
+        if in_view is None:
             raise NotFound("the lock expired")
-        return self._in_view(refreshed)
+        return in_view
 
     def unlock(self, token: str) -> bool:
         """See Session.unlock."""
         spine = self._spine
         lock = self._store.get(token)
-        view = None if lock is None else spine.view_of(lock["root"])
+        if lock is None:
+            return False
+        view = spine.view_of(lock["root"])
         if view is None:
             return False
         t = spine.target(view)
@@ -72,22 +85,29 @@ class SessionLocks:
         with spine.transaction("unlock", t, write=True, right="list") as (db, client):
             return self._store.delete(db, token)
 
-    def lock_of(self, token: str) -> dict | None:
+    def lock_of(self, token: str) -> Lock | None:
         lock = self._store.get(token)
         return None if lock is None else self._in_view(lock)
 
-    def below(self, path) -> list[dict]:
+    def below(self, path: paths.RawPath) -> list[Lock]:
         """See Session.locks_below."""
         found = self._store.under(self._spine.target(path).canonical)
         return [lock for lock in map(self._in_view, found) if lock is not None]
 
-    def _own_lock(self, token: str) -> dict:
+    def _own_lock(self, token: str) -> Lock:
         lock = self._store.get(token)
         if lock is None or lock["principal"] != self._spine.principal.login \
                 or self._spine.view_of(lock["root"]) is None:
             raise NotFound("no such lock")
         return lock
 
-    def _in_view(self, lock: dict) -> dict | None:
+    def _view(self, lock: Lock) -> str:
+        """The lock's root in this caller's view; NotFound if it is outside it."""
+        view = self._spine.view_of(lock["root"])
+        if view is None:
+            raise NotFound("no such lock")
+        return view
+
+    def _in_view(self, lock: Lock) -> Lock | None:
         view = self._spine.view_of(lock["root"])
         return None if view is None else dict(lock, root=view)

@@ -2,21 +2,30 @@
 move between clients is a copy under the other client's key, then a delete:
 appliance.service.copying)."""
 import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node
 from strongroom.appliance.errors import BadRequest, Conflict, Denied
+from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.grants import move_grants
+from strongroom.appliance.service.paths import RawPath, Target
+from strongroom.appliance.service.spine import Spine
+
+if TYPE_CHECKING:
+    from strongroom.appliance.service.copying import Copies
 
 
 class Moves:
     """Renames of one Session's principal, through its spine; a move between
     clients goes to `copies` (a Copies of the same Session)."""
 
-    def __init__(self, spine, copies):
+    def __init__(self, spine: Spine, copies: "Copies"):
         self._spine, self._copies = spine, copies
 
-    def rename(self, src, dst, *, overwrite: bool, replace: bool) -> None:
+    def rename(self, src: RawPath, dst: RawPath, *, overwrite: bool, replace: bool) -> None:
         """See Session.rename."""
         spine = self._spine
         ts, td = spine.target(src), spine.target(dst)
@@ -36,14 +45,17 @@ class Moves:
             if existing is not None:
                 node = self._replace(db, client, node, existing, td, overwrite, replace)
             now = time.time()
-            db.get(Node, node.parent_id).modified_at = now
+            old_parent = db.get(Node, node.parent_id) if node.parent_id is not None else None
+            if old_parent is not None:   # (a tree's top folder is never moved: see above)
+                old_parent.modified_at = now
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
             if node.is_dir:
                 move_grants(db, client.id, ts.rel, td.rel)
                 spine.app.access_changed(db)
             spine.audit(db, "rename-to", td)
 
-    def _replace(self, db, client, node, existing, td, overwrite, replace) -> Node:
+    def _replace(self, db: OrmSession, client: ClientInfo, node: Node, existing: Node,
+                 td: Target, overwrite: bool, replace: bool) -> Node:
         spine = self._spine
         if not overwrite:
             raise Conflict(f"already exists: {spine.view_path(td)}")
@@ -52,7 +64,7 @@ class Moves:
         if node.is_dir or existing.is_dir:
             if replace:
                 spine.decide(db, client, td, "delete")
-            repo.add_usage(db, client.id,
+            repo.add_usage(hot(db), client.id,
                            -repo.live_bytes(db, repo.subtree_ids(db, existing.id)))
             existing.deleted_at = time.time()
             if existing.is_dir:
@@ -60,7 +72,7 @@ class Moves:
             db.flush()
             return node
         # file onto file: the moved file's versions join the replaced file's history
-        repo.add_usage(db, client.id, -repo.live_bytes(db, [existing.id]))
+        repo.add_usage(hot(db), client.id, -repo.live_bytes(db, [existing.id]))
         for v in repo.versions_of(db, node.id):
             v.node_id = existing.id
         existing.current_version_id = node.current_version_id

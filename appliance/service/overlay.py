@@ -10,11 +10,16 @@ nobody wrote and that hold nothing below (holes, or past the end of what is
 layered) stay holes. Memory stays at one chunk; nothing is visible before commit.
 """
 import bisect
+from collections.abc import Iterator, Sequence
+
+from strongroom.providers.base import BlobReader, Scratch
 
 NOWHERE = float("inf")
+# Half-open byte ranges [start, end), ascending; an end may be NOWHERE.
+Spans = Sequence[tuple[float, float]]
 
 
-def extent_at(holes, pos: int) -> tuple[bool, float]:
+def extent_at(holes: Spans, pos: int) -> tuple[bool, float]:
     """(True, end of the hole) if `pos` is inside one of the ascending half-open
     byte ranges `holes`, else (False, start of the next hole or infinity)."""
     i = bisect.bisect_right(holes, (pos, NOWHERE)) - 1
@@ -23,7 +28,8 @@ def extent_at(holes, pos: int) -> tuple[bool, float]:
     return False, holes[i + 1][0] if i + 1 < len(holes) else NOWHERE
 
 
-def _within(holes, start: int, end: int) -> list:
+def _within(holes: Sequence[tuple[int, int]], start: int, end: int
+            ) -> list[tuple[int, int]]:
     """`holes` clipped to [start, end)."""
     return [(max(a, start), min(b, end)) for a, b in holes if a < end and b > start]
 
@@ -31,7 +37,8 @@ def _within(holes, start: int, end: int) -> list:
 class Layered:
     """Read-only: bytes [0, first_size) from `first`, then up to `second_size` from `second`."""
 
-    def __init__(self, first, first_size: int, second, second_size: int):
+    def __init__(self, first: BlobReader, first_size: int, second: BlobReader | None,
+                 second_size: int):
         self._first, self._first_size = first, first_size
         self._second, self._second_size = second, second_size
 
@@ -45,16 +52,17 @@ class Layered:
             parts.append(self._second.read(start, min(end, self._second_size) - start))
         return b"".join(parts)
 
-    def hole_ranges(self) -> list:
+    def hole_ranges(self) -> list[tuple[int, float]]:
         """Where reads give zeros that nothing stores: the layers' holes, and all
         past the end of both (the last range reaches to infinity), merged."""
-        ranges = _within(self._first.hole_ranges(), 0, self._first_size)
+        ranges: list[tuple[int, float]] = []
+        ranges += _within(self._first.hole_ranges(), 0, self._first_size)
         covered = self._first_size
         if self._second is not None and self._second_size > covered:
             ranges += _within(self._second.hole_ranges(), covered, self._second_size)
             covered = self._second_size
         ranges.append((covered, NOWHERE))
-        merged = []
+        merged: list[tuple[int, float]] = []
         for a, b in ranges:
             if merged and merged[-1][1] >= a:
                 merged[-1] = (merged[-1][0], max(merged[-1][1], b))
@@ -71,13 +79,13 @@ class Layered:
 class Overlay:
     """Writes at any offset over `base` (a Layered); modified chunks live in `scratch`."""
 
-    def __init__(self, base, size: int, scratch, chunk_size: int):
+    def __init__(self, base: Layered, size: int, scratch: Scratch, chunk_size: int):
         self._base, self._scratch, self._cs = base, scratch, chunk_size
         self.size = size
         self._index: int | None = None       # the chunk held in memory (write-back)
         self._chunk = bytearray()
 
-    def write(self, offset: int, data) -> None:
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view, pos, cs = memoryview(data), 0, self._cs
         while pos < len(view):
             index, within = divmod(offset + pos, cs)
@@ -106,13 +114,13 @@ class Overlay:
             self._scratch.put(self._index, bytes(self._chunk))
             self._index = None
 
-    def blocks(self):
+    def blocks(self) -> Iterator[bytes | int]:
         """The whole content in order: bytes for each chunk that holds data, and an
         int n for n zero bytes that are a hole (whole chunks nobody wrote here,
         over holes of the base or past its end)."""
         self._flush()
         cs, size = self._cs, self.size
-        holes = self._base.hole_ranges() if self._base else [(0, NOWHERE)]
+        holes: Spans = self._base.hole_ranges() if self._base else [(0, NOWHERE)]
         written = self._scratch.indices()
         count, index = (size + cs - 1) // cs, 0
         while index < count:
@@ -126,7 +134,7 @@ class Overlay:
             yield bytes(data) + bytes(expected - len(data))
             index += 1
 
-    def _hole_end(self, holes, written, index: int, count: int) -> int:
+    def _hole_end(self, holes: Spans, written: Sequence[int], index: int, count: int) -> int:
         """The chunk after the run of hole chunks starting at `index` (`index` if none)."""
         cs, size = self._cs, self.size
         in_hole, end = extent_at(holes, index * cs)

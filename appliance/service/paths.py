@@ -4,6 +4,7 @@ A path from any protocol is cleaned here once: '.' and '..' are resolved
 lexically and can never climb above '/', so every path names something inside
 the user's view. Names are checked for what no store should accept.
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from strongroom.appliance.errors import BadRequest
@@ -11,10 +12,13 @@ from strongroom.appliance.errors import BadRequest
 MAX_NAME_BYTES = 255
 MAX_DEPTH = 64
 _FORBIDDEN = {chr(c) for c in range(32)} | {"\x7f"}
+# A path as a protocol hands it over: text, or bytes that must be UTF-8.
+RawPath = str | bytes
 
 
-def clean(path) -> tuple[str, ...]:
-    """Split `path` into validated components, confined to the root."""
+def clean(path: object) -> tuple[str, ...]:
+    """Split `path` into validated components, confined to the root; BadRequest
+    unless it is text (or UTF-8 bytes)."""
     if isinstance(path, bytes):
         try:
             path = path.decode("utf-8")
@@ -50,7 +54,7 @@ def check_name(name: str) -> None:
         raise BadRequest("'.' and '..' are not names")
 
 
-def join(parts) -> str:
+def join(parts: Iterable[str]) -> str:
     return "/" + "/".join(parts)
 
 

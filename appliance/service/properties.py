@@ -6,24 +6,30 @@ confinement and permission decisions apply.
 """
 from sqlalchemy import delete, select
 
+from strongroom.appliance.db.models import Node
+
 from strongroom.appliance.db.models import DeadProperty
-from strongroom.appliance.service import history, trash
+from strongroom.appliance.service import history, paths, trash
+from strongroom.appliance.service.spine import Spine
 
 
 class DeadProperties:
     """The dead properties one Session's principal may see and set."""
 
-    def __init__(self, spine):
+    def __init__(self, spine: Spine):
         self._spine = spine
 
-    def get(self, path) -> dict[str, str]:
+    def get(self, path: paths.RawPath) -> dict[str, str]:
         """See Session.dead_properties."""
         spine = self._spine
         t = spine.target(path)
+        if t.is_view_root:
+            return {}
         with spine.transaction("props", t, write=False, audited=False,
                                right="list") as (db, client):
-            if client is None or t.rel[:1] == (history.VIEW,):
+            if t.rel[:1] == (history.VIEW,):
                 return {}
+            node: Node
             if t.rel[:1] == (trash.VIEW,):   # a deleted node keeps its properties
                 node = spine.views.found(db, client, t).node
             else:
@@ -32,7 +38,7 @@ class DeadProperties:
             rows = db.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))
             return {p.name: p.value for p in rows}
 
-    def set(self, path, name: str, value: str | None) -> None:
+    def set(self, path: paths.RawPath, name: str, value: str | None) -> None:
         """See Session.set_dead_property."""
         t = self._spine.target(path)
         with self._spine.transaction("proppatch", t, write=True, right="write") as (db, client):
@@ -42,6 +48,6 @@ class DeadProperties:
             if value is not None:
                 db.add(DeadProperty(node_id=node.id, name=name, value=value))
 
-    def copy(self, src, dst) -> None:
+    def copy(self, src: paths.RawPath, dst: paths.RawPath) -> None:
         for name, value in self.get(src).items():
             self.set(dst, name, value)

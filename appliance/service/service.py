@@ -13,29 +13,41 @@ whole interface the adapters use.
 """
 from __future__ import annotations
 
+import builtins
 import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, SupportsFloat
+
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import Conflict, CorruptData, Denied, NotFound
-from strongroom.appliance.service.access import ClientInfo
+from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.copying import Copies
 from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry,
                                                 entry_for, file_entry)
-from strongroom.appliance.service.locking import SessionLocks
+from strongroom.appliance.service.locking import Lock, SessionLocks
 from strongroom.appliance.service.moving import Moves
+from strongroom.appliance.service.paths import RawPath, Target
+from strongroom.appliance.service.principal import Principal
 from strongroom.appliance.service.properties import DeadProperties
 from strongroom.appliance.service.spine import Spine
 from strongroom.appliance.service.transfer import Origin, ReadHandle, Upload
 from strongroom.appliance.service.views import in_view
 from strongroom.appliance.service.writing import Writes
 
+if TYPE_CHECKING:
+    from prometheus_client import Gauge
+
+    from strongroom.appliance.app import App
+
 __all__ = ["ClientInfo", "Session"]
 
 
 class Session:
-    def __init__(self, app, principal, protocol: str, address: str | None = None, *,
-                 per_request: bool = False):
+    def __init__(self, app: "App", principal: Principal, protocol: str,
+                 address: str | None = None, *, per_request: bool = False):
         """`per_request`: the session lives for one request (WebDAV), so stat results
         may be remembered until its next write; a long-lived session (SFTP) must
         see other sessions' changes and remembers nothing."""
@@ -50,7 +62,7 @@ class Session:
         self._locks = SessionLocks(spine)
         self._props = DeadProperties(spine)
         # A long-lived session counts as active until close() (appliance.metrics).
-        self._active = None
+        self._active: "Gauge | None" = None
         if not per_request and app.metrics is not None:
             self._active = app.metrics.sessions.labels(protocol)
             self._active.inc()
@@ -63,11 +75,11 @@ class Session:
 
     # -- the principal's view ---------------------------------------------------------
 
-    def target(self, path):
+    def target(self, path: RawPath) -> Target:
         """Clean `path` and place it in this principal's view (a paths.Target)."""
         return self._spine.target(path)
 
-    def view_path(self, t) -> str:
+    def view_path(self, t: Target) -> str:
         return self._spine.view_path(t)
 
     def view_of(self, canonical: str) -> str | None:
@@ -83,17 +95,19 @@ class Session:
         return self._spine.policy.libraries()
 
     # -- reading the tree --------------------------------------------------------
-    def stat(self, path) -> Entry:
+    def stat(self, path: RawPath) -> Entry:
         return self._spine.remembered_stat(path, self._stat)
 
-    def _stat(self, path):
+    def _stat(self, path: RawPath) -> Entry:
         t = self.target(path)
+        if t.is_view_root:
+            return dir_entry("/", "")
+        if in_view(t.rel):
+            with self._spine.transaction("stat", t, write=False, audited=False,
+                                         right="list") as (s, tree):
+                return self._spine.views.stat(s, tree, t)
         with self._spine.transaction("stat", t, write=False, audited=False, right="list",
-                                     fast=bool(t.rel)) as (db, client):
-            if client is None:
-                return dir_entry("/", "")
-            if in_view(t.rel):
-                return self._spine.views.stat(db, client, t)
+                                     fast=True) as (db, client):
             node, version = self._spine.lookup(db, client, t)
             self._spine.policy.require_readable_file(db, client, t.rel, node,
                                                        self.view_path(t))
@@ -105,12 +119,13 @@ class Session:
         # rows _lookup remembered.
         raise NotFound(f"no such file or folder: {self.view_path(t)}")
 
-    def list(self, path):
+    def list(self, path: RawPath) -> list[Entry]:
         t = self.target(path)
+        if t.is_view_root:   # the staff root: the trees this principal sees
+            with self.app.db.read() as s:
+                return [dir_entry(f"/{c.name}", c.name, repo.root_node(s, c.id))
+                        for c in self._spine.policy.visible_trees(s)]
         with self._spine.transaction("list", t, write=False, audited=False) as (db, client):
-            if client is None:
-                return [dir_entry(f"/{c.name}", c.name, repo.root_node(db, c.id))
-                        for c in self._spine.policy.visible_trees(db)]
             if in_view(t.rel):
                 return self._spine.views.list(db, client, t)
             node = self._spine.node(db, client, t)
@@ -131,13 +146,13 @@ class Session:
             return [e for e in entries if e.name not in libraries] + sorted(
                 self._library_entries(db, libraries), key=lambda e: e.name)
 
-    def _library_entries(self, db, names):
+    def _library_entries(self, db: OrmSession, names: Iterable[str]) -> Iterator[Entry]:
         for name in names:
             row = repo.client_by_name(db, name)
             if row is not None:
                 yield dir_entry(f"/{name}", name, repo.root_node(db, row.id))
 
-    def open_read(self, path, version_id: int | None = None, *,
+    def open_read(self, path: RawPath, version_id: int | None = None, *,
                   metered: bool = True) -> ReadHandle:
         """`metered`: the bytes read count as sent to the client (not for copies)."""
         t = self.target(path)
@@ -157,7 +172,8 @@ class Session:
                      else file_entry(self.view_path(t), node, version))
             return ReadHandle(entry, reader, origin, meter)
 
-    def _readable(self, db, client, t, version_id):
+    def _readable(self, db: OrmSession, client: ClientInfo, t: Target,
+                  version_id: int | None) -> tuple[Node, Version]:
         if in_view(t.rel):
             return self._spine.views.content(db, client, t)
         node = self._spine.node(db, client, t)
@@ -170,7 +186,7 @@ class Session:
 
     # -- writing ---------------------------------------------------------------
 
-    def open_write(self, path, *, truncate: bool = True, size: int | None = None,
+    def open_write(self, path: RawPath, *, truncate: bool = True, size: int | None = None,
                    metered: bool = True) -> Upload:
         """Start a new version of `path`. It appears only when `Upload.commit()` returns.
 
@@ -182,7 +198,7 @@ class Session:
         """
         return self._writes.open_write(path, truncate=truncate, size=size, metered=metered)
 
-    def mkdir(self, path):
+    def mkdir(self, path: RawPath) -> None:
         t = self.target(path)
         with self._spine.transaction("mkdir", t, write=True, right="write") as (db, client):
             parent, existing, _ = self._spine.place(db, client, t)
@@ -191,7 +207,8 @@ class Session:
             db.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
             parent.modified_at = time.time()
 
-    def remove(self, path, *, recursive: bool = False, dirs: bool = True, files: bool = True):
+    def remove(self, path: RawPath, *, recursive: bool = False, dirs: bool = True,
+               files: bool = True) -> None:
         """Move a file or folder to the trash (its versions are kept).
 
         A folder must be empty unless `recursive`. `dirs`/`files` restrict what
@@ -209,20 +226,22 @@ class Session:
             ids = repo.subtree_ids(db, node.id)
             if len(ids) > 1 and not recursive:
                 raise Conflict(f"folder is not empty: {self.view_path(t)}")
-            repo.add_usage(db, client.id, -repo.live_bytes(db, ids))
+            repo.add_usage(hot(db), client.id, -repo.live_bytes(db, ids))
             now = time.time()
             node.deleted_at = now
-            db.get(Node, node.parent_id).modified_at = now
+            parent = db.get(Node, node.parent_id) if node.parent_id is not None else None
+            if parent is not None:   # (a tree's top folder is never removed: see above)
+                parent.modified_at = now
             if node.is_dir:
                 self._spine.drop_grants(db, client, t.rel)
 
-    def set_mtime(self, path, mtime: float) -> None:
+    def set_mtime(self, path: RawPath, mtime: SupportsFloat | str | bytes) -> None:
         """Record a client-supplied modification time (files: on the current version)."""
         mtime = checked_mtime(mtime)
         t = self.target(path)
         with self._spine.transaction("set-mtime", t, write=True, audited=False,
                                      right="write", fast=True) as (db, client):
-            node = self._spine.node(db, client, t, repo.walk_row)
+            node = self._spine.node_row(db, client, t)
             if node.is_dir:
                 repo.set_folder_mtime(db, node.id, mtime)
             else:
@@ -230,7 +249,8 @@ class Session:
 
     # -- moving and copying -----------------------------------------------------
 
-    def rename(self, src, dst, *, overwrite: bool = False, replace: bool = False) -> None:
+    def rename(self, src: RawPath, dst: RawPath, *, overwrite: bool = False,
+               replace: bool = False) -> None:
         """Move `src` to `dst`: one metadata update within a client.
 
         Replacing an existing file keeps it: its versions stay in the history of
@@ -242,13 +262,13 @@ class Session:
         """
         self._moves.rename(src, dst, overwrite=overwrite, replace=replace)
 
-    def copy(self, src, dst, *, overwrite: bool = False) -> None:
+    def copy(self, src: RawPath, dst: RawPath, *, overwrite: bool = False) -> None:
         """Copy a file (as a new version at `dst`) or a folder tree. Data is re-encrypted."""
         self._copies.copy(src, dst, overwrite=overwrite)
 
     # -- versions ----------------------------------------------------------------
 
-    def versions(self, path) -> list[VersionInfo]:
+    def versions(self, path: RawPath) -> builtins.list[VersionInfo]:
         t = self.target(path)
         with self._spine.transaction("versions", t, write=False, audited=False,
                                      right="read") as (db, client):
@@ -259,21 +279,21 @@ class Session:
                                 v.id == node.current_version_id)
                     for v in repo.versions_of(db, node.id)]
 
-    def restore(self, path, version_id: int) -> None:
+    def restore(self, path: RawPath, version_id: int) -> None:
         """Make an earlier version current again, as a new version (history only grows)."""
         if not any(v.id == version_id for v in self.versions(path)):
-            raise NotFound(f"no version {version_id} of {path}")
+            raise NotFound(f"no version {version_id} of {path!s}")
         self._copies.copy_file(path, path, version_id)
         with self.app.db.write() as db:
             self._spine.audit(db, "restore", self.target(path), detail=f"version {version_id}")
 
-    def usage(self, path="/") -> tuple[int, int | None]:
+    def usage(self, path: RawPath = "/") -> tuple[int, int | None]:
         """(bytes used, quota or None) of the client `path` is in."""
         t = self.target(path)
+        if t.is_view_root:
+            return 0, None
         with self._spine.transaction("usage", t, write=False, audited=False,
                                      right="list") as (db, client):
-            if client is None:
-                return 0, None
             # fresh, by id: usage changes by the request, and the name this session
             # remembers may be a second old (a client renamed just now)
             row = db.get(Client, client.id)
@@ -281,7 +301,7 @@ class Session:
                 raise NotFound(f"no such client: {client.name}")
             return row.used_bytes, row.quota_bytes
 
-    def space(self, path="/") -> tuple[int, int]:
+    def space(self, path: RawPath = "/") -> tuple[int, int]:
         """(total, free) bytes as a client should see them: its quota if it has one,
         and never the free space kept back as [storage] reserve."""
         used, quota = self.usage(path)
@@ -291,7 +311,7 @@ class Session:
             return total, free
         return quota, max(0, min(quota - used, free))
 
-    def check(self, action: str, path) -> str:
+    def check(self, action: str, path: RawPath) -> str:
         """'allowed', 'denied' or 'not found': what `action` at `path` would meet,
         decided exactly as the operation itself decides (`strongroom acl check`)."""
         t = self.target(path)
@@ -308,7 +328,8 @@ class Session:
             return "not found"
         return "allowed"
 
-    def audit_event(self, action: str, path: str | None, outcome="ok", detail=None) -> None:
+    def audit_event(self, action: str, path: str | None, outcome: str = "ok",
+                    detail: str | None = None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""
         with self.app.db.write() as db:
             self._spine.audit(db, action, path or "", outcome=outcome, detail=detail)
@@ -317,12 +338,12 @@ class Session:
     # needs to own it, releasing one needs to own it or the delete right where it is;
     # each is audited (appliance.service.locking) -----------------------------------
 
-    def lock(self, path, lock: dict) -> dict:
+    def lock(self, path: RawPath, lock: Lock) -> Lock:
         """Store `lock` (wsgidav's fields; its timeout is capped) on `path`; return the
         stored lock in this caller's view."""
         return self._locks.lock(path, lock)
 
-    def refresh_lock(self, token: str, timeout) -> dict:
+    def refresh_lock(self, token: str, timeout: float | None) -> Lock:
         """A lock of this principal with a new timeout (capped); NotFound otherwise."""
         return self._locks.refresh(token, timeout)
 
@@ -330,21 +351,21 @@ class Session:
         """Release a lock; False if there is none by that token."""
         return self._locks.unlock(token)
 
-    def lock_of(self, token: str) -> dict | None:
+    def lock_of(self, token: str) -> Lock | None:
         return self._locks.lock_of(token)
 
-    def locks_below(self, path) -> list[dict]:
+    def locks_below(self, path: RawPath) -> builtins.list[Lock]:
         """The live locks at or below `path`, in this caller's view (one query)."""
         return self._locks.below(path)
 
     # -- dead properties (appliance.service.properties) ------------------------------
 
-    def dead_properties(self, path) -> dict[str, str]:
+    def dead_properties(self, path: RawPath) -> dict[str, str]:
         return self._props.get(path)
 
-    def set_dead_property(self, path, name: str, value: str | None) -> None:
+    def set_dead_property(self, path: RawPath, name: str, value: str | None) -> None:
         """Set `name` to `value`, or remove it when value is None."""
         self._props.set(path, name, value)
 
-    def copy_dead_properties(self, src, dst) -> None:
+    def copy_dead_properties(self, src: RawPath, dst: RawPath) -> None:
         self._props.copy(src, dst)

@@ -6,17 +6,30 @@ look the rows up, audit the outcome. Adapters never see it; they call Session.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
+from strongroom.appliance.db.hotpath import HotPath, NodeRow, VersionRow
 from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import ConcurrentChange, Denied, Hidden, MissingParent, NotFound
 from strongroom.appliance.service import paths
-from strongroom.appliance.service.access import AccessPolicy, ClientInfo
+from strongroom.appliance.service.entry import Entry
+from strongroom.appliance.service.access import AccessPolicy, ClientInfo, Db, hot
+from strongroom.appliance.service.principal import Principal
 from strongroom.appliance.service.grants import drop_grants
 from strongroom.appliance.service.views import Views, in_view
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+
+# A node and a version as a lookup found them: ORM rows, or the hot path's.
+N = TypeVar("N", Node, NodeRow)
+V = TypeVar("V", Version, VersionRow)
 
 
 class Spine:
@@ -25,19 +38,22 @@ class Spine:
     remembered until its next write; a long-lived one (SFTP) must see other
     sessions' changes and remembers nothing."""
 
-    def __init__(self, app, principal, protocol: str, address: str | None, *,
-                 per_request: bool):
+    def __init__(self, app: "App", principal: Principal, protocol: str, address: str | None,
+                 *, per_request: bool):
         self.app, self.principal = app, principal
         self.protocol, self.address = protocol, address
         self.policy = AccessPolicy(app, principal)
         self.views = Views(self.policy)
-        self._stats: dict | None = {} if per_request else None
+        # stat results (or the NotFound raised) by the path asked for
+        self._stats: dict[paths.RawPath, Entry | NotFound] | None = {} if per_request else None
         # Rows this request's lookups found: target -> (parent, node, version).
-        self._located: dict | None = {} if per_request else None
+        self._located: dict[paths.Target, tuple[NodeRow | None, NodeRow | None,
+                                                VersionRow | None]] | None = \
+            {} if per_request else None
 
     # -- paths ------------------------------------------------------------------------
 
-    def target(self, path) -> paths.Target:
+    def target(self, path: paths.RawPath) -> paths.Target:
         """Clean `path` and place it in this principal's view."""
         parts = paths.clean(path)
         if self.principal.sees_all_clients:
@@ -69,24 +85,27 @@ class Spine:
 
     # -- decisions --------------------------------------------------------------------
 
-    def client(self, db, t: paths.Target, action: str) -> ClientInfo | None:
+    def client(self, db: Db, t: paths.Target, action: str) -> ClientInfo | None:
         """The client row a target lives in, after the permission decision."""
-        if t.is_view_root:
+        if t.client is None:  # the view root
             if action != "list":
                 raise Denied("the top folder only lists clients; clients are made with the CLI")
             return None
+        client: ClientInfo | None
         if not t.prefix and not self.principal.sees_all_clients:
-            client = self.policy.own_tree(db)
+            client = self.policy.own_tree(hot(db))
         else:
-            client = self.policy.tree(db, t.client)
+            client = self.policy.tree(hot(db), t.client)
         if client is None:
             raise NotFound(f"no such folder: {self.view_path(t)}")
         self.decide(db, client, t, action)
         return client
 
-    def decide(self, db, client, t: paths.Target, action: str) -> None:
+    def decide(self, db: Db, client: ClientInfo, t: paths.Target, action: str) -> None:
         """Raise Denied or Hidden unless the principal may `action` at `t`."""
         if in_view(t.rel):
+            # transaction() opens an ORM session for a view path: resolving one walks rows
+            assert isinstance(db, OrmSession), "a view path is decided in an ORM session"
             self.views.decide(db, client, t, action)
         else:
             self.policy.require(db, client, t.rel, action, self.view_path(t))
@@ -102,14 +121,32 @@ class Spine:
 
     # -- transactions -----------------------------------------------------------------
 
-    @contextmanager
+    @overload
     def transaction(self, action: str, t: paths.Target, *, write: bool, audited: bool = True,
-                    right: str | None = None, fast: bool = False):
-        """A transaction for one operation, yielding (db, client); audits success in
-        it and denials after it. `fast`: on the DBAPI cursor (appliance.db.fast),
-        for operations that only use the repo functions marked "also fast" (never
-        in a view: resolving a view path walks ORM rows)."""
+                    right: str | None = None, fast: Literal[False] = False
+                    ) -> AbstractContextManager[tuple[OrmSession, ClientInfo]]: ...
+
+    @overload
+    def transaction(self, action: str, t: paths.Target, *, write: bool, audited: bool = True,
+                    right: str | None = None, fast: Literal[True]
+                    ) -> AbstractContextManager[tuple[HotPath, ClientInfo]]: ...
+
+    def transaction(self, action: str, t: paths.Target, *, write: bool, audited: bool = True,
+                    right: str | None = None, fast: bool = False
+                    ) -> AbstractContextManager[tuple[Db, ClientInfo]]:
+        """A transaction for one operation in a client's tree, yielding (db, client);
+        audits success in it and denials after it (Denied at the staff root, which
+        only lists trees: Session.list does that without one). `fast`: a HotPath on
+        the DBAPI cursor (appliance.db.fast), for operations that only run statements
+        on a HotPath; a view path is decided in an ORM session (resolving it walks
+        rows), whose connection the operation then gets."""
+        return self._transaction(action, t, write, audited, right or action, fast)
+
+    @contextmanager
+    def _transaction(self, action: str, t: paths.Target, write: bool, audited: bool,
+                     right: str, fast: bool) -> Iterator[tuple[Db, ClientInfo]]:
         db = self.app.db
+        opened: Callable[[], AbstractContextManager[Db]]
         if fast and not in_view(t.rel):
             opened = db.fast_write if write else db.fast_read
         else:
@@ -118,8 +155,10 @@ class Spine:
             self.forget()
         try:
             with opened() as s:
-                client = self.client(s, t, right or action)
-                yield s, client
+                client = self.client(s, t, right)
+                if client is None:
+                    raise Denied("the top folder only lists clients")
+                yield (hot(s) if fast else s), client
                 if audited:
                     self.audit(s, action, t)
         except (Denied, Hidden) as e:
@@ -131,7 +170,8 @@ class Spine:
             raise ConcurrentChange(f"{self.view_path(t)} changed concurrently; try again") \
                 from None
 
-    def audit(self, db, action, t, outcome="ok", detail=None) -> None:
+    def audit(self, db: Db, action: str, t: paths.Target | str, outcome: str = "ok",
+              detail: str | None = None) -> None:
         """An audit event of this principal; `t` a Target or a canonical path."""
         path = t if isinstance(t, str) else t.canonical
         self.app.audit.append(db, actor=self.principal.login, protocol=self.protocol,
@@ -140,41 +180,56 @@ class Spine:
 
     # -- rows -------------------------------------------------------------------------
 
-    def node(self, db, client, t, walk=repo.walk) -> Node:
-        """The live node at `t`; NotFound if none. `walk`: repo.walk_row on the hot path."""
-        node = walk(db, client.id, t.rel)
+    def node(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> Node:
+        """The live node at `t`; NotFound if none."""
+        return self._found(repo.walk(db, client.id, t.rel), t)
+
+    def node_row(self, db: HotPath, client: ClientInfo, t: paths.Target) -> NodeRow:
+        """As node(), on the hot path."""
+        return self._found(repo.walk_row(db, client.id, t.rel), t)
+
+    def _found(self, node: N | None, t: paths.Target) -> N:
         if node is None:
             raise NotFound(f"no such file or folder: {self.view_path(t)}")
         return node
 
-    def place(self, db, client, t, *, recall: bool = False, locate=repo.locate
+    def place(self, db: OrmSession, client: ClientInfo, t: paths.Target
               ) -> tuple[Node, Node | None, Version | None]:
-        """The folder `t` goes in, the live node at `t` (or None) and its version.
-        `recall`: rows this request already looked up will do (reads only: a write
-        must decide on what its own transaction sees). `locate`: repo.locate_rows on
-        the hot path."""
-        if not t.rel:
-            raise Denied("the top folder cannot be replaced")
+        """The folder `t` goes in, the live node at `t` (or None) and its version."""
+        return self._placed(repo.locate(db, client.id, t.rel) if t.rel else None, t)
+
+    def place_rows(self, db: HotPath, client: ClientInfo, t: paths.Target, *,
+                   recall: bool = False) -> tuple[NodeRow, NodeRow | None, VersionRow | None]:
+        """As place(), on the hot path. `recall`: rows this request already looked up
+        will do (reads only: a write must decide on what its own transaction sees)."""
         hit = self._located.get(t) if recall and self._located is not None else None
-        parent, node, version = hit or locate(db, client.id, t.rel)
+        return self._placed(hit or (repo.locate_rows(db, client.id, t.rel) if t.rel else None),
+                            t)
+
+    def _placed(self, found: tuple[N | None, N | None, V | None] | None, t: paths.Target
+                ) -> tuple[N, N | None, V | None]:
+        if found is None:
+            raise Denied("the top folder cannot be replaced")
+        parent, node, version = found
         if parent is None or not parent.is_dir:
             raise MissingParent(f"parent folder does not exist: {self.view_path(t)}")
         return parent, node, version
 
-    def lookup(self, db, client, t) -> tuple[Node | None, Version | None]:
+    def lookup(self, db: HotPath, client: ClientInfo, t: paths.Target
+               ) -> tuple[NodeRow | None, VersionRow | None]:
         """The live node at `t` and its version: one query, or none if this request
         has seen the rows (a PUT looks at the file, then at its folder)."""
         recalled = self._recall(t)
         if recalled is not None:
             return recalled
         if not t.rel:
-            return repo.walk(db, client.id, ()), None
+            return repo.walk_row(db, client.id, ()), None
         parent, node, version = repo.locate_rows(db, client.id, t.rel)
         if self._located is not None:
             self._located[t] = (parent, node, version)
         return node, version
 
-    def _recall(self, t) -> tuple[Node | None, Version | None] | None:
+    def _recall(self, t: paths.Target) -> tuple[NodeRow | None, VersionRow | None] | None:
         """(node, version) at `t` as this request's lookups found them, or None."""
         for seen, (parent, node, version) in (self._located or {}).items():
             if seen == t:
@@ -184,7 +239,8 @@ class Spine:
                 return parent, None  # a located row's folder (or its absence)
         return None
 
-    def remembered_stat(self, path, stat):
+    def remembered_stat(self, path: paths.RawPath,
+                        stat: Callable[[paths.RawPath], Entry]) -> Entry:
         """stat(path), remembered by a per-request spine until its next write (a
         NotFound too); just stat(path) for a long-lived one."""
         if self._stats is None:
@@ -206,7 +262,7 @@ class Spine:
         if self._located:
             self._located.clear()
 
-    def drop_grants(self, db, client, folder: tuple) -> None:
+    def drop_grants(self, db: OrmSession, client: ClientInfo, folder: tuple[str, ...]) -> None:
         """The grants of a deleted or replaced folder go, audited."""
         dropped = drop_grants(db, client.id, folder)
         if dropped:

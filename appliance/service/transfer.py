@@ -20,12 +20,21 @@ without holes a gap is written out as zeros, checked block by block like data.
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, SupportsFloat
+
+from prometheus_client import Counter
 
 from strongroom.appliance.errors import Cancelled, Conflict, CorruptData, MissingParent, NoSpace, \
     QuotaExceeded, StrongroomError, TooLarge, Unsupported
 from strongroom.appliance.service.entry import checked_mtime
+from strongroom.appliance.service.entry import Entry
 from strongroom.appliance.service.overlay import Layered, Overlay, extent_at
+from strongroom.providers.base import BlobReader, BlobWriter, StorageProvider
+
+if TYPE_CHECKING:
+    from strongroom.appliance.metrics import Metrics
 
 log = logging.getLogger("strongroom.storage")
 
@@ -43,11 +52,12 @@ class Limits:
     reserve: int            # bytes of free space the blob file system must keep
 
 
-def human(n: int) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+def human(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024:
             return f"{n:g} {unit}"
         n /= 1024
+    return f"{n:g} TiB"
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,8 @@ class ReadHandle:
     `meter`: a counter of the bytes sent to the client (None: not counted; copies
     inside the store are not)."""
 
-    def __init__(self, entry, reader, origin: Origin, meter=None):
+    def __init__(self, entry: Entry, reader: BlobReader, origin: Origin,
+                 meter: Counter | None = None):
         self.entry = entry
         self._reader = reader
         self._origin = origin
@@ -95,7 +106,7 @@ class ReadHandle:
                 self._origin.corrupt(e)
             raise
 
-    def iter_range(self, start: int, end: int, block: int):
+    def iter_range(self, start: int, end: int, block: int) -> Iterator[bytes]:
         """Yield the bytes [start, end) in blocks of at most `block` bytes."""
         pos = start
         while pos < end:
@@ -107,7 +118,8 @@ class ReadHandle:
 
     def data_ranges(self) -> list[tuple[int, int]]:
         """The half-open byte ranges that hold data: everything but the holes."""
-        out, pos = [], 0
+        out: list[tuple[int, int]] = []
+        pos = 0
         for start, end in self._reader.hole_ranges():
             if start > pos:
                 out.append((pos, start))
@@ -120,6 +132,12 @@ class ReadHandle:
         self._reader.close()
 
 
+# make_writer(): a fresh blob writer and its data key wrapped for the client;
+# publish(writer, wrapped_key, mtime): the committed blob as the new version, its Entry.
+MakeWriter = Callable[[], tuple[BlobWriter, bytes]]
+Publish = Callable[[BlobWriter, bytes, float | None], Entry]
+
+
 class Upload:
     """One new version being written to `provider`; see the module docstring for
     the rules. `make_writer()` gives a fresh (BlobWriter, wrapped data key);
@@ -128,12 +146,14 @@ class Upload:
     size) of the version the upload starts from, or None. `metrics`: where its
     bytes and duration count, None for none (copies inside the store)."""
 
-    def __init__(self, provider, make_writer, publish, base, limits: Limits, *,
-                 metrics=None, protocol: str = ""):
+    def __init__(self, provider: StorageProvider, make_writer: MakeWriter, publish: Publish,
+                 base: tuple[BlobReader, int] | None, limits: Limits, *,
+                 metrics: "Metrics | None" = None, protocol: str = ""):
         self._provider, self._chunk = provider, provider.chunk_size
         self._make_writer, self._publish = make_writer, publish
         self._writer, self._wrapped = make_writer()
-        self._base, self._base_size = base if base else (None, 0)
+        self._base: BlobReader | None = base[0] if base else None
+        self._base_size = base[1] if base else 0
         self._base_holes = self._base.hole_ranges() if self._base else []
         self._overlay: Overlay | None = None
         self._limits = limits
@@ -141,7 +161,7 @@ class Upload:
         self._cancelled = threading.Event()
         self._done = False
         self._mtime: float | None = None
-        self.entry = None
+        self.entry: Entry | None = None
         self._metrics, self._protocol = metrics, protocol
         self._meter = None if metrics is None else metrics.meter(protocol, "up")
         self._started = time.monotonic()
@@ -152,7 +172,7 @@ class Upload:
         return self._mtime
 
     @mtime.setter
-    def mtime(self, value) -> None:
+    def mtime(self, value: SupportsFloat | str | bytes | None) -> None:
         self._mtime = None if value is None else checked_mtime(value)
 
     @property
@@ -172,10 +192,10 @@ class Upload:
         progress ends at its next block, and the upload is discarded."""
         self._cancelled.set()
 
-    def append(self, data) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         self.write(self.position, data)
 
-    def write(self, offset: int, data) -> None:
+    def write(self, offset: int, data: bytes | memoryview) -> None:
         if self._done:
             raise Conflict("the upload is closed or was discarded after an error")
         if not len(data):
@@ -243,8 +263,8 @@ class Upload:
             if self._base is None or pos >= self._base_size:
                 self._skip(upto - pos)
                 return
-            in_hole, end = extent_at(self._base_holes, pos)
-            end = min(end, upto, self._base_size)
+            in_hole, extent_end = extent_at(self._base_holes, pos)
+            end = int(min(extent_end, upto, self._base_size))  # finite: upto is
             if in_hole:
                 self._skip(end - pos)
                 continue
@@ -280,7 +300,7 @@ class Upload:
         self._overlay.close()
         self._overlay = None
 
-    def commit(self):
+    def commit(self) -> Entry:
         """Publish the version; returns its Entry. Aborts (and re-raises) on any failure."""
         if self._done:
             if self.entry is None:

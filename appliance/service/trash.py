@@ -17,8 +17,10 @@ there); nothing below `@trash` can be written.
 import dataclasses
 import datetime
 import re
+from collections.abc import Iterator
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node, Version
@@ -32,11 +34,14 @@ VIEW = "@trash"
 _ITEM_ID = re.compile(r"^\d{4}-\d\d-\d\d \d\d-\d\d-\d\d d(\d{1,10}) ")
 
 
-def trash_name(node) -> str:
+def trash_name(node: Node) -> str:
+    """The view name of deleted item `node`."""
     return f"{_prefix(node.id, node.deleted_at)}{node.name}"
 
 
-def _prefix(node_id: int, deleted_at: float) -> str:
+def _prefix(node_id: int | None, deleted_at: float | None) -> str:
+    if node_id is None or deleted_at is None:
+        raise ValueError("only a deleted node has a name in the trash")
     when = datetime.datetime.fromtimestamp(deleted_at, datetime.timezone.utc)
     return f"{when:%Y-%m-%d %H-%M-%S} d{node_id} "
 
@@ -46,23 +51,25 @@ def original_name(entry: Entry) -> str:
     return entry.name.removeprefix(_prefix(entry.node_id, entry.deleted_at))
 
 
-def _restorable(node) -> bool:
+def _restorable(node: Node) -> bool:
     """A deleted row with something in it (a file moved over another keeps no version)."""
     return node.is_dir or node.current_version_id is not None
 
 
-def item_path(s, node) -> tuple | None:
+def item_path(s: OrmSession, node: Node | None) -> tuple[str, ...] | None:
     """Where deleted item `node` is in the view (the names below `@trash`), or None if
     `node` is no item: the live folders on the way by their names, deleted ones (an
     item deleted from a folder before the folder was) as items."""
-    if node.deleted_at is None or not _restorable(node):
+    if node is None or node.deleted_at is None or not _restorable(node):
         return None
-    names = []
+    names: list[str] = []
     for _ in range(MAX_DEPTH + 1):      # a tree is at most that deep
         if node.parent_id is None:
             return tuple(reversed(names))
         names.append(trash_name(node) if node.deleted_at is not None else node.name)
         node = s.get(Node, node.parent_id)
+        if node is None:
+            return None
     return None
 
 
@@ -71,9 +78,10 @@ class TrashView:
 
     name = VIEW
 
-    def resolve(self, s, client_id: int, rel: tuple) -> Hit | None:
+    def resolve(self, s: OrmSession, client_id: int, rel: tuple[str, ...]) -> Hit | None:
         """The node at `rel` (below the view's name), or None."""
-        node, real, deleted = repo.root_node(s, client_id), (), False
+        node, deleted = repo.root_node(s, client_id), False
+        real: tuple[str, ...] = ()
         for name in rel:
             child = _child(s, node, name, deleted) if node.is_dir else None
             if child is None:
@@ -82,23 +90,25 @@ class TrashView:
             deleted = deleted or child.deleted_at is not None
         return Hit(node, None, real, deleted)
 
-    def stat(self, s, hit: Hit, path: str, caller: Caller) -> Entry:
+    def stat(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> Entry:
         if not hit.real:
             return dir_entry(path, VIEW, hit.node)
-        version = None if hit.node.is_dir else s.get(Version, hit.node.current_version_id)
+        version = None if hit.node.is_dir or hit.node.current_version_id is None \
+            else s.get(Version, hit.node.current_version_id)
         name = path.rstrip("/").rsplit("/", 1)[-1]
         return _entry(path, name, hit.node, version, hit.deleted, caller.place(hit.real))
 
-    def list(self, s, hit: Hit, path: str, caller: Caller) -> list[Entry]:
+    def list(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> list[Entry]:
         if not hit.node.is_dir:
             raise NotFound(f"not a folder: {path}")
         base = path.rstrip("/")
-        leads = None if hit.deleted else _folders_leading_to_trash(s, hit.node.client_id)
+        # (inside deleted content every child shows, so no folder needs to lead anywhere)
+        leads = set() if hit.deleted else _folders_leading_to_trash(s, hit.node.client_id)
         children = list(_children(s, hit.node.id, hit.deleted))
         # a live child named exactly like an item beside it is shadowed: the name
         # opens the item
         items = {trash_name(c) for c, _ in children if c.deleted_at is not None}
-        entries = []
+        entries: list[Entry] = []
         for child, version in children:
             if child.deleted_at is not None:
                 name = trash_name(child)
@@ -113,14 +123,14 @@ class TrashView:
                                       caller.place(real)))
         return sorted(entries, key=lambda e: e.name)
 
-    def content(self, s, hit: Hit):
+    def content(self, s: OrmSession, hit: Hit) -> tuple[Node, Version | None] | None:
         """(node, version) to read, or None if `hit` is a folder."""
-        if hit.node.is_dir or not hit.real:
+        if hit.node.is_dir or not hit.real or hit.node.current_version_id is None:
             return None
         return hit.node, s.get(Version, hit.node.current_version_id)
 
 
-def _child(s, folder, name: str, deleted: bool) -> Node | None:
+def _child(s: OrmSession, folder: Node, name: str, deleted: bool) -> Node | None:
     """The deleted item of `folder` whose view name is exactly `name`, else its live
     child `name` (any child inside deleted content; only folders on the way)."""
     m = _ITEM_ID.match(name)
@@ -133,12 +143,14 @@ def _child(s, folder, name: str, deleted: bool) -> Node | None:
     return child if child is not None and (deleted or child.is_dir) else None
 
 
-def _entry(path, name, node, version, deleted, origin) -> Entry:
+def _entry(path: str, name: str, node: Node, version: Version | None, deleted: bool,
+           origin: str) -> Entry:
     return dataclasses.replace(entry_for(path, node, version), name=name, origin=origin,
                                deleted_at=node.deleted_at, deleted=deleted)
 
 
-def _children(s, folder_id: int, inside: bool):
+def _children(s: OrmSession, folder_id: int, inside: bool
+              ) -> Iterator[tuple[Node, Version | None]]:
     """(node, version) below a folder: its deleted items, and its live folders (of a
     live folder) or everything it held when it was deleted (of a deleted one)."""
     q = (select(Node, Version).outerjoin(Version, Version.id == Node.current_version_id)
@@ -150,7 +162,7 @@ def _children(s, folder_id: int, inside: bool):
             yield node, version
 
 
-def _folders_leading_to_trash(s, client_id: int) -> set[int]:
+def _folders_leading_to_trash(s: OrmSession, client_id: int) -> set[int]:
     """Ids of the live folders with a deleted item somewhere below them."""
     parents = set(s.scalars(select(Node.parent_id).where(
         Node.client_id == client_id, Node.deleted_at.is_not(None),

@@ -24,5 +24,6 @@ class Hit:
 @dataclass(frozen=True)
 class Caller:
     """What a view may ask about the principal listing it."""
-    visible: Callable[[tuple, bool], bool]   # may the caller see this folder (True) or file?
-    place: Callable[[tuple], str]       # a real path as the caller names it
+    # may the caller see this folder (True) or file?
+    visible: Callable[[tuple[str, ...], bool], bool]
+    place: Callable[[tuple[str, ...]], str]    # a real path as the caller names it

@@ -6,14 +6,36 @@ No real file or folder can take their names at the top of a tree, and nothing
 below them can be written. A view path is decided on what the database walk finds
 (`Hit.real`), so a live name that looks like a version or an item is just a name.
 """
+import builtins
+from typing import Protocol
+
+from sqlalchemy.orm import Session as OrmSession
+
 from strongroom.appliance.db import repo
+from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import Denied, Hidden, NotFound
 from strongroom.appliance.service import history, paths, trash
-from strongroom.appliance.service.entry import dir_entry
+from strongroom.appliance.service.access import AccessPolicy, ClientInfo
+from strongroom.appliance.service.entry import Entry, dir_entry
 from strongroom.appliance.service.viewhit import Caller, Hit
 from strongroom.auth import acl
 
-VIEWS = {v.name: v for v in (history.HistoryView(), trash.TrashView())}
+
+
+class View(Protocol):
+    """A read-only view: history.HistoryView, trash.TrashView."""
+    name: str
+
+    def resolve(self, s: OrmSession, client_id: int, rel: tuple[str, ...]) -> Hit | None: ...
+
+    def stat(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> Entry: ...
+
+    def list(self, s: OrmSession, hit: Hit, path: str, caller: Caller) -> list[Entry]: ...
+
+    def content(self, s: OrmSession, hit: Hit) -> tuple[Node, Version | None] | None: ...
+
+
+VIEWS: dict[str, View] = {v.name: v for v in (history.HistoryView(), trash.TrashView())}
 _WHY = {history.VIEW: "a read-only view of earlier versions; copy a version out of it "
                       "to restore it",
         trash.VIEW: "a read-only view of deleted files and folders; copy one out of it "
@@ -21,7 +43,7 @@ _WHY = {history.VIEW: "a read-only view of earlier versions; copy a version out 
 _READS = ("list", "read")
 
 
-def in_view(rel: tuple) -> bool:
+def in_view(rel: tuple[str, ...]) -> bool:
     return bool(rel) and rel[0] in VIEWS
 
 
@@ -34,15 +56,15 @@ class Views:
     AccessPolicy, on the real path a view path resolves to. `t` is a
     paths.Target whose `rel` starts with a view's name (in_view)."""
 
-    def __init__(self, policy):
+    def __init__(self, policy: AccessPolicy):
         self._policy = policy
 
-    def decide(self, db, client, t, action: str) -> None:
+    def decide(self, db: OrmSession, client: ClientInfo, t: paths.Target, action: str) -> None:
         """Raise unless `action` is allowed at `t` in a view: the caller must see what
         the path resolves to; only reading is ever allowed."""
         hit = self._hit(db, client, t)
         if hit is None:
-            self._decide_missing(db, client, t, action)
+            raise self._missing(db, client, t, action)
         # a folder is listed on the way to a grant; a file, its versions and its
         # content need the read right on it
         folder = hit.node.is_dir and hit.version is None and action != "read"
@@ -57,47 +79,50 @@ class Views:
         if verdict == "denied":
             raise Denied(f"you may not {action} here: {_shown(t)}")
 
-    def _decide_missing(self, db, client, t, action: str):
-        """Nothing is at `t`: hidden unless the caller sees the folder it would be in;
-        then not found to a reader and read-only to a writer."""
+    def _missing(self, db: OrmSession, client: ClientInfo, t: paths.Target,
+                 action: str) -> Exception:
+        """What to raise when nothing is at `t`: hidden unless the caller sees the
+        folder it would be in; then not found to a reader and read-only to a writer."""
         folder = self._hit(db, client, t.parent()) if len(t.rel) > 1 else None
         if folder is None or self._policy.verdict(db, client, folder.real,
                                                   acl.LIST) == "hidden":
-            raise Hidden(f"no such file or folder: {_shown(t)}")
+            return Hidden(f"no such file or folder: {_shown(t)}")
         if action in _READS:
-            raise NotFound(f"no such file or folder: {_shown(t)}")
-        raise Denied(f"{t.rel[0]} is {_WHY[t.rel[0]]}")
+            return NotFound(f"no such file or folder: {_shown(t)}")
+        return Denied(f"{t.rel[0]} is {_WHY[t.rel[0]]}")
 
-    def _hit(self, db, client, t) -> Hit | None:
+    def _hit(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> Hit | None:
         return VIEWS[t.rel[0]].resolve(db, client.id, t.rel[1:])
 
-    def found(self, db, client, t) -> Hit:
+    def found(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> Hit:
         """What `t` resolves to; NotFound if nothing."""
         hit = self._hit(db, client, t)
         if hit is None:
             raise NotFound(f"no such file or folder: {_shown(t)}")
         return hit
 
-    def _caller(self, db, client, t) -> Caller:
+    def _caller(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> Caller:
         return Caller(visible=lambda real, is_dir: self._policy.visible(db, client, real, is_dir),
                       place=lambda real: _shown(t.at(real)))
 
-    def stat(self, db, client, t):
+    def stat(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> Entry:
         hit = self.found(db, client, t)
         return VIEWS[t.rel[0]].stat(db, hit, _shown(t), self._caller(db, client, t))
 
-    def list(self, db, client, t):
+    def list(self, db: OrmSession, client: ClientInfo, t: paths.Target) -> list[Entry]:
         hit = self.found(db, client, t)
         return VIEWS[t.rel[0]].list(db, hit, _shown(t), self._caller(db, client, t))
 
-    def content(self, db, client, t):
+    def content(self, db: OrmSession, client: ClientInfo, t: paths.Target
+                ) -> tuple[Node, Version]:
         """(node, version) of a file in a view."""
         content = VIEWS[t.rel[0]].content(db, self.found(db, client, t))
-        if content is None:
+        if content is None or content[1] is None:
             raise NotFound(f"not a file: {_shown(t)}")
-        return content
+        return content[0], content[1]
 
-    def root_entries(self, db, client, t) -> list:
+    def root_entries(self, db: OrmSession, client: ClientInfo, t: paths.Target
+                     ) -> builtins.list[Entry]:
         """The views, as folders in the top folder of a tree."""
         base, root = _shown(t).rstrip("/"), repo.root_node(db, client.id)
         return [dir_entry(f"{base}/{name}", name, root) for name in VIEWS]

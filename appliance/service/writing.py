@@ -3,42 +3,50 @@ once its blob is durable, for the Session. The streaming itself is
 appliance.service.transfer's `Upload`."""
 import functools
 import time
+from typing import TYPE_CHECKING
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import (ConcurrentChange, Conflict, NoSpace, QuotaExceeded,
                                          TooLarge)
 from strongroom.appliance.service.entry import Entry, file_entry
+from strongroom.appliance.service.paths import RawPath, Target
+from strongroom.appliance.service.spine import Spine
 from strongroom.appliance.service.transfer import Limits, Upload, human
+from strongroom.providers.base import BlobReader, BlobWriter
+
+if TYPE_CHECKING:
+    from strongroom.appliance.service.service import Session
 
 
 class Writes:
     """Uploads of one Session (`session`, handed to each Upload) through its spine."""
 
-    def __init__(self, session, spine):
+    def __init__(self, session: "Session", spine: Spine):
         self._session, self._spine = session, spine
         self._app = spine.app
 
-    def open_write(self, path, *, truncate: bool, size: int | None, metered: bool) -> Upload:
+    def open_write(self, path: RawPath, *, truncate: bool, size: int | None,
+                   metered: bool) -> Upload:
         """See Session.open_write."""
         spine = self._spine
         t = spine.target(path)
         with spine.transaction("open-write", t, write=False, audited=False, right="write",
                                fast=True) as (db, client):
-            _, node, base = spine.place(db, client, t, recall=True, locate=repo.locate_rows)
+            _, node, base = spine.place_rows(db, client, t, recall=True)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {spine.view_path(t)}")
             quota = None if client.quota_bytes is None else (
                 client.quota_bytes - repo.used_bytes(db, client.id) + (base.size if base else 0))
         limits = self._limits(quota, size)
-        base_reader = None
+        base_reader: tuple[BlobReader, int] | None = None
         if base is not None and not truncate:
             key = self._app.keyring.data_key(client.wrapped_key, base.wrapped_key)
             base_reader = (self._app.provider.open_blob(base.blob_id, key, base.size, base.holes),
                            base.size)
         wrapped_client_key = client.wrapped_key
 
-        def make_writer():
+        def make_writer() -> tuple[BlobWriter, bytes]:
             """A blob writer under a fresh data key, and that key wrapped for the client."""
             data_key, wrapped, digest_key = self._app.keyring.upload_keys(wrapped_client_key)
             return self._app.provider.create_blob(data_key, digest_key), wrapped
@@ -62,28 +70,30 @@ class Writes:
             raise NoSpace("not enough free space on the server")
         return limits
 
-    def commit(self, t, writer, wrapped_key, mtime) -> Entry:
+    def commit(self, t: Target, writer: BlobWriter, wrapped_key: bytes,
+               mtime: float | None) -> Entry:
         """Publish a durable blob as the new current version, in one transaction.
 
         Two uploads creating the same new file race on the unique name index (on
         PostgreSQL); the loser retries and becomes a version of the winner's file.
         """
-        for attempt in range(3):
+        for _ in range(2):
             try:
                 return self._publish(t, writer, wrapped_key, mtime)
             except ConcurrentChange:
-                if attempt == 2:
-                    raise
+                pass
+        return self._publish(t, writer, wrapped_key, mtime)
 
-    def _publish(self, t, writer, wrapped_key, mtime) -> Entry:
+    def _publish(self, t: Target, writer: BlobWriter, wrapped_key: bytes,
+                 mtime: float | None) -> Entry:
         now, spine = time.time(), self._spine
         with spine.transaction("write", t, write=True, right="write", fast=True) as (db, client):
-            parent, node, old = spine.place(db, client, t, locate=repo.locate_rows)
-            if node is not None and node.is_dir:
+            parent, found, old = spine.place_rows(db, client, t)
+            if found is not None and found.is_dir:
                 raise Conflict(f"a folder appeared at {spine.view_path(t)} during the upload")
-            if node is None:  # a transient record of the new row, for the Entry
-                node = Node(id=repo.add_file(db, client.id, parent.id, t.rel[-1], now),
-                            name=t.rel[-1], is_dir=False)
+            # a transient record of a new row, for the Entry
+            node = found or Node(id=repo.add_file(db, client.id, parent.id, t.rel[-1], now),
+                                 name=t.rel[-1], is_dir=False)
             version = Version(node_id=node.id, blob_id=writer.blob_id, size=writer.size,
                               digest=writer.digest(), holes=writer.holes(),
                               wrapped_key=wrapped_key,

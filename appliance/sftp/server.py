@@ -217,7 +217,8 @@ class SFTPListener:
         with self._lock:
             live = [(c.transport, session.principal) for c in self._conns
                     if (session := c.session) is not None and c.transport is not None]
-        gone = self.app.auth.ended_among({p.user_id: p.login for _, p in live})
+        gone = self.app.auth.ended_among({p.user_id: p.login for _, p in live
+                                          if p.user_id is not None})
         for t, principal in live:
             if principal.user_id in gone:
                 log.info("ending the sftp session of %s: account disabled, removed or renamed",
