@@ -76,7 +76,7 @@ def add(name: str, quota: int | None, data_dir: Path, as_json: bool) -> None:
 def set_(name: str, quota: int | str | None, display_name: str | None, disabled: bool | None,
          data_dir: Path, as_json: bool) -> None:
     """Change client NAME's quota, display name or whether it is disabled."""
-    given = {} if quota == KEEP else {"quota": quota}
+    given = {} if isinstance(quota, str) else {"quota": quota}   # a str: KEEP
     out = open_app(data_dir).admin().set_client(name, display_name=display_name,
                                                 disabled=disabled, **given)
     emit(out, as_json, _human_client)

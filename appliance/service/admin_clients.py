@@ -8,24 +8,35 @@ rename as they are; WebDAV locks (kept by path) are moved, and `audit list
 --client NEW` also finds the events recorded under the old name
 (appliance.service.renames).
 """
+import enum
 import re
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, Client, LibraryMember, Node, User
 from strongroom.appliance.errors import BadRequest, Conflict
 from strongroom.appliance.service import renames
+from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.credentials import end_sessions
+from strongroom.appliance.service.grants import grants_in
 
 DEFAULT_CLIENT_RIGHTS = "rwd"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_DISPLAY_NAME = 200
-KEEP = object()   # set_client: leave the quota as it is (None removes it)
 
 
-class ClientsMixin:
-    def add_client(self, name: str, quota: int | None = None, *, kind: str = "client") -> dict:
+class Keep(enum.Enum):
+    """set_client's quota=KEEP: leave the quota as it is (None removes it)."""
+    KEEP = enum.auto()
+
+
+KEEP = Keep.KEEP
+
+
+class ClientsMixin(AdminBase):
+    def add_client(self, name: str, quota: int | None = None, *, kind: str = "client") -> Json:
         check_name(name, kind)
         _check_quota(quota)
         with self.app.db.write() as s:
@@ -43,19 +54,19 @@ class ClientsMixin:
             self._audit(s, f"{kind}-add", f"/{name}", f"quota={quota}")
             return client_dict(client)
 
-    def list_clients(self) -> list[dict]:
+    def list_clients(self) -> list[Json]:
         with self.app.db.read() as s:
             return [client_dict(c) for c in repo.clients(s, "client")]
 
-    def set_client(self, name: str, *, quota=KEEP, display_name: str | None = None,
-                   disabled: bool | None = None) -> dict:
+    def set_client(self, name: str, *, quota: int | None | Keep = KEEP,
+                   display_name: str | None = None, disabled: bool | None = None) -> Json:
         """Change what is given: `quota` (None: no quota), `display_name` ('' clears
         it), `disabled` (its users cannot log in; their drive sessions and WebDAV
         locks end, live SFTP sessions within seconds)."""
         changes = []
         with self.app.db.write() as s:
             client = self._client_row(s, name)
-            if quota is not KEEP:
+            if not isinstance(quota, Keep):
                 _check_quota(quota)
                 client.quota_bytes = quota
                 changes.append(f"quota={quota}")
@@ -73,7 +84,7 @@ class ClientsMixin:
             self._audit(s, "client-set", f"/{name}", " ".join(changes))
             return client_dict(client)
 
-    def rename_client(self, old: str, new: str) -> dict:
+    def rename_client(self, old: str, new: str) -> Json:
         """Rename client `old` to `new`; everything that refers to it follows (see
         the module docstring). Open sessions see the new name within seconds."""
         check_name(new, "client")
@@ -87,7 +98,7 @@ class ClientsMixin:
             self._audit(s, "client-rename", f"/{new}", f"{renames.detail(old, new)} locks={locks}")
             return client_dict(client)
 
-    def show_client(self, name: str) -> dict:
+    def show_client(self, name: str) -> Json:
         """The client with its users, the grants in its tree and the libraries it sees."""
         with self.app.db.read() as s:
             client = self._client_row(s, name)
@@ -97,7 +108,7 @@ class ClientsMixin:
                     select(LibraryMember.library_id).where(LibraryMember.client_id == client.id)))
                 .order_by(Client.name))
             return dict(client_dict(client), users=[_user_summary(u) for u in users],
-                        grants=self.grants_in(s, client), libraries=list(libraries))
+                        grants=grants_in(s, client), libraries=list(libraries))
 
 
 def check_name(name: str, what: str) -> None:
@@ -114,7 +125,7 @@ def check_display_name(text: str) -> str | None:
     return text or None
 
 
-def _name_free(s, name: str, but=None) -> None:
+def _name_free(s: OrmSession, name: str, but: Client | None = None) -> None:
     """Refuse `name` if a client or library (other than `but`) has it, in any case."""
     existing = repo.client_named_alike(s, name)
     if existing is None or existing is but:
@@ -125,20 +136,20 @@ def _name_free(s, name: str, but=None) -> None:
                    f"(names are unique without regard to case)")
 
 
-def _check_quota(quota) -> None:
+def _check_quota(quota: int | None) -> None:
     if quota is not None and quota <= 0:
         raise BadRequest("a quota is above zero; for no quota give 'none'")
 
 
-def _user_rows(s, client_id: int) -> list[User]:
+def _user_rows(s: OrmSession, client_id: int) -> list[User]:
     return list(s.scalars(select(User).where(User.client_id == client_id).order_by(User.login)))
 
 
-def _user_summary(u) -> dict:
+def _user_summary(u: User) -> Json:
     return {"login": u.login, "email": u.email, "display_name": u.display_name,
             "totp": u.totp_secret is not None, "disabled": u.disabled}
 
 
-def client_dict(c) -> dict:
+def client_dict(c: Client) -> Json:
     return {"name": c.name, "display_name": c.display_name, "quota_bytes": c.quota_bytes,
             "used_bytes": c.used_bytes, "disabled": bool(c.disabled)}

@@ -5,10 +5,11 @@ A missing blob cannot be repaired here: its version must come from a backup."""
 import time
 
 from strongroom.appliance.service import consistency
+from strongroom.appliance.service.admin_base import AdminBase
 
 
-class DoctorMixin:
-    def doctor(self, *, repair: bool = False, min_age: float = 600.0) -> dict:
+class DoctorMixin(AdminBase):
+    def doctor(self, *, repair: bool = False, min_age: float = 600.0) -> consistency.Report:
         """The consistency report; with `repair`, stray blobs and staging leftovers
         unchanged for `min_age` seconds are removed first (a younger stray blob may
         belong to an upload committing now), and `removed` names them. Staging files

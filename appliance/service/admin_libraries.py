@@ -7,15 +7,18 @@ versions, its trash and its key go with it; there is no trash for a removed
 library.
 """
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import (AclGrant, Client, DeadProperty, LibraryMember, Node,
                                              Version)
 from strongroom.appliance.errors import Conflict
+from strongroom.appliance.service.admin_base import Json
+from strongroom.appliance.service.admin_clients import ClientsMixin
 
 
-class LibrariesMixin:
-    def add_library(self, name: str, clients: list[str] | None) -> dict:
+class LibrariesMixin(ClientsMixin):
+    def add_library(self, name: str, clients: list[str] | None) -> Json:
         """A read-only shared tree, at /NAME in the view of every client (or of `clients`)."""
         with self.app.db.read() as s:
             members = [self._client_row(s, c) for c in clients] if clients else \
@@ -26,7 +29,7 @@ class LibrariesMixin:
                                    f"choose another library name")
         made = self.add_client(name, None, kind="library")
         with self.app.db.write() as s:
-            lib = repo.client_by_name(s, name)
+            lib = self._client_row(s, name, kind="library")
             lib.shared_with_all = not clients
             for c in members if clients else ():
                 s.add(LibraryMember(library_id=lib.id, client_id=c.id))
@@ -34,7 +37,7 @@ class LibrariesMixin:
                         "clients=" + (",".join(clients) if clients else "*"))
         return dict(made, clients=sorted(clients) if clients else "*")
 
-    def list_libraries(self) -> list[dict]:
+    def list_libraries(self) -> list[Json]:
         with self.app.db.read() as s:
             out = []
             for lib in repo.clients(s, "library"):
@@ -45,7 +48,7 @@ class LibrariesMixin:
                             "clients": "*" if lib.shared_with_all else list(members)})
             return out
 
-    def remove_library(self, name: str, *, with_files: bool = False) -> dict:
+    def remove_library(self, name: str, *, with_files: bool = False) -> Json:
         """Remove library `name`. Refused while it holds files or folders (in the trash
         too) unless `with_files`: then they, their versions and the library's key are
         deleted for good. Blobs are deleted after the commit; one left behind by a
@@ -68,7 +71,7 @@ class LibrariesMixin:
         return {"name": name, "entries": entries, "versions": len(blobs)}
 
 
-def _delete_tree(s, tree_id: int) -> list[str]:
+def _delete_tree(s: OrmSession, tree_id: int) -> list[str]:
     """Delete every row of a tree but the tree's own; return the blob ids it used."""
     node_ids = select(Node.id).where(Node.client_id == tree_id)
     blobs = list(s.scalars(select(Version.blob_id).where(Version.node_id.in_(node_ids))))

@@ -10,10 +10,13 @@ deletes everything of the account; the audit trail and version authors keep the
 login.
 """
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as OrmSession
 
+from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, AppPassword, DriveSession, User, UserKey
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.admin_clients import NAME, check_display_name
 from strongroom.appliance.service import renames
 from strongroom.appliance.service.credentials import end_sessions
@@ -23,12 +26,12 @@ LANGUAGES = ("en", "sv", "he")
 MAX_EMAIL = 254
 
 
-class UsersMixin:
+class UsersMixin(AdminBase):
     def add_user(self, login: str, *, client: str | None, staff: bool, email: str | None,
-                 password: str | None, with_totp: bool) -> dict:
+                 password: str | None, with_totp: bool) -> Json:
         _check_login(login)
         generated = password is None
-        if generated:
+        if password is None:
             password = passwords.generate_password(login)
         try:
             passwords.check_policy(login, password)
@@ -37,7 +40,9 @@ class UsersMixin:
         secret = totp.new_secret() if with_totp else None
         with self.app.db.write() as s:
             _login_free(s, login)
-            client_row = None if staff else self._client_row(s, client)
+            if not staff and client is None:
+                raise BadRequest("a client user belongs to a client: give one, or make it staff")
+            client_row = None if client is None or staff else self._client_row(s, client)
             user = User(login=login, role="staff" if staff else "client",
                         client_id=client_row.id if client_row else None,
                         email=_check_email(email) if email else None,
@@ -54,7 +59,7 @@ class UsersMixin:
         return out
 
     def set_user(self, login: str, *, email: str | None = None,
-                 display_name: str | None = None, language: str | None = None) -> dict:
+                 display_name: str | None = None, language: str | None = None) -> Json:
         """Change what is given; '' clears an email address or display name."""
         changes = []
         with self.app.db.write() as s:
@@ -75,7 +80,7 @@ class UsersMixin:
             self._audit(s, "user-set", None, f"login={login} " + " ".join(changes))
             return user_dict(user)
 
-    def rename_user(self, old: str, new: str) -> dict:
+    def rename_user(self, old: str, new: str) -> Json:
         """Rename user `old` to `new` (see the module docstring for what follows)."""
         _check_login(new)
         with self.app.db.write() as s:
@@ -90,15 +95,15 @@ class UsersMixin:
         self.app.auth.lockout.unlock(login=old)   # a later user called `old` starts afresh
         return out
 
-    def remove_user(self, login: str) -> dict:
+    def remove_user(self, login: str) -> Json:
         """Remove user `login` with its drive sessions, SSH keys, app passwords,
         grants, WebDAV locks and failed-login counter; its open sessions stop."""
         with self.app.db.write() as s:
             user = self._user(s, login)
             for model in (DriveSession, UserKey, AppPassword):
                 s.execute(delete(model).where(model.user_id == user.id))
-            grants = s.execute(delete(AclGrant).where(AclGrant.subject_kind == "user",
-                                                      AclGrant.subject_id == user.id)).rowcount
+            grants = rowcount(s.execute(delete(AclGrant).where(
+                AclGrant.subject_kind == "user", AclGrant.subject_id == user.id)))
             end_sessions(s, self.app.locks, [user])
             out = dict(user_dict(user), grants_removed=grants)
             s.delete(user)
@@ -108,13 +113,13 @@ class UsersMixin:
         self.app.auth.lockout.unlock(login=login)
         return out
 
-    def list_users(self) -> list[dict]:
+    def list_users(self) -> list[Json]:
         with self.app.db.read() as s:
             return [user_dict(u) for u in s.scalars(select(User).order_by(User.login))]
 
     # -- SSH keys -------------------------------------------------------------------------
 
-    def add_key(self, login: str, line: str) -> dict:
+    def add_key(self, login: str, line: str) -> Json:
         """Authorize an SSH public key (an authorized_keys line) for `login`."""
         try:
             key_type, data, comment = sshkeys.parse(line)
@@ -130,7 +135,7 @@ class UsersMixin:
             self._audit(s, "key-add", None, f"login={login} key={fp}")
         return {"login": login, "type": key_type, "fingerprint": fp, "comment": comment}
 
-    def list_keys(self, login: str) -> list[dict]:
+    def list_keys(self, login: str) -> list[Json]:
         with self.app.db.read() as s:
             return [{"login": login, "type": k.key_type, "fingerprint": k.fingerprint,
                      "comment": k.comment} for k in repo.keys_of(s, self._user(s, login).id)]
@@ -159,7 +164,7 @@ def _check_email(email: str) -> str:
     return email
 
 
-def _login_free(s, login: str, but=None) -> None:
+def _login_free(s: OrmSession, login: str, but: User | None = None) -> None:
     existing = repo.user_named_alike(s, login)
     if existing is None or existing is but:
         return
@@ -169,7 +174,7 @@ def _login_free(s, login: str, but=None) -> None:
                    f"(logins are unique without regard to case)")
 
 
-def user_dict(u) -> dict:
+def user_dict(u: User) -> Json:
     return {"login": u.login, "role": u.role, "client": u.client.name if u.client else None,
             "email": u.email, "display_name": u.display_name, "language": u.language,
             "totp": u.totp_secret is not None, "disabled": bool(u.disabled)}

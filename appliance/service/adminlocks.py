@@ -3,10 +3,12 @@
 a client forgot, or one left by a removed device, no longer needs to time out."""
 from strongroom.appliance.errors import BadRequest, NotFound
 from strongroom.appliance.service import paths
+from strongroom.appliance.service.admin_base import AdminBase, Json
+from strongroom.appliance.service.locks import LockDict
 
 
-class AdminLocksMixin:
-    def list_locks(self, path: str | None = None, login: str | None = None) -> list[dict]:
+class AdminLocksMixin(AdminBase):
+    def list_locks(self, path: str | None = None, login: str | None = None) -> list[Json]:
         root = paths.join(paths.clean(path)) if path else None
         with self.app.db.read() as s:
             if login:
@@ -15,7 +17,7 @@ class AdminLocksMixin:
                     self.app.locks.listed(s, principal=login, root=root)]
 
     def clear_locks(self, *, token: str | None = None, path: str | None = None,
-                    login: str | None = None) -> dict:
+                    login: str | None = None) -> Json:
         """Remove locks: the one `token`, every lock at or below `path`, or every lock
         of `login` (exactly one of them)."""
         if sum(x is not None for x in (token, path, login)) != 1:
@@ -39,7 +41,7 @@ class AdminLocksMixin:
         return {"cleared": removed, "locks": [_lock_dict(lock) for lock in found]}
 
 
-def _lock_dict(lock: dict) -> dict:
+def _lock_dict(lock: LockDict) -> Json:
     return {"path": lock["root"], "user": lock["principal"], "token": lock["token"],
             "scope": lock["scope"], "depth": lock["depth"], "expires_at": lock["expire"],
             "owner": lock["owner"]}

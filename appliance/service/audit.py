@@ -26,14 +26,20 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeAlias, TypedDict
 
-from sqlalchemy import and_, bindparam, or_, select, true, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, or_, select, true, update
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import Session as OrmSession
 
-from strongroom.appliance.db import repo
-from strongroom.appliance.db.models import AuditEvent, AuditHead
+from strongroom.appliance.db import Database, repo
+from strongroom.appliance.db.dml import rowcount
+from strongroom.appliance.db.hotpath import HotPath
+from strongroom.appliance.db.models import AuditEvent, AuditHead, Base
 from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.appliance.service.renames import Alias
 
 log = logging.getLogger("strongroom.audit")
 
@@ -59,12 +65,42 @@ ACTIONS = (
 _FIELDS = ("ts", "actor", "protocol", "address", "action", "path", "outcome", "detail")
 
 
-def _body(fields: dict) -> bytes:
+class Fields(TypedDict):
+    """What an event's hash covers (_FIELDS, in that order)."""
+    ts: float
+    actor: str
+    protocol: str
+    address: str | None
+    action: str
+    path: str | None
+    outcome: str
+    detail: str | None
+
+
+# An event as `events` returns it and `audit list --json` prints it: "id", the Fields,
+# "prev_hash" and "hash" (the CLI adds "time"); values are JSON values.
+Event: TypeAlias = dict[str, Any]
+
+
+class End(TypedDict):
+    """The chain's end: its newest event's id and hash, and how many events it has."""
+    id: int
+    count: int
+    hash: str
+
+
+class Anchor(End):
+    """The anchor file: the end, when it was written, and the MAC of both."""
+    at: float
+    mac: str
+
+
+def _body(fields: Mapping[str, object]) -> bytes:
     return json.dumps([fields[k] for k in _FIELDS], ensure_ascii=False,
                       separators=(",", ":")).encode()
 
 
-def _plain_digest(prev_hash: str, fields: dict) -> str:
+def _plain_digest(prev_hash: str, fields: Fields) -> str:
     """The digest of chains from before the key (for re-chaining them only)."""
     return hashlib.sha256(prev_hash.encode() + _body(fields)).hexdigest()
 
@@ -80,7 +116,8 @@ _SET_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(last_hash=bindpar
              .execution_options(synchronize_session=False))
 _HOLD_HEAD = (update(AuditHead).where(AuditHead.id == 1).values(count=AuditHead.count)
               .execution_options(synchronize_session=False))
-_INSERT = AuditEvent.__table__.insert()
+_EVENTS: Table = Base.metadata.tables[AuditEvent.__tablename__]
+_INSERT = _EVENTS.insert()
 
 
 class Verdict(NamedTuple):
@@ -102,20 +139,25 @@ class Chain:
         self._unanchored = False
         self._anchoring = threading.Lock()
 
-    def digest(self, prev_hash: str, fields: dict) -> str:
+    def digest(self, prev_hash: str, fields: Fields) -> str:
         return hmac.new(self._key, prev_hash.encode() + _body(fields), hashlib.sha256).hexdigest()
 
     # -- appending ----------------------------------------------------------------------
 
-    def append(self, s, *, actor, protocol, address, action, path=None, outcome="ok",
-               detail=None) -> None:
+    def append(self, s: HotPath | OrmSession, *, actor: str, protocol: str,
+               address: str | None, action: str, path: str | None = None,
+               outcome: str = "ok", detail: str | None = None) -> None:
         """Add one event inside the caller's write transaction (an ORM session or an
-        appliance.db.fast.Fast)."""
-        fields = dict(ts=round(time.time(), 6), actor=actor, protocol=protocol, address=address,
-                      action=action, path=path, outcome=outcome, detail=detail)
+        appliance.db.fast.Fast). An ORM session runs the statements itself, not on its
+        connection(): the ORM-enabled UPDATE of the head flushes its pending changes
+        first, as it always did, so rows are locked in the same order as before."""
+        fields = Fields(ts=round(time.time(), 6), actor=actor, protocol=protocol,
+                        address=address, action=action, path=path, outcome=outcome,
+                        detail=detail)
         prev = self._last_written
         digest = self.digest(prev, fields) if prev is not None else None
-        if digest is None or s.execute(_ADVANCE, {"prev": prev, "digest": digest}).rowcount != 1:
+        if digest is None or rowcount(s.execute(_ADVANCE,
+                                                {"prev": prev, "digest": digest})) != 1:
             # One statement takes the row lock and reads the chain's end (the migration
             # made the row); the lock is held until the caller commits.
             prev = s.execute(_LOCK_HEAD).scalar_one()
@@ -128,7 +170,7 @@ class Chain:
 
     # -- verifying ----------------------------------------------------------------------
 
-    def verify(self, s) -> Verdict:
+    def verify(self, s: OrmSession) -> Verdict:
         """Walk the whole chain, then check its end against the head row and the anchor."""
         prev, count = GENESIS, 0
         for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
@@ -145,7 +187,7 @@ class Chain:
         problem = self._anchor_problem(s, count)
         return Verdict(count, -1 if problem else None, problem)
 
-    def _anchor_problem(self, s, count: int) -> str | None:
+    def _anchor_problem(self, s: OrmSession, count: int) -> str | None:
         anchor, problem = self._read_anchor()
         if problem:
             return problem
@@ -159,7 +201,7 @@ class Chain:
 
     # -- anchoring ----------------------------------------------------------------------
 
-    def anchor(self, db) -> None:
+    def anchor(self, db: Database) -> None:
         """Write the chain's end to the anchor file and the log if this process appended
         since its last anchor, after checking the chain from the old anchor to it."""
         with self._anchoring:
@@ -176,10 +218,12 @@ class Chain:
                 log.error("audit trail: the chain no longer continues from its anchor "
                           "(event %s); the anchor is left as it is", old and old["id"])
                 return
-            if end["count"] and end != (old and {k: old[k] for k in end}):
+            old_end = None if old is None else \
+                End(id=old["id"], count=old["count"], hash=old["hash"])
+            if end["count"] and end != old_end:
                 self._write_anchor(end)
 
-    def _walk_from(self, s, old: dict | None) -> dict | None:
+    def _walk_from(self, s: OrmSession, old: Anchor | None) -> End | None:
         """{id, count, hash} of the chain's end, checking each event after `old`; None
         if the chain does not continue from it."""
         prev, count, last_id = GENESIS, 0, 0
@@ -192,15 +236,16 @@ class Chain:
             if ev.prev_hash != prev or self.digest(prev, _fields(ev)) != ev.hash:
                 return None
             prev, count, last_id = ev.hash, count + 1, ev.id
-        return {"id": last_id, "count": count, "hash": prev}
+        return End(id=last_id, count=count, hash=prev)
 
-    def _mac(self, anchor: dict) -> str:
+    def _mac(self, anchor: Mapping[str, object]) -> str:
         message = f"anchor\0{anchor['id']}\0{anchor['count']}\0{anchor['hash']}\0{anchor['at']}"
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
 
-    def _write_anchor(self, end: dict) -> None:
-        anchor = dict(end, at=round(time.time(), 3))
-        anchor["mac"] = self._mac(anchor)
+    def _write_anchor(self, end: End) -> None:
+        anchor = Anchor(id=end["id"], count=end["count"], hash=end["hash"],
+                        at=round(time.time(), 3), mac="")
+        anchor["mac"] = self._mac(anchor)     # of the fields before it
         tmp = self._anchor_file.with_name(self._anchor_file.name + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -216,8 +261,9 @@ class Chain:
         log.info("audit anchor: event %d, %d events, hash %s", anchor["id"], anchor["count"],
                  anchor["hash"])
 
-    def _read_anchor(self) -> tuple[dict | None, str | None]:
-        """(anchor or None if there is none, problem or None)."""
+    def _read_anchor(self) -> tuple[Anchor | None, str | None]:
+        """(anchor or None if there is none, problem or None). An anchor whose MAC
+        verifies has the fields, of the types, that a process with the key wrote."""
         try:
             anchor = json.loads(self._anchor_file.read_text("utf-8"))
         except FileNotFoundError:
@@ -227,9 +273,10 @@ class Chain:
         if not isinstance(anchor, dict) or not hmac.compare_digest(
                 str(anchor.get("mac", "")), self._mac_or_empty(anchor)):
             return None, f"the anchor file {self._anchor_file} was altered"
-        return anchor, None
+        return Anchor(id=anchor["id"], count=anchor["count"], hash=anchor["hash"],
+                      at=anchor["at"], mac=anchor["mac"]), None
 
-    def _mac_or_empty(self, anchor: dict) -> str:
+    def _mac_or_empty(self, anchor: Mapping[str, object]) -> str:
         try:
             return self._mac(anchor)
         except KeyError:
@@ -237,7 +284,7 @@ class Chain:
 
     # -- re-chaining a chain from before the key -----------------------------------------
 
-    def upgrade(self, db) -> None:
+    def upgrade(self, db: Database) -> None:
         """Re-chain a plain SHA-256 chain under the key, once (see the module docstring)."""
         with db.read() as s:
             head = s.get(AuditHead, 1)
@@ -251,7 +298,7 @@ class Chain:
         with db.write() as s:
             s.execute(_HOLD_HEAD)        # the row lock: appenders and other upgraders wait
             head = s.get(AuditHead, 1)
-            if head.scheme == "hmac":
+            if head is None or head.scheme == "hmac":   # another process re-chained it
                 return
             count, broken = self._rechain(s)
             head.scheme = "hmac"
@@ -265,7 +312,7 @@ class Chain:
                         detail=detail)
         (log.error if broken else log.info)("audit trail: %s", detail)
 
-    def _rechain(self, s) -> tuple[int, int | None]:
+    def _rechain(self, s: OrmSession) -> tuple[int, int | None]:
         old_prev, new_prev, count, broken = GENESIS, GENESIS, 0, None
         for ev in s.scalars(select(AuditEvent).order_by(AuditEvent.id)).all():
             fields = _fields(ev)
@@ -280,15 +327,17 @@ class Chain:
         return count, broken
 
 
-def _fields(ev) -> dict:
-    return {k: getattr(ev, k) for k in _FIELDS}
+def _fields(ev: AuditEvent) -> Fields:
+    return Fields(ts=ev.ts, actor=ev.actor, protocol=ev.protocol, address=ev.address,
+                  action=ev.action, path=ev.path, outcome=ev.outcome, detail=ev.detail)
 
 
-def _when(ts) -> str:
+def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
 
-def check_filters(s, *, actor=None, action=None) -> None:
+def check_filters(s: OrmSession, *, actor: str | None = None,
+                  action: str | None = None) -> None:
     """Refuse a filter that can never match, rather than answer an empty list: an
     action the appliance does not write, a login that is no user and never acted."""
     if action is not None and action not in ACTIONS and not _in_trail(s, AuditEvent.action,
@@ -300,12 +349,14 @@ def check_filters(s, *, actor=None, action=None) -> None:
         raise NotFound(f"no user {actor} and no event by {actor} in the audit trail")
 
 
-def _in_trail(s, column, value) -> bool:
+def _in_trail(s: OrmSession, column: InstrumentedAttribute[str], value: str) -> bool:
     return s.scalar(select(AuditEvent.id).where(column == value).limit(1)) is not None
 
 
-def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, since=None,
-           limit=None) -> list[dict]:
+def events(s: OrmSession, *, actor: str | Sequence[Alias] | None = None,
+           client: str | Sequence[Alias] | None = None, action: str | None = None,
+           outcome_not_ok: bool = False, since: float | None = None,
+           limit: int | None = None) -> list[Event]:
     """Events, oldest first, filtered: by who, by client tree (its '/<client>' paths),
     by action, only refusals and failures, from a time on; `limit` keeps the newest
     that many. `actor` and `client` are a name, or the session.renames.Alias list
@@ -329,7 +380,8 @@ def events(s, *, actor=None, client=None, action=None, outcome_not_ok=False, sin
     return [dict(id=ev.id, **_fields(ev), prev_hash=ev.prev_hash, hash=ev.hash) for ev in rows]
 
 
-def _named(names, condition):
+def _named(names: str | Sequence[Alias],
+           condition: Callable[[str], ColumnElement[bool]]) -> ColumnElement[bool]:
     """`condition(name)` for one name, or for any Alias while it was held."""
     if isinstance(names, str):
         return condition(names)

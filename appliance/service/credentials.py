@@ -2,20 +2,30 @@
 drive sessions, disabling, unlocking. Mixed into Admin; every change is audited."""
 import time
 
-from sqlalchemy import delete, select
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from strongroom.appliance.db.models import AppPassword, DriveSession
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as OrmSession
+
+from strongroom.appliance.db.dml import rowcount
+from strongroom.appliance.db.models import AppPassword, DriveSession, User
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.auth import app_passwords, passwords, totp
+
+if TYPE_CHECKING:
+    from strongroom.appliance.service.locks import LockStore
 
 MAX_LABEL = 100
 
 
-class CredentialsMixin:
-    def set_password(self, login: str, password: str | None) -> dict:
+class CredentialsMixin(AdminBase):
+    def set_password(self, login: str, password: str | None) -> Json:
         """A new password (generated when None); ends the user's drive sessions."""
         generated = password is None
-        password = passwords.generate_password(login) if generated else password
+        if password is None:
+            password = passwords.generate_password(login)
         try:
             passwords.check_policy(login, password)
         except ValueError as e:
@@ -27,7 +37,7 @@ class CredentialsMixin:
             self._audit(s, "user-passwd", None, f"login={login}")
         return {"login": login, **({"password": password} if generated else {})}
 
-    def reset_totp(self, login: str, enable: bool = True) -> dict:
+    def reset_totp(self, login: str, enable: bool = True) -> Json:
         """Enrol a new TOTP secret (or, with enable=False, remove the second factor)."""
         secret = totp.new_secret() if enable else None
         with self.app.db.write() as s:
@@ -40,7 +50,7 @@ class CredentialsMixin:
             out.update(totp_secret=secret, otpauth_uri=totp.provisioning_uri(secret, login))
         return out
 
-    def set_disabled(self, login: str, disabled: bool) -> dict:
+    def set_disabled(self, login: str, disabled: bool) -> Json:
         """Disable (ending live SFTP sessions and drive sessions within seconds, and
         releasing the account's WebDAV locks) or enable."""
         with self.app.db.write() as s:
@@ -51,7 +61,7 @@ class CredentialsMixin:
             self._audit(s, "user-disable" if disabled else "user-enable", None, f"login={login}")
         return {"login": login, "disabled": disabled}
 
-    def unlock(self, login: str | None, address: str | None) -> dict:
+    def unlock(self, login: str | None, address: str | None) -> Json:
         """Forget failed logins of an account and/or a source address."""
         if not login and not address:
             raise BadRequest("give a login or --address")
@@ -63,7 +73,7 @@ class CredentialsMixin:
             self._audit(s, "user-unlock", None, f"login={login} address={address}")
         return {"login": login, "address": address, "cleared": removed}
 
-    def create_app_password(self, login: str, label: str, expires_in: float | None) -> dict:
+    def create_app_password(self, login: str, label: str, expires_in: float | None) -> Json:
         label = label.strip()
         if not label or len(label) > MAX_LABEL:
             raise BadRequest(f"a label is 1-{MAX_LABEL} characters")
@@ -80,7 +90,7 @@ class CredentialsMixin:
         return {"login": login, "label": label, "password": secret,
                 "expires_at": now + expires_in if expires_in else None}
 
-    def list_app_passwords(self, login: str) -> list[dict]:
+    def list_app_passwords(self, login: str) -> list[Json]:
         with self.app.db.read() as s:
             user = self._user(s, login)
             rows = s.scalars(select(AppPassword).where(AppPassword.user_id == user.id)
@@ -91,13 +101,13 @@ class CredentialsMixin:
     def revoke_app_password(self, login: str, label: str) -> None:
         with self.app.db.write() as s:
             user = self._user(s, login)
-            done = s.execute(delete(AppPassword).where(AppPassword.user_id == user.id,
-                                                       AppPassword.label == label)).rowcount
+            done = rowcount(s.execute(delete(AppPassword).where(
+                AppPassword.user_id == user.id, AppPassword.label == label)))
             if not done:
                 raise NotFound(f"{login} has no app password labelled {label!r}")
             self._audit(s, "app-password-revoke", None, f"login={login} label={label}")
 
-    def list_drive_sessions(self, login: str) -> list[dict]:
+    def list_drive_sessions(self, login: str) -> list[Json]:
         with self.app.db.read() as s:
             user = self._user(s, login)
             rows = s.scalars(select(DriveSession).where(DriveSession.user_id == user.id)
@@ -106,7 +116,7 @@ class CredentialsMixin:
                      "last_used_at": r.last_used_at, "expires_at": r.expires_at} for r in rows]
 
 
-def end_sessions(s, locks, users) -> None:
+def end_sessions(s: OrmSession, locks: "LockStore", users: Iterable[User]) -> None:
     """Drive sessions and WebDAV locks of `users` end: they may no longer log in.
     (Live SFTP sessions end by themselves: sftp.server asks Authenticator.ended_among.)"""
     for user in users:

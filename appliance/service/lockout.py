@@ -11,17 +11,45 @@ its failures will cause (within a process; each process adds its own).
 """
 import threading
 import time
+from typing import Protocol, TypeAlias
 
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from strongroom.appliance.db import Database
+from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import LoginThrottle
 from strongroom.auth.throttle import Policy, State, after_failure, verdict
+from strongroom.config.loader import Config
+
+# An attempt in flight, as `begin` hands it out and `end` takes it back: its counter
+# keys and when it started (time.monotonic).
+Attempt: TypeAlias = tuple[tuple[str, ...], float]
 
 
-def policies(cfg) -> tuple[Policy, Policy]:
+class ThrottleOptions(Protocol):
+    """The options of the [auth] section the throttle reads."""
+    @property
+    def account_delay_after(self) -> int: ...
+    @property
+    def account_block_after(self) -> int: ...
+    @property
+    def address_delay_after(self) -> int: ...
+    @property
+    def address_block_after(self) -> int: ...
+    @property
+    def delay(self) -> float: ...
+    @property
+    def block_time(self) -> float: ...
+    @property
+    def block_max(self) -> float: ...
+    @property
+    def forget_after(self) -> float: ...
+
+
+def policies(cfg: Config) -> tuple[Policy, Policy]:
     """(account policy, address policy) from the [auth] section."""
-    a = cfg.auth
+    a: ThrottleOptions = cfg.auth
     common = dict(delay=a.delay, block_seconds=a.block_time, block_max=a.block_max,
                   forget_after=a.forget_after)
     return (Policy(delay_after=a.account_delay_after, block_after=a.account_block_after,
@@ -30,7 +58,7 @@ def policies(cfg) -> tuple[Policy, Policy]:
                    **common))
 
 
-def _state(row) -> State:
+def _state(row: LoginThrottle | None) -> State:
     return State() if row is None else State(row.failures, row.last_failure, row.blocked_until)
 
 
@@ -45,13 +73,13 @@ IN_FLIGHT_MAX = 300.0   # seconds: an attempt never ended (a bug, a lost thread)
 
 
 class Lockout:
-    def __init__(self, db, cfg):
+    def __init__(self, db: Database, cfg: Config):
         self.db = db
         self.account, self.address = policies(cfg)
         self._inflight: dict[str, list[float]] = {}
         self._mutex = threading.Lock()
 
-    def begin(self, login: str, address) -> tuple[object, bool, float]:
+    def begin(self, login: str, address: str | None) -> tuple[Attempt, bool, float]:
         """Start an attempt: (token for `end`, blocked, delay), judged with the other
         attempts still in flight."""
         keys, now = self._keys(login, address), time.monotonic()
@@ -62,7 +90,7 @@ class Lockout:
         blocked, delay = self.judge(login, address, pending)
         return (tuple(k for k, _ in keys), now), blocked, delay
 
-    def end(self, token) -> None:
+    def end(self, token: Attempt) -> None:
         """The attempt `token` was counted (failed) or succeeded."""
         keys, started = token
         with self._mutex:
@@ -81,13 +109,14 @@ class Lockout:
             self._inflight.pop(key, None)
         return len(times)
 
-    def _keys(self, login, address):
+    def _keys(self, login: str, address: str | None) -> list[tuple[str, Policy]]:
         keys = [(f"login:{login.lower()[:150]}", self.account)]
         if address:
             keys.append((f"addr:{address}", self.address))
         return keys
 
-    def judge(self, login: str, address, pending: dict | None = None) -> tuple[bool, float]:
+    def judge(self, login: str, address: str | None,
+              pending: dict[str, int] | None = None) -> tuple[bool, float]:
         """(blocked, delay in seconds) for an attempt now; `pending`: attempts in
         flight by counter key."""
         now = time.time()
@@ -102,7 +131,7 @@ class Lockout:
             blocked, delay = blocked or b, max(delay, d)
         return blocked, delay
 
-    def failed(self, login: str, address) -> None:
+    def failed(self, login: str, address: str | None) -> None:
         for attempt in range(3):
             try:
                 with self.db.write() as s:
@@ -130,4 +159,5 @@ class Lockout:
         keys = ([f"login:{login.lower()[:150]}"] if login else []) + \
                ([f"addr:{address}"] if address else [])
         with self.db.write() as s:
-            return s.execute(delete(LoginThrottle).where(LoginThrottle.key.in_(keys))).rowcount
+            return rowcount(s.execute(delete(LoginThrottle)
+                                      .where(LoginThrottle.key.in_(keys))))

@@ -4,15 +4,24 @@ locks survive a restart. Only the service layer uses this store: taking,
 refreshing and releasing a lock are Session operations (rights, audit), and the
 admin's `strongroom locks` goes through Admin."""
 import time
+from collections.abc import Iterable
+from typing import Any, TypeAlias
 
 from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy.orm import Session as OrmSession
 
+from strongroom.appliance.db.dml import rowcount
+from strongroom.appliance.db import Database
+from strongroom.appliance.db.hotpath import AnySelect
 from strongroom.appliance.db.models import Lock
 
 _FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "timeout", "expire")
+# A lock as wsgidav's lock manager hands it over and takes it back (wsgidav ships no
+# types): the keys of _FIELDS, plus whatever wsgidav adds to a lock it creates.
+LockDict: TypeAlias = dict[str, Any]
 
 
-def _as_dict(row: Lock) -> dict:
+def _as_dict(row: Lock) -> LockDict:
     return {k: getattr(row, k) for k in _FIELDS}
 
 
@@ -21,7 +30,7 @@ def _like_prefix(prefix: str) -> str:
     return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
-def _at(include_root: bool, include_children: bool):
+def _at(include_root: bool, include_children: bool) -> AnySelect:
     table = Lock.__table__
     conds = []
     if include_root:
@@ -40,22 +49,22 @@ class LockStore:
     """Lock rows. Every lock expires: a timeout is at most `lock_max` seconds (a
     client asking for more, or for Infinite, gets that and refreshes)."""
 
-    def __init__(self, db, lock_max: float):
+    def __init__(self, db: Database, lock_max: float):
         self.db = db
         self.lock_max = lock_max
 
-    def capped(self, timeout) -> float:
+    def capped(self, timeout: float | str | None) -> float:
         timeout = float(timeout if timeout is not None else self.lock_max)
         return self.lock_max if timeout <= 0 or timeout > self.lock_max else timeout
 
-    def get(self, token: str) -> dict | None:
+    def get(self, token: str) -> LockDict | None:
         with self.db.read() as s:
             row = s.get(Lock, token)
             if row is None or row.expire < time.time():
                 return None
             return _as_dict(row)
 
-    def create(self, s, root: str, lock: dict, token: str) -> dict:
+    def create(self, s: OrmSession, root: str, lock: LockDict, token: str) -> LockDict:
         """Add a lock in the caller's transaction `s`."""
         timeout = self.capped(lock.get("timeout"))
         owner = lock.get("owner") or ""   # wsgidav's <owner> element, as XML bytes
@@ -65,7 +74,7 @@ class LockStore:
         s.add(Lock(**{k: lock[k] for k in _FIELDS}))
         return lock
 
-    def refresh(self, s, token: str, timeout) -> dict | None:
+    def refresh(self, s: OrmSession, token: str, timeout: float | str | None) -> LockDict | None:
         row = s.get(Lock, token)
         if row is None or row.expire < time.time():
             return None
@@ -73,10 +82,10 @@ class LockStore:
         row.expire = time.time() + row.timeout
         return _as_dict(row)
 
-    def delete(self, s, token: str) -> bool:
-        return s.execute(delete(Lock).where(Lock.token == token)).rowcount > 0
+    def delete(self, s: OrmSession, token: str) -> bool:
+        return rowcount(s.execute(delete(Lock).where(Lock.token == token))) > 0
 
-    def under(self, root: str) -> list[dict]:
+    def under(self, root: str) -> list[LockDict]:
         """Every live lock at or below `root` (one query; callers filter in memory)."""
         params = {"root": root, "below": _like_prefix(root.rstrip("/") + "/"),
                   "now": time.time()}
@@ -84,7 +93,8 @@ class LockStore:
             rows = s.execute(_AT[True, True], params).all()
         return [dict(zip(_COLUMNS, r)) for r in rows]
 
-    def listed(self, s, *, principal: str | None = None, root: str | None = None) -> list[dict]:
+    def listed(self, s: OrmSession, *, principal: str | None = None,
+               root: str | None = None) -> list[LockDict]:
         """Live locks, oldest expiry first: of one owner, at or below one path, or all."""
         q = select(Lock).where(Lock.expire >= time.time()).order_by(Lock.expire, Lock.token)
         if principal is not None:
@@ -94,7 +104,7 @@ class LockStore:
                             Lock.root.like(_like_prefix(root.rstrip("/") + "/"), escape="/")))
         return [_as_dict(row) for row in s.scalars(q)]
 
-    def rename_tree(self, s, old: str, new: str) -> int:
+    def rename_tree(self, s: OrmSession, old: str, new: str) -> int:
         """Locks of tree `old` follow it to its new name `new` (a client renamed)."""
         rows = s.scalars(select(Lock).where(or_(Lock.root == f"/{old}", Lock.root.like(
             _like_prefix(f"/{old}/"), escape="/"))))
@@ -103,25 +113,25 @@ class LockStore:
             row.root, moved = f"/{new}" + row.root[len(old) + 1:], moved + 1
         return moved
 
-    def rename_owner(self, s, old: str, new: str) -> int:
+    def rename_owner(self, s: OrmSession, old: str, new: str) -> int:
         """Locks of login `old` belong to `new` (a user renamed)."""
-        return s.execute(update(Lock).where(Lock.principal == old)
-                         .values(principal=new)).rowcount
+        return rowcount(s.execute(update(Lock).where(Lock.principal == old)
+                         .values(principal=new)))
 
-    def drop(self, s, tokens) -> int:
-        tokens = list(tokens)
-        if not tokens:
+    def drop(self, s: OrmSession, tokens: Iterable[str]) -> int:
+        listed = list(tokens)
+        if not listed:
             return 0
-        return s.execute(delete(Lock).where(Lock.token.in_(tokens))).rowcount
+        return rowcount(s.execute(delete(Lock).where(Lock.token.in_(listed))))
 
     def cap(self) -> int:
         """Shorten every stored lock to at most `lock_max` from now (locks taken
         before the cap existed, or under a larger one); return how many changed."""
         latest = time.time() + self.lock_max
         with self.db.write() as s:
-            return s.execute(update(Lock).where(Lock.expire > latest)
-                             .values(expire=latest, timeout=self.lock_max)).rowcount
+            return rowcount(s.execute(update(Lock).where(Lock.expire > latest)
+                             .values(expire=latest, timeout=self.lock_max)))
 
     def purge_expired(self) -> int:
         with self.db.write() as s:
-            return s.execute(delete(Lock).where(Lock.expire < time.time())).rowcount
+            return rowcount(s.execute(delete(Lock).where(Lock.expire < time.time())))

@@ -42,18 +42,25 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from sqlalchemy import or_, select, update
 
-from strongroom.appliance.db import repo
+from strongroom.appliance.db import Database, repo
+from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import AppPassword, Client, DriveSession, User
 from strongroom.appliance.errors import AuthFailed, NotFound
-from strongroom.appliance.service.lockout import Lockout
+from strongroom.appliance.service.audit import Chain
+from strongroom.appliance.service.lockout import Attempt, Lockout
 from strongroom.appliance.service.login_outcomes import FAILED, Outcomes
-from strongroom.appliance.service.login_rows import CredentialRows
+from strongroom.appliance.service.login_rows import CredentialRows, DriveSessionOptions
 from strongroom.appliance.service.principal import Principal
 from strongroom.auth import app_passwords, totp
 from strongroom.auth.passwords import verify_password
+from strongroom.config.loader import Config
+
+if TYPE_CHECKING:
+    from strongroom.appliance.metrics import Metrics
 
 CACHE_SECONDS = 300
 # Checked against a wrong code when the password was wrong: the same work as a right one.
@@ -66,6 +73,21 @@ TOUCH_SECONDS = 60          # how often last_used of a drive session / app passw
 _METHOD = {"code": "password+totp", "drive": "drive-session", "app": "app-password"}
 
 
+class AuthOptions(DriveSessionOptions, Protocol):
+    """The options of the [auth] section logins read."""
+    @property
+    def app_passwords_sftp(self) -> bool: ...
+    @property
+    def drive_session_ipv4_prefix(self) -> int: ...
+    @property
+    def drive_session_ipv6_prefix(self) -> int: ...
+
+
+# What a checked credential opened: (principal, kind, drive session or app password id,
+# the password hash it was checked against); see _Cached.
+_Verified: TypeAlias = tuple[Principal, str, int | None, str]
+
+
 @dataclass(frozen=True)
 class Factor:
     """The outcome of a first factor. `principal` is None when it failed (already
@@ -75,7 +97,7 @@ class Factor:
     principal: Principal | None
     needs_code: bool
     method: str
-    attempt: object = None      # the throttle's token of the attempt in flight
+    attempt: Attempt | None = None   # the throttle's token of the attempt in flight
 
 
 @dataclass
@@ -89,11 +111,11 @@ class _Cached:
 
 
 class Authenticator:
-    def __init__(self, db, cfg, lookup_key: bytes, audit_chain):
+    def __init__(self, db: Database, cfg: Config, lookup_key: bytes, audit_chain: Chain):
         """`lookup_key`: the key of drive-session lookups (derived from the master key);
         `audit_chain`: where login events go (appliance.service.audit.Chain)."""
         self.db = db
-        self.cfg = cfg.auth
+        self.cfg: AuthOptions = cfg.auth
         self.lockout = Lockout(db, cfg)
         self._rows = CredentialRows(db, self.cfg, lookup_key)
         self._outcomes = Outcomes(db, self.lockout, audit_chain)
@@ -103,17 +125,18 @@ class Authenticator:
         self._key_locks: dict[bytes, threading.Lock] = {}
 
     @property
-    def metrics(self):
+    def metrics(self) -> "Metrics | None":
         """appliance.metrics.Metrics when the daemon counts logins, else None."""
         return self._outcomes.metrics
 
     @metrics.setter
-    def metrics(self, metrics) -> None:
+    def metrics(self, metrics: "Metrics | None") -> None:
         self._outcomes.metrics = metrics
 
     # -- one-string logins ----------------------------------------------------------
 
-    def password_login(self, login: str, secret: str, protocol: str, address=None) -> Principal:
+    def password_login(self, login: str, secret: str, protocol: str,
+                       address: str | None = None) -> Principal:
         """The principal for valid credentials; AuthFailed otherwise (one message for all)."""
         # The network is part of the key: a drive session works only where it was
         # opened; so is the protocol: a login remembered for one is not one for another.
@@ -140,7 +163,8 @@ class Authenticator:
             finally:
                 self.lockout.end(attempt)
 
-    def _checked_login(self, key, login, secret, protocol, address) -> Principal:
+    def _checked_login(self, key: bytes, login: str, secret: str, protocol: str,
+                       address: str | None) -> Principal:
         found = self._verify(login, secret, protocol, address)
         if found is None:
             self._outcomes.failed(login, protocol, address, "password")
@@ -151,7 +175,8 @@ class Authenticator:
         self._outcomes.succeeded(principal, protocol, address, _METHOD.get(kind, kind))
         return principal
 
-    def _verify(self, login, secret, protocol, address):
+    def _verify(self, login: str, secret: str, protocol: str,
+                address: str | None) -> _Verified | None:
         """(principal, kind, row id, stored hash) or None. A refusal always costs
         exactly one argon2 verification (see the module docstring)."""
         user = self._user(login)
@@ -185,7 +210,8 @@ class Authenticator:
 
     # -- multi-step logins (SSH) ---------------------------------------------------------
 
-    def first_factor(self, login: str, password: str, protocol: str, address=None) -> Factor:
+    def first_factor(self, login: str, password: str, protocol: str,
+                     address: str | None = None) -> Factor:
         """Check a password typed at a prompt. A user without TOTP is done; everyone
         else (a TOTP user, a wrong password, an unknown account) is asked for a code,
         and the attempt stays in flight until `second_factor` or `abandoned` counts
@@ -194,20 +220,20 @@ class Authenticator:
         try:
             user = self._user(login)
             ok = verify_password(user.password_hash if user else None, password) \
-                and not _barred(user)
+                and user is not None and not _barred(user)
         except BaseException:
             self.lockout.end(attempt)
             raise
-        if ok and user.totp_secret is None:
+        if ok and user is not None and user.totp_secret is None:
             self.lockout.end(attempt)
             principal = _principal(user)
             self._outcomes.succeeded(principal, protocol, address, "keyboard-interactive")
             return Factor(login, principal, False, "keyboard-interactive")
-        return Factor(login, _principal(user) if ok else None, True, "keyboard-interactive",
-                      attempt)
+        return Factor(login, _principal(user) if ok and user is not None else None, True,
+                      "keyboard-interactive", attempt)
 
     def key_factor(self, login: str, key_type: str, key_data: str, protocol: str,
-                   address=None) -> Factor:
+                   address: str | None = None) -> Factor:
         """Whether `key_data` is one of the user's authorized keys. The signature is
         not checked yet (SSH asks before it signs): call `key_verified` once it is."""
         if self.lockout.judge(login, address)[0]:
@@ -217,16 +243,18 @@ class Authenticator:
             ok = user is not None and not _barred(user) and any(
                 k.key_type == key_type and k.key_data == key_data
                 for k in repo.keys_of(s, user.id))
-            if not ok:
+            if not ok or user is None:
                 raise AuthFailed(FAILED)
             return Factor(login, _principal(user), user.totp_secret is not None, "publickey")
 
-    def key_verified(self, factor: Factor, protocol: str, address) -> None:
+    def key_verified(self, factor: Factor, protocol: str, address: str | None) -> None:
         """The client proved it holds the key: a login without TOTP is complete."""
         if not factor.needs_code:
+            assert factor.principal is not None, "key_factor gives a key's principal"
             self._outcomes.succeeded(factor.principal, protocol, address, "publickey")
 
-    def second_factor(self, factor: Factor, code: str, protocol: str, address=None) -> Principal:
+    def second_factor(self, factor: Factor, code: str, protocol: str,
+                      address: str | None = None) -> Principal:
         """The principal if `factor` passed and `code` is a fresh code of its user.
         The same work either way: the answer's timing says nothing of the password."""
         try:
@@ -247,7 +275,7 @@ class Authenticator:
             if factor.attempt is not None:
                 self.lockout.end(factor.attempt)
 
-    def abandoned(self, factor: Factor, protocol: str, address=None) -> None:
+    def abandoned(self, factor: Factor, protocol: str, address: str | None = None) -> None:
         """A first factor was given but its code never came: a failed attempt."""
         if not factor.needs_code:
             return
@@ -259,7 +287,7 @@ class Authenticator:
             if factor.attempt is not None:
                 self.lockout.end(factor.attempt)
 
-    def refused(self, login: str, protocol: str, address, method: str) -> None:
+    def refused(self, login: str, protocol: str, address: str | None, method: str) -> None:
         """An attempt the protocol adapter refused on its own (a malformed answer)."""
         self._outcomes.count_failure(login, protocol, address, method)
 
@@ -285,12 +313,14 @@ class Authenticator:
 
     # -- checks -----------------------------------------------------------------------
 
-    def _user(self, login: str):
+    def _user(self, login: str) -> User | None:
         with self.db.read() as s:
             return repo.user_by_login(s, login)
 
-    def _consume_code(self, user, code: str) -> bool:
+    def _consume_code(self, user: User, code: str) -> bool:
         """Accept `code` if it is valid now and later than the last code accepted."""
+        if user.totp_secret is None:    # no second factor (any more): no code is valid
+            return False
         step = totp.matching_step(user.totp_secret, code)
         if step is None:
             return False
@@ -299,9 +329,9 @@ class Authenticator:
                 User.id == user.id, User.totp_secret == user.totp_secret,
                 (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
                 .values(totp_last_step=step))
-            return done.rowcount == 1
+            return rowcount(done) == 1
 
-    def _network(self, address) -> str:
+    def _network(self, address: str | None) -> str:
         try:
             ip = ipaddress.ip_address(address or "0.0.0.0")
         except ValueError:
@@ -310,7 +340,7 @@ class Authenticator:
                   else self.cfg.drive_session_ipv6_prefix)
         return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
-    def _drive_session(self, user, secret: str, address) -> int | None:
+    def _drive_session(self, user: User, secret: str, address: str | None) -> int | None:
         """The id of a live drive session of `user` opened with `secret` from this
         network: one indexed query, and an argon2 check only of the row it finds."""
         row = self._rows.drive_session(user, secret, self._network(address))
@@ -334,7 +364,7 @@ class Authenticator:
                 return False
             if hit.kind == "password" and user.totp_secret is not None:
                 return False    # TOTP was enrolled since: the password alone is not enough
-            row = None
+            row: DriveSession | AppPassword | None = None
             if hit.kind == "drive":
                 row = s.get(DriveSession, hit.row_id)
                 if row is None or row.expires_at <= now or \
@@ -346,7 +376,7 @@ class Authenticator:
                     return False
         touch_after = min(TOUCH_SECONDS, self.cfg.drive_session_idle / 4)
         if row is not None and now - (row.last_used_at or 0) > touch_after:
-            self._rows.touch(type(row), hit.row_id, now)
+            self._rows.touch(type(row), row.id, now)
         hit.checked = mono
         return True
 
@@ -356,23 +386,23 @@ class Authenticator:
                 self._key_locks = {k: v for k, v in self._key_locks.items() if v.locked()}
             return self._key_locks.setdefault(key, threading.Lock())
 
-    def _remember(self, key, entry) -> None:
+    def _remember(self, key: bytes, entry: _Cached) -> None:
         with self._lock:
             if len(self._cache) > 10000:
                 self._cache.clear()
             self._cache[key] = entry
 
-    def _forget(self, key) -> None:
+    def _forget(self, key: bytes) -> None:
         with self._lock:
             self._cache.pop(key, None)
 
 
-def _barred(user) -> bool:
+def _barred(user: User) -> bool:
     """A disabled account, or an account of a disabled client, does not log in."""
     return user.disabled or (user.client is not None and user.client.disabled)
 
 
-def _principal(user) -> Principal:
+def _principal(user: User) -> Principal:
     return Principal(login=user.login, role=user.role,
                      client=user.client.name if user.client else None, user_id=user.id,
                      client_id=user.client_id)

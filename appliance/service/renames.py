@@ -12,6 +12,7 @@ import re
 from typing import NamedTuple
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AuditEvent
@@ -31,7 +32,7 @@ def detail(old: str, new: str) -> str:
     return f"from={old} to={new}"
 
 
-def aliases(s, kind: str, name: str) -> list[Alias]:
+def aliases(s: OrmSession, kind: str, name: str) -> list[Alias]:
     """The names of the client (kind "client", libraries too) or user (kind "user")
     called `name` now, newest first; just `name`, unbounded, if there is none."""
     row = repo.client_by_name(s, name) if kind == "client" else repo.user_by_login(s, name)

@@ -3,17 +3,20 @@ tree by their first part, the same for every command; a trash item is also named
 its id alone ('d42', as `strongroom trash list` shows it). Mixed into Admin."""
 import re
 
+from sqlalchemy.orm import Session as OrmSession
+
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node
 from strongroom.appliance.errors import BadRequest, NotFound
 from strongroom.appliance.service import paths, trash
+from strongroom.appliance.service.admin_base import AdminBase
 from strongroom.appliance.service.principal import Principal
 
 # an id of at most 10 digits, as in the trash view's names
 _ITEM_ID = re.compile(r"^d(\d{1,10})$")
 
 
-def tree_row(s, name: str) -> Client:
+def tree_row(s: OrmSession, name: str) -> Client:
     """The client or library row `name`, or one line saying there is none."""
     tree = repo.client_by_name(s, name)
     if tree is None:
@@ -21,7 +24,7 @@ def tree_row(s, name: str) -> Client:
     return tree
 
 
-class TreesMixin:
+class TreesMixin(AdminBase):
     def tree_of(self, path: str) -> str:
         """The client or library a full tree path is in (refused for '/' and for a
         first part that names neither: a path as a client user sees it, say)."""
@@ -41,10 +44,12 @@ class TreesMixin:
             self.tree_of(dest)
         session = self.app.session(Principal(login=self.actor, role="admin"), self.protocol)
         entry = session.stat(self._trash_path(item))
-        if entry.deleted_at is None:    # a folder on the way to items, or inside one
+        # a folder on the way to items, or inside one (an item says where it was)
+        if entry.deleted_at is None or entry.origin is None:
             raise _not_an_item(item)
-        session.copy(entry.path, dest or entry.origin, overwrite=overwrite)
-        return dest or entry.origin
+        to = dest or entry.origin
+        session.copy(entry.path, to, overwrite=overwrite)
+        return to
 
     def _trash_path(self, item: str) -> str:
         if item.startswith("/"):
@@ -57,9 +62,11 @@ class TreesMixin:
         with self.app.db.read() as s:
             node = s.get(Node, int(m.group(1))) if m else None
             rel = trash.item_path(s, node) if node is not None else None
-            if rel is None:
+            if node is None or rel is None:
                 raise _not_an_item(item)
-            return paths.join((s.get(Client, node.client_id).name, trash.VIEW) + rel)
+            tree = s.get(Client, node.client_id)
+            assert tree is not None, f"node {node.id} has no tree"  # a foreign key
+            return paths.join((tree.name, trash.VIEW) + rel)
 
 
 def _not_an_item(item: str) -> NotFound:
