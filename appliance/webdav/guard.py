@@ -91,7 +91,7 @@ def _logging_start_response(environ, start_response):
     layer of ours has logged; 401 is the routine login challenge and is not logged."""
     def wrapped(status, headers, exc_info=None):
         code = int(status.split(" ", 1)[0])
-        if code >= 400 and code != 401 and not getattr(current, "logged", False):
+        if code >= 400 and code != 401 and not current.logged:
             current.logged = True
             log.info("webdav %s %r from %s: %s", environ.get("REQUEST_METHOD"),
                      environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), status)
