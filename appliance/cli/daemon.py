@@ -42,8 +42,9 @@ def init(ctx: click.Context, data_dir: Path, host: str, webdav_port: int, sftp_p
     """
     from strongroom.appliance.initialize import initialize
     from strongroom.appliance.runlock import holder
-    settings: dict[str, dict[str, object]] = {"server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
-                           "public_name": public_name}}
+    settings: dict[str, dict[str, object]] = {
+        "server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
+                   "public_name": public_name}}
     given = tuple(name for name in settings["server"]
                   if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE)
     made = initialize(data_dir, settings, given)

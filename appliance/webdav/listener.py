@@ -74,7 +74,8 @@ class _DeadlineSocket(ssl.SSLSocket):
 
     deadline: float | None = None
 
-    def recv_into(self, buffer: "WriteableBuffer", nbytes: int | None = None, flags: int = 0) -> int:
+    def recv_into(self, buffer: "WriteableBuffer", nbytes: int | None = None,
+                  flags: int = 0) -> int:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:   # the text cheroot takes for a timeout: it answers 408
