@@ -1,27 +1,42 @@
 """Composition root: wires config, database, key ring, storage and services together."""
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
-from sqlalchemy import event
+from sqlalchemy import event, orm
 
 from strongroom import config as configmod
 from strongroom import providers
 from strongroom.appliance.db import Database, default_url, upgrade
 from strongroom.appliance.db.rekey import rekey_legacy_digests
 from strongroom.appliance.service import Principal, Session
+from strongroom.appliance.service.access import ClientInfo
 from strongroom.appliance.service.admin import Admin
 from strongroom.appliance.service.audit import Chain
 from strongroom.appliance.service.locks import LockStore
 from strongroom.appliance.service.login import Authenticator
+from strongroom.auth.acl import Grant
 from strongroom.providers.keys import KeyRing, load_master_key
 
+if TYPE_CHECKING:   # prometheus_client is loaded only when metrics are turned on
+    from strongroom.appliance.metrics import Metrics
+
 log = logging.getLogger("strongroom")
+
+# What the sessions of one principal remember (service.access), each value with the
+# access generation and time.monotonic() it was read at: clients and libraries by
+# name or by id, and a tree's grants by the tree's id.
+ClientMemo: TypeAlias = dict[str | int, tuple[int, float, ClientInfo]]
+GrantMemo: TypeAlias = dict[int, tuple[int, float, tuple[Grant, ...]]]
+# The libraries a client sees, by client id ("staff": those staff see), with the
+# time.monotonic() they were read at.
+LibraryMemo: TypeAlias = dict[str | int | None, tuple[float, frozenset[str]]]
 
 
 class App:
     """Everything a daemon or a CLI command needs, built from one data directory."""
 
-    def __init__(self, data_dir, *, migrate: bool = True):
+    def __init__(self, data_dir: Path | str, *, migrate: bool = True) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.config = configmod.load(self.data_dir)
         # first: a config naming an unknown backend changes nothing (no migration)
@@ -44,19 +59,20 @@ class App:
         # How audit events name the administrator (the CLI: admin:<OS user>)
         self.admin_name = "admin"
         # Which libraries each client sees, remembered briefly (session.access).
-        self.library_names: dict = {}
+        self.library_names: LibraryMemo = {}
         # Bumped by every change of clients, grants or libraries made in this process,
         # so that sessions drop what they remember of them (session.access).
         self.access_generation = 0
-        self._access_memos: dict = {}
+        self._access_memos: dict[tuple[str, int | None, str, int | None],
+                                 tuple[ClientMemo, GrantMemo]] = {}
         # Prometheus metrics (appliance.metrics) when the daemon serves them; None
         # otherwise, and then nothing is counted anywhere.
-        self.metrics = None
+        self.metrics: Metrics | None = None
 
-    def enable_metrics(self, metrics) -> None:
+    def enable_metrics(self, metrics: "Metrics") -> None:
         self.metrics = self.auth.metrics = metrics
 
-    def access_changed(self, s=None) -> None:
+    def access_changed(self, s: orm.Session | None = None) -> None:
         """Clients, grants or libraries changed: sessions drop what they remember.
         With the ORM session `s` of the change, once more when it commits, so that
         nothing read between the change and its commit is kept either."""
@@ -65,7 +81,7 @@ class App:
         if s is not None:
             event.listen(s, "after_commit", lambda _s: self.access_changed(), once=True)
 
-    def access_memo(self, principal) -> tuple[dict, dict]:
+    def access_memo(self, principal: Principal) -> tuple[ClientMemo, GrantMemo]:
         """The (clients, grants) caches the sessions of `principal` share (session.access)."""
         key = (principal.login, principal.user_id, principal.role, principal.client_id)
         memo = self._access_memos.get(key)
@@ -73,7 +89,7 @@ class App:
             memo = self._access_memos.setdefault(key, ({}, {}))
         return memo
 
-    def session(self, principal, protocol: str, address: str | None = None, *,
+    def session(self, principal: Principal, protocol: str, address: str | None = None, *,
                 per_request: bool = False) -> Session:
         return Session(self, principal, protocol, address, per_request=per_request)
 

@@ -2,7 +2,9 @@
 import datetime
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -11,17 +13,30 @@ from cryptography.x509.oid import NameOID
 
 from strongroom import config as configmod
 from strongroom.appliance.db import Database, default_url, upgrade
+from strongroom.config import Config
 from strongroom.providers.keys import create_master_key
 
 
-def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:
+# What init is given: {section: {option: value}}, values as the TOML file holds them.
+Settings = dict[str, dict[str, object]]
+
+
+class Initialized(TypedDict):
+    created: list[str]                   # paths made
+    changed: dict[str, list[object]]     # "[server] option": [old, new]
+    certificate: str | None              # what was done about the certificate, if anything
+
+
+def initialize(data_dir: Path, settings: Settings, given: tuple[str, ...] = ()) -> Initialized:
     """Create config, master key, host keys, TLS certificate and database. Run again,
     write the [server] options named in `given` into the existing config, and make a
     new self-signed certificate if the names it must carry changed. Return
     {"created": [paths], "changed": {option: [old, new]}, "certificate": str|None}."""
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    made, changed, certificate = [], {}, None
+    made: list[str] = []
+    changed: dict[str, tuple[object, object]] = {}
+    certificate = None
     cfg_path = data_dir / "strongroom.toml"
     if not cfg_path.exists():
         _write_config(data_dir, cfg_path, _first_config(settings).encode())
@@ -32,14 +47,14 @@ def initialize(data_dir: Path, settings: dict, given: tuple = ()) -> dict:
     cfg = configmod.load(data_dir)
     if {"host", "public_name"} & set(changed):
         certificate = _renew_own_certificate(cfg)
-    steps = [
+    steps: list[tuple[str, Callable[[Path], None]]] = [
         (cfg.storage.master_key_file, create_master_key),
         (cfg.ssh.host_key_ed25519, _make_ed25519),
         (cfg.ssh.host_key_rsa, _make_rsa),
         (cfg.tls.key_file, lambda p: _make_tls(p, Path(cfg.tls.cert_file), _names(cfg))),
     ]
-    for path, make in steps:
-        path = Path(path)
+    for name, make in steps:
+        path = Path(name)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             make(path)
@@ -59,17 +74,17 @@ _MADE_BY_INIT = {"tls": ("cert_file", "key_file"), "ssh": ("host_key_ed25519", "
                  "storage": ("master_key_file", "blob_dir")}
 
 
-def _first_config(settings: dict) -> str:
+def _first_config(settings: Settings) -> str:
     """The new config file: `settings` and the paths of what init makes are set, every
     other option is commented out at its default."""
-    values = {section: {name: configmod.SCHEMA[section][name].default for name in names}
+    values: Settings = {section: {name: configmod.SCHEMA[section][name].default for name in names}
               for section, names in _MADE_BY_INIT.items()}
     for section, options in settings.items():
         values.setdefault(section, {}).update(options)
     return configmod.render_example(values)
 
 
-def _renew_own_certificate(cfg) -> str:
+def _renew_own_certificate(cfg: Config) -> str:
     """A new self-signed certificate for the names of `cfg`, if the one there is the
     one init made; an admin's own certificate is kept. Returns what was done."""
     cert_path, key_path = Path(cfg.tls.cert_file), Path(cfg.tls.key_file)
@@ -118,7 +133,7 @@ def _make_rsa(path: Path) -> None:
     _write_ssh_key(path, rsa.generate_private_key(public_exponent=65537, key_size=3072))
 
 
-def _write_ssh_key(path: Path, key) -> None:
+def _write_ssh_key(path: Path, key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey) -> None:
     _write_private(path, key.private_bytes(serialization.Encoding.PEM,
                                            serialization.PrivateFormat.OpenSSH,
                                            serialization.NoEncryption()))
@@ -127,7 +142,7 @@ def _write_ssh_key(path: Path, key) -> None:
     Path(f"{path}.pub").write_bytes(pub + b"\n")
 
 
-def _names(cfg) -> list[str]:
+def _names(cfg: Config) -> list[str]:
     names = [cfg.server.public_name, cfg.server.host, "localhost", "127.0.0.1"]
     return [n for i, n in enumerate(names) if n and n not in names[:i] and n not in ("0.0.0.0", "::")]
 
@@ -136,7 +151,7 @@ def _make_tls(key_path: Path, cert_path: Path, names: list[str]) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0]),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Strongroom")])
-    sans = []
+    sans: list[x509.GeneralName] = []
     for n in names:
         try:
             sans.append(x509.IPAddress(ipaddress.ip_address(n)))

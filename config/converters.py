@@ -4,19 +4,20 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Callable, TypeAlias
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2,
                "mib": 1024**2, "mb": 1000**2, "g": 1024**3, "gib": 1024**3,
                "gb": 1000**3, "t": 1024**4, "tib": 1024**4, "tb": 1000**4}
 
 
-def string(value):
+def string(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {type(value).__name__}")
     return value
 
 
-def port(value):
+def port(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer port, got {value!r}")
     if not 0 <= value <= 65535:
@@ -24,13 +25,13 @@ def port(value):
     return value
 
 
-def positive_int(value):
+def positive_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"expected a positive integer, got {value!r}")
     return value
 
 
-def size(value):
+def size(value: object) -> int:
     """Accept an integer number of bytes or a string like '10GiB', '512 MiB'."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return _bytes(str(value), 1, value)
@@ -48,7 +49,7 @@ _STRICT_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4
 SIZE_FORMS = "10GiB, 500MB, 1.5TB (KiB, MiB, GiB, TiB: 1024-based; kB, MB, GB, TB: 1000-based)"
 
 
-def size_with_unit(value):
+def size_with_unit(value: object) -> int:
     """Bytes from a size that names its unit ('10GiB', '500 MB', '1.5TB'); a number
     alone, or an ambiguous letter ('10G'), is refused. Unlike `size` (the config
     file's, where a bare number is bytes)."""
@@ -62,7 +63,7 @@ def size_with_unit(value):
 MAX_SIZE = 2**63 - 1     # what the database's BIGINT columns hold
 
 
-def _bytes(number: str, unit: int, value) -> int:
+def _bytes(number: str, unit: int, value: object) -> int:
     """`number` (decimal text) times `unit`, exactly: a float made '4.35MB' 4349999
     bytes, and an OverflowError of 400 digits."""
     n = int(Fraction(number) * unit)
@@ -85,31 +86,31 @@ def describe_size(n: int) -> str:
     return f"{closest} ({n} bytes)"
 
 
-def chunk_size(value):
-    value = size(value)
+def chunk_size(raw: object) -> int:
+    value = size(raw)
     if not 64 * 1024 <= value <= 1024 * 1024 or value % 4096:
         raise ValueError("chunk size must be a multiple of 4 KiB between 64 KiB and 1 MiB")
     return value
 
 
-def log_level(value):
+def log_level(value: object) -> str:
     levels = ("debug", "info", "warning", "error")
     if not isinstance(value, str) or value.lower() not in levels:
         raise ValueError(f"expected one of {', '.join(levels)}, got {value!r}")
     return value.lower()
 
 
-def choice(*allowed: str):
-    def convert(value):
+def choice(*allowed: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
         if not isinstance(value, str) or value.lower() not in allowed:
             raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
         return value.lower()
     return convert
 
 
-def listen_address(value):
+def listen_address(raw: object) -> str:
     """'' (none), or 'HOST:PORT' ('[::1]:9102' for IPv6); returned as given."""
-    value = string(value).strip()
+    value = string(raw).strip()
     if value:
         host_port(value)
     return value
@@ -124,7 +125,7 @@ def host_port(value: str) -> tuple[str, int]:
     return host, int(number)
 
 
-def boolean(value):
+def boolean(value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
     return value
@@ -133,9 +134,9 @@ def boolean(value):
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def duration(value):
+def duration(value: object) -> float:
     """Seconds, from a number or a string like '90s', '30m', '12h', '7d'."""
-    seconds = None
+    seconds: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
         seconds = float(value)
     elif isinstance(value, str):
@@ -147,7 +148,7 @@ def duration(value):
     raise ValueError(f"expected a duration such as 3600, '30m', '12h' or '7d', got {value!r}")
 
 
-def positive_duration(value):
+def positive_duration(value: object) -> float:
     """A duration (see `duration`) longer than zero."""
     seconds = duration(value)
     if seconds <= 0:
@@ -155,7 +156,7 @@ def positive_duration(value):
     return seconds
 
 
-def duration_with_unit(value):
+def duration_with_unit(value: object) -> float:
     """Seconds, from a string that names its unit: '90d', '12h', '30m', '3600s' (also
     'w', 'min'), longer than zero. For the CLI, where a bare '90' is a trap (seconds?
     days?); durations in the config file keep `duration`."""
@@ -171,15 +172,15 @@ def duration_with_unit(value):
     return seconds
 
 
-def prefix_length(maximum: int):
-    def convert(value):
+def prefix_length(maximum: int) -> Callable[[object], int]:
+    def convert(value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
             raise ValueError(f"expected a prefix length from 0 to {maximum}, got {value!r}")
         return value
     return convert
 
 
-def non_negative_int(value):
+def non_negative_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"expected a whole number >= 0, got {value!r}")
     return value
@@ -195,7 +196,7 @@ class Amount:
         return self.bytes if self.fraction is None else int(whole * self.fraction)
 
 
-def size_or_percent(value):
+def size_or_percent(value: object) -> Amount:
     """A size ('10GiB', bytes) or a percentage of a whole ('5%', '0.5 %')."""
     if isinstance(value, str) and value.strip().endswith("%"):
         m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
@@ -209,8 +210,13 @@ def size_or_percent(value):
                          f"got {value!r}") from None
 
 
-def positive_size(value):
-    value = size(value)
+def positive_size(raw: object) -> int:
+    value = size(raw)
     if value <= 0:
         raise ValueError("expected a size above zero")
     return value
+
+
+# What a converter returns: the type of a loaded option's value (config.sections names
+# each option's).
+Value: TypeAlias = str | int | float | bool | Amount

@@ -4,7 +4,10 @@ import re
 import textwrap
 import tomllib
 from pathlib import Path
+from typing import Any, TypeAlias
 
+from strongroom.config import sections
+from strongroom.config.converters import Value
 from strongroom.config.schema import SCHEMA
 
 
@@ -13,48 +16,83 @@ class ConfigError(Exception):
 
 
 class Config:
-    """Validated settings: `cfg.section.option` or `cfg.get(section, option)`."""
+    """Validated settings: `cfg.section.option` (typed by config.sections) or
+    `cfg.get(section, option)`."""
 
-    def __init__(self, values: dict, data_dir: Path, path: Path | None):
+    def __init__(self, values: dict[str, dict[str, Value]], data_dir: Path,
+                 path: Path | None) -> None:
         self._values = values
         self.data_dir = data_dir
         self.path = path
 
-    def get(self, section: str, option: str):
+    def get(self, section: str, option: str) -> Value:
         return self._values[section][option]
 
-    def __getattr__(self, section):
-        try:
-            return _Section(self._values[section])
-        except KeyError:
-            raise AttributeError(section) from None
+    @property
+    def server(self) -> sections.Server:
+        return sections.Server(self._values["server"])
+
+    @property
+    def tls(self) -> sections.Tls:
+        return sections.Tls(self._values["tls"])
+
+    @property
+    def ssh(self) -> sections.Ssh:
+        return sections.Ssh(self._values["ssh"])
+
+    @property
+    def database(self) -> sections.Database:
+        return sections.Database(self._values["database"])
+
+    @property
+    def storage(self) -> sections.Storage:
+        return sections.Storage(self._values["storage"])
+
+    @property
+    def webdav(self) -> sections.Webdav:
+        return sections.Webdav(self._values["webdav"])
+
+    @property
+    def auth(self) -> sections.Auth:
+        return sections.Auth(self._values["auth"])
+
+    @property
+    def audit(self) -> sections.Audit:
+        return sections.Audit(self._values["audit"])
+
+    @property
+    def log(self) -> sections.Log:
+        return sections.Log(self._values["log"])
+
+    @property
+    def metrics(self) -> sections.Metrics:
+        return sections.Metrics(self._values["metrics"])
 
 
-class _Section:
-    def __init__(self, values):
-        self.__dict__.update(values)
+# A TOML document as tomllib reads it: tables of values of any TOML type, checked by
+# the schema's converters (which take `object`).
+Toml: TypeAlias = dict[str, Any]
 
 
-def load(data_dir: Path, path: Path | None = None, overrides: dict | None = None) -> Config:
+def load(data_dir: Path, path: Path | None = None, overrides: Toml | None = None) -> Config:
     """Read `path` (default DATA_DIR/strongroom.toml), fill defaults, convert, resolve paths."""
     data_dir = Path(data_dir).resolve()
     path = Path(path) if path else data_dir / "strongroom.toml"
     raw = _read(path)
     for section, opts in (overrides or {}).items():
         raw.setdefault(section, {}).update(opts)
-    values = {}
+    values: dict[str, dict[str, Value]] = {}
     for section, options in SCHEMA.items():
         given = raw.pop(section, {})
         if not isinstance(given, dict):
             raise ConfigError(f"{path}: [{section}] must be a table")
         values[section] = {}
         for name, opt in options.items():
-            value = given.pop(name, opt.default)
             try:
-                value = opt.convert(value)
+                value = opt.convert(given.pop(name, opt.default))
             except ValueError as e:
                 raise ConfigError(f"{path}: option {section}.{name}: {e}") from None
-            if opt.is_path and value:
+            if opt.is_path and isinstance(value, str) and value:   # paths are strings
                 value = str((data_dir / os.path.expanduser(value)).resolve())
             values[section][name] = value
         for name in given:
@@ -64,7 +102,7 @@ def load(data_dir: Path, path: Path | None = None, overrides: dict | None = None
     return Config(values, data_dir, path)
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> Toml:
     if not path.exists():
         raise ConfigError(
             f"no config file in {path.parent} (looked for {path.name}): run 'strongroom init "
@@ -79,7 +117,7 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def render_example(values: dict | None = None) -> str:
+def render_example(values: Toml | None = None) -> str:
     """The TOML file for `init`: every option with its help text. Options in `values`
     ({section: {option: value}}) are set; all others are commented out, showing their
     default, so that they follow the defaults of later releases."""
@@ -103,7 +141,7 @@ _HEADER = ["# Strongroom configuration. Relative paths are inside the data direc
            ""]
 
 
-def _toml_value(value) -> str:
+def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -112,7 +150,8 @@ def _toml_value(value) -> str:
     return f'"{escaped}"'
 
 
-def set_options(data_dir: Path, section: str, values: dict) -> dict:
+def set_options(data_dir: Path, section: str,
+                values: dict[str, object]) -> dict[str, tuple[object, object]]:
     """Write `values` into [section] of the data directory's config file, keeping its
     comments (an option commented out is set on its own line); return {name: (old, new)}
     for those whose effective value changed. The file is replaced only if the result loads."""

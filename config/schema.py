@@ -3,15 +3,15 @@
 Relative paths are resolved against the data directory by the loader.
 """
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 from strongroom.config import converters as conv
 
 
 @dataclass(frozen=True)
 class Option:
-    default: Any
-    convert: Callable[[Any], Any]
+    default: str | int | bool           # as the TOML file would give it
+    convert: Callable[[object], conv.Value]
     help: str
     is_path: bool = False
 

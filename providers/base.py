@@ -9,7 +9,13 @@ provider (object storage) implements exactly this.
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, TypeAlias
+
+if TYPE_CHECKING:
+    from strongroom.config import Config
+
+# What a writer takes: the protocol adapters hand over bytes, the service slices of them.
+BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -31,7 +37,7 @@ class BlobWriter(ABC):
     blob_id: str
 
     @abstractmethod
-    def write(self, data) -> None: ...
+    def write(self, data: BytesLike) -> None: ...
 
     @abstractmethod
     def skip(self, n: int) -> None:
@@ -109,7 +115,7 @@ class StorageProvider(ABC):
 
     @classmethod
     @abstractmethod
-    def from_config(cls, config) -> "StorageProvider":
+    def from_config(cls, config: "Config") -> "StorageProvider":
         """The provider the `[storage]` options of a loaded Config describe."""
 
     @abstractmethod

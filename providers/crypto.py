@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap, aes_key_unwrap, aes_key_wrap)
 
+from strongroom.providers.base import BytesLike
 from strongroom.providers.errors import CorruptData
 
 MAGIC = b"SRB1"
@@ -44,7 +45,7 @@ def parse_header(header: bytes) -> int:
     """Return the chunk size recorded in `header`; raise CorruptData if malformed."""
     if len(header) != HEADER_SIZE or header[:4] != MAGIC:
         raise CorruptData("blob header is missing or damaged")
-    (chunk_size,) = struct.unpack(">I", header[4:8])
+    chunk_size: int = struct.unpack(">I", header[4:8])[0]
     if not 4096 <= chunk_size <= 16 * 1024 * 1024:
         raise CorruptData("blob header records an impossible chunk size")
     return chunk_size
@@ -65,12 +66,12 @@ class ChunkCipher:
         self._header = header
         self._prefix = header[8:12]
 
-    def _nonce_aad(self, index: int, final: bool, holes: bytes):
+    def _nonce_aad(self, index: int, final: bool, holes: bytes) -> tuple[bytes, bytes]:
         idx = struct.pack(">Q", index)
         flag = b"\x01" + holes if final else b"\x00"
         return self._prefix + idx, self._header + idx + flag
 
-    def seal(self, index: int, plaintext, final: bool, holes: bytes = b"") -> bytes:
+    def seal(self, index: int, plaintext: BytesLike, final: bool, holes: bytes = b"") -> bytes:
         """`holes`: the blob's holes_tag, for the final chunk."""
         nonce, aad = self._nonce_aad(index, final, holes)
         return self._aead.encrypt(nonce, plaintext, aad)

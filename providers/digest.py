@@ -19,6 +19,8 @@ import struct
 
 from blake3 import blake3
 
+from strongroom.providers.base import BytesLike
+
 SCHEME = "b3"
 LEGACY = "k1"
 _CLIENT_CONTEXT = "strongroom 2026-12-01 version digest key"
@@ -38,7 +40,7 @@ class ContentDigest:
         self._leaf_key = blake3(key, derive_key_context=_LEAF_CONTEXT).digest()
         self._hole_start = self._holes = 0   # the run of holes not yet entered
 
-    def chunk(self, plaintext) -> None:
+    def chunk(self, plaintext: BytesLike) -> None:
         self._enter_holes()
         self._outer.update(b"\x01" + blake3(plaintext, key=self._leaf_key).digest())
 

@@ -4,6 +4,8 @@ Text form, as the database keeps it: inclusive chunk ranges "a-b,c-d", ascending
 neither overlapping nor touching; None for a blob without holes (every blob written
 before holes existed). The final chunk is never a hole.
 """
+from collections.abc import Iterable, Sequence
+
 from strongroom.providers.errors import CorruptData
 
 # Bounds the text a version row carries (each stat of the file reads it): a file
@@ -11,7 +13,7 @@ from strongroom.providers.errors import CorruptData
 MAX_RUNS = 4096
 
 
-def to_text(runs) -> str | None:
+def to_text(runs: Iterable[Sequence[int]]) -> str | None:
     """`runs`: half-open chunk ranges [first, end), ascending and merged."""
     return ",".join(f"{a}-{b - 1}" for a, b in runs) or None
 
@@ -21,7 +23,8 @@ def parse(text: str | None, last: int) -> list[tuple[int, int]]:
     below `last` (the final chunk's index)."""
     if not text:
         return []
-    runs, end = [], -1
+    runs: list[tuple[int, int]] = []
+    end = -1
     try:
         for part in text.split(","):
             a, b = (int(x) for x in part.split("-"))
@@ -36,6 +39,6 @@ def parse(text: str | None, last: int) -> list[tuple[int, int]]:
     return runs
 
 
-def byte_ranges(runs, chunk_size: int) -> list[tuple[int, int]]:
+def byte_ranges(runs: Iterable[tuple[int, int]], chunk_size: int) -> list[tuple[int, int]]:
     """The hole runs as half-open byte ranges."""
     return [(a * chunk_size, b * chunk_size) for a, b in runs]

@@ -6,25 +6,30 @@ for uploads in progress. A staging file is renamed into place only after fsync.
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strongroom.providers import staging
 from strongroom.providers.base import Capabilities, StorageProvider
 from strongroom.providers.scratch import ScratchChunks
 from strongroom.providers.streams import ChunkedReader, ChunkedWriter
 
+if TYPE_CHECKING:
+    from strongroom.config import Config
+
 
 class LocalProvider(StorageProvider):
     capabilities = Capabilities(random_write=True, holes=True)
 
-    def __init__(self, blob_dir, chunk_size: int):
+    def __init__(self, blob_dir: str | Path, chunk_size: int) -> None:
         self.root = Path(blob_dir)
         self.chunk_size = chunk_size
         self.staging = self.root / ".staging"
         self.staging.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     @classmethod
-    def from_config(cls, config) -> "LocalProvider":
+    def from_config(cls, config: "Config") -> "LocalProvider":
         return cls(config.storage.blob_dir, config.storage.chunk_size)
 
     def blob_path(self, blob_id: str) -> Path:
@@ -51,7 +56,7 @@ class LocalProvider(StorageProvider):
         except FileNotFoundError:
             pass
 
-    def blob_ids(self):
+    def blob_ids(self) -> Iterator[str]:
         for sub in sorted(self.root.iterdir()):
             if sub.is_dir() and len(sub.name) == 2:
                 for f in sorted(sub.iterdir()):
@@ -86,14 +91,14 @@ class LocalProvider(StorageProvider):
         return removed
 
 
-def _mtime(path) -> float | None:
+def _mtime(path: Path) -> float | None:
     try:
         return os.path.getmtime(path)
     except FileNotFoundError:
         return None
 
 
-def _older(path, cutoff: float) -> bool:
+def _older(path: Path, cutoff: float) -> bool:
     """True if `path` was last changed before `cutoff`; False if it is gone meanwhile
     (an upload committed or aborted: nothing left to remove)."""
     mtime = _mtime(path)

@@ -9,6 +9,7 @@ version; the upload's commit streams the final content into a normal blob.
 """
 import os
 import struct
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -20,7 +21,7 @@ _HEAD = 16  # nonce + length
 
 
 class ScratchChunks(Scratch):
-    def __init__(self, path, chunk_size: int):
+    def __init__(self, path: Path, chunk_size: int) -> None:
         self._path = path
         self._chunk = chunk_size
         self._slot = _HEAD + chunk_size + crypto.TAG_SIZE

@@ -9,6 +9,7 @@ running (the kernel drops the locks of a process however it ends).
 """
 import fcntl
 import os
+from pathlib import Path
 
 
 def hold(fd: int, *, shared: bool = False) -> None:
@@ -16,7 +17,7 @@ def hold(fd: int, *, shared: bool = False) -> None:
     fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
 
 
-def remove_if_abandoned(path) -> bool:
+def remove_if_abandoned(path: Path) -> bool:
     """Unlink `path` if no process holds it; True if it was removed (or is gone)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

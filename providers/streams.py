@@ -6,9 +6,12 @@ import errno
 import os
 import queue
 import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeAlias
 
 from strongroom.providers import crypto, holes, staging
-from strongroom.providers.base import BlobReader, BlobWriter
+from strongroom.providers.base import BlobReader, BlobWriter, BytesLike
 from strongroom.providers.digest import ContentDigest
 from strongroom.providers.errors import CorruptData, StorageError, write_failed
 
@@ -20,7 +23,7 @@ WRITEBACK_EVERY = 8 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
 
 
-def _libc_sync_file_range():
+def _libc_sync_file_range() -> Callable[[int, int, int, int], int] | None:
     try:
         fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
                          use_errno=True).sync_file_range
@@ -41,7 +44,11 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 
 # Blob folders made by this process (a commit that finds one gone makes it again).
-_MADE_DIRS: set = set()
+_MADE_DIRS: set[str] = set()
+
+# What the helper thread is handed: (first chunk index, whole chunks to seal, or None
+# for a run of `count` hole chunks, count); None tells it to stop.
+_Work: TypeAlias = tuple[int, BytesLike | None, int] | None
 
 
 class ChunkedWriter(BlobWriter):
@@ -56,8 +63,8 @@ class ChunkedWriter(BlobWriter):
 
     QUEUE = 1
 
-    def __init__(self, staging_path, final_path, blob_id: str, data_key: bytes,
-                 chunk_size: int, digest_key: bytes):
+    def __init__(self, staging_path: Path, final_path: Path, blob_id: str, data_key: bytes,
+                 chunk_size: int, digest_key: bytes) -> None:
         self.blob_id = blob_id
         self.size = 0
         self._staging, self._final = staging_path, final_path
@@ -72,7 +79,8 @@ class ChunkedWriter(BlobWriter):
         self._digest = ContentDigest(digest_key)
         self._result: str | None = None
         self._closed = False
-        self._queue: queue.Queue | None = None
+        # made here, used once the helper thread runs (a Queue costs a few microseconds)
+        self._queue: queue.Queue[_Work] = queue.Queue(self.QUEUE)
         self._worker: threading.Thread | None = None
         self._error: BaseException | None = None
         self._written = self._flushed = 0
@@ -86,7 +94,7 @@ class ChunkedWriter(BlobWriter):
             self.abort()
             raise
 
-    def _out(self, data, offset: int) -> None:
+    def _out(self, data: BytesLike, offset: int) -> None:
         view = memoryview(data)
         try:
             while view:
@@ -102,7 +110,7 @@ class ChunkedWriter(BlobWriter):
     def _offset(self, index: int) -> int:
         return crypto.HEADER_SIZE + index * (self._chunk + crypto.TAG_SIZE)
 
-    def _seal_and_write(self, index: int, block, count: int = 0) -> None:
+    def _seal_and_write(self, index: int, block: BytesLike | None, count: int = 0) -> None:
         """Seal and write the whole chunks of `block` from chunk `index` on; a block of
         None is a run of `count` hole chunks (digested only)."""
         if block is None:
@@ -126,9 +134,8 @@ class ChunkedWriter(BlobWriter):
             except BaseException as e:
                 self._error = e
 
-    def _submit(self, index: int, block, count: int = 0) -> None:
+    def _submit(self, index: int, block: BytesLike | None, count: int = 0) -> None:
         if self._worker is None:
-            self._queue = queue.Queue(self.QUEUE)
             self._worker = threading.Thread(target=self._run, daemon=True,
                                             name=f"seal-{self.blob_id[:8]}")
             self._worker.start()
@@ -145,7 +152,7 @@ class ChunkedWriter(BlobWriter):
             self.abort()
             raise error if isinstance(error, StorageError) else StorageError(str(error))
 
-    def write(self, data) -> None:
+    def write(self, data: BytesLike) -> None:
         if self._closed:
             raise StorageError("write after close")
         if self._error is not None:
@@ -295,8 +302,8 @@ class ChunkedReader(BlobReader):
     """Decrypts only the chunks a read touches; keeps the last two decrypted chunks.
     Hole chunks read as zeros without touching the file."""
 
-    def __init__(self, path, data_key: bytes, size: int, holes_text: str | None = None, *,
-                 remove_on_close: bool = False, fd: int | None = None):
+    def __init__(self, path: Path, data_key: bytes, size: int, holes_text: str | None = None,
+                 *, remove_on_close: bool = False, fd: int | None = None) -> None:
         """`fd`: an open descriptor of `path` to read from (and close) instead."""
         self._remove = path if remove_on_close else None
         try:
@@ -379,7 +386,7 @@ class ChunkedReader(BlobReader):
             self._remove = None
 
 
-def _fsync_dir(path) -> None:
+def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

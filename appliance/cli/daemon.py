@@ -1,12 +1,23 @@
 """`strongroom init` and `strongroom serve`."""
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import click
 from click.core import ParameterSource
 
-from strongroom.appliance.cli.options import data_dir_option, emit
+from strongroom.appliance.cli.options import F, data_dir_option, emit
 from strongroom.config import SCHEMA
 
+if TYPE_CHECKING:    # initialize imports cryptography: only `init` loads it
+    from strongroom.appliance.initialize import Initialized
 
-def _server_option(name: str, **kwargs):
+    class InitReport(Initialized):
+        data_dir: str
+        restart_needed: bool
+
+
+def _server_option(name: str, **kwargs: Any) -> Callable[[F], F]:
     """`--NAME` for [server] NAME, its default and help taken from the schema."""
     option = SCHEMA["server"][name]
     return click.option(f"--{name.replace('_', '-')}", default=option.default,
@@ -21,7 +32,8 @@ def _server_option(name: str, **kwargs):
 @_server_option("public_name")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
-def init(ctx, data_dir, host, webdav_port, sftp_port, public_name, as_json):
+def init(ctx: click.Context, data_dir: Path, host: str, webdav_port: int, sftp_port: int,
+         public_name: str, as_json: bool) -> None:
     """Create the data directory: config, master key, SSH host keys, TLS cert, database.
 
     Safe to run again: keys, certificates and data are never overwritten; the options
@@ -30,18 +42,20 @@ def init(ctx, data_dir, host, webdav_port, sftp_port, public_name, as_json):
     """
     from strongroom.appliance.initialize import initialize
     from strongroom.appliance.runlock import holder
-    settings = {"server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
-                           "public_name": public_name}}
+    settings: dict[str, dict[str, object]] = {
+        "server": {"host": host, "webdav_port": webdav_port, "sftp_port": sftp_port,
+                   "public_name": public_name}}
     given = tuple(name for name in settings["server"]
                   if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE)
-    out = initialize(data_dir, settings, given)
-    out["data_dir"] = str(data_dir.resolve())
+    made = initialize(data_dir, settings, given)
     running = holder(data_dir)
-    out["restart_needed"] = bool(running and (out["changed"] or out["certificate"]))
+    out: "InitReport" = {
+        **made, "data_dir": str(data_dir.resolve()),
+        "restart_needed": bool(running and (made["changed"] or made["certificate"]))}
     emit(out, as_json, _init_lines)
 
 
-def _init_lines(d) -> list[str]:
+def _init_lines(d: "InitReport") -> list[str]:
     lines = [f"created {p}" for p in d["created"]]
     lines += [f"set {name} = {new!r} (was {old!r})" for name, (old, new) in d["changed"].items()]
     if d["certificate"]:
@@ -53,7 +67,7 @@ def _init_lines(d) -> list[str]:
 
 @click.command(epilog="Example: strongroom serve --data-dir /srv/strongroom")
 @data_dir_option
-def serve(data_dir):
+def serve(data_dir: Path) -> None:
     """Run WebDAV (HTTPS) and SFTP in the foreground until SIGTERM or Ctrl-C."""
     from strongroom.appliance.daemon import run
     run(data_dir)

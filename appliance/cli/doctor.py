@@ -1,7 +1,10 @@
 """`strongroom doctor`"""
+from collections.abc import Iterator
+from pathlib import Path
+
 import click
 
-from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.cli.options import Json, data_dir_option, emit, json_option, open_app
 
 
 @click.command(epilog="Example: strongroom doctor --json")
@@ -10,7 +13,7 @@ from strongroom.appliance.cli.options import data_dir_option, emit, json_option,
 @click.option("--min-age", type=float, default=600.0, show_default=True)
 @data_dir_option
 @json_option
-def doctor(repair, min_age, data_dir, as_json):
+def doctor(repair: bool, min_age: float, data_dir: Path, as_json: bool) -> None:
     """Check that every version has its blob and every blob its version.
 
     Exits 1 when something is wrong (missing blobs, or stray files left unrepaired).
@@ -20,7 +23,7 @@ def doctor(repair, min_age, data_dir, as_json):
     raise SystemExit(0 if report["ok"] else 1)
 
 
-def _human(r):
+def _human(r: Json) -> Iterator[str]:
     yield f"{r['blobs']} blobs, {r['versions']} versions"
     for key in ("stray_blobs", "missing_blobs", "staging_files", "removed"):
         if r[key]:

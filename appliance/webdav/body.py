@@ -10,14 +10,32 @@ buffered bytes first and keeps cheroot's count of what is left to read, so
 keep-alive works as before. Anything else (chunked bodies, another server)
 keeps its own input.
 """
-MIN_LENGTH = 256 * 1024   # smaller bodies gain nothing worth the special case
+import socket
+from typing import Protocol
+from wsgiref.types import WSGIEnvironment
+
+MIN_LENGTH = 256 * 1024
+
+
+class KnownLength(Protocol):
+    """cheroot's KnownLengthRFile: what of the body is left to read."""
+    remaining: int
+
+
+class BufferedStream(Protocol):
+    """cheroot's StreamReader, a pure-Python `_pyio.BufferedReader`: its private buffer
+    (use_socket_body checks that it has one) and cheroot's count of bytes read."""
+    _read_buf: bytes
+    _read_pos: int
+    bytes_read: int   # smaller bodies gain nothing worth the special case
 
 
 class SocketBody:
     """`read(size)` returns up to `size` bytes of the body (a bytearray the caller
     owns); b"" at its end, or early if the peer closed the connection."""
 
-    def __init__(self, known_length_rfile, stream_reader, sock):
+    def __init__(self, known_length_rfile: KnownLength, stream_reader: BufferedStream,
+                 sock: socket.socket) -> None:
         self._known = known_length_rfile
         self._stream = stream_reader
         self._sock = sock
@@ -27,7 +45,7 @@ class SocketBody:
         """Bytes of the body not read yet."""
         return self._known.remaining
 
-    def read(self, size=None) -> bytearray:
+    def read(self, size: int | None = None) -> bytearray:
         remaining = self._known.remaining
         if size is None or size < 0 or size > remaining:
             size = remaining
@@ -48,7 +66,7 @@ class SocketBody:
             del buf[pos:]
         return buf
 
-    def _take_buffered(self, view) -> int:
+    def _take_buffered(self, view: memoryview) -> int:
         """Copy what cheroot's reader holds already (the start of the body)."""
         stream = self._stream
         held = len(stream._read_buf) - stream._read_pos
@@ -60,13 +78,14 @@ class SocketBody:
         return n
 
 
-def use_socket_body(environ) -> None:
+def use_socket_body(environ: WSGIEnvironment) -> None:
     """Swap a large known-length body's wsgi.input for a SocketBody, where the
     server is the cheroot we run (its internals are checked, not assumed)."""
     rfile = environ.get("wsgi.input")
     stream = getattr(rfile, "rfile", None)
     sock = getattr(getattr(stream, "raw", None), "_sock", None)
-    if getattr(rfile, "remaining", 0) < MIN_LENGTH or sock is None or \
+    if rfile is None or stream is None or sock is None or \
+            getattr(rfile, "remaining", 0) < MIN_LENGTH or \
             not hasattr(stream, "_read_buf") or not hasattr(stream, "_read_pos") or \
             type(rfile).__name__ != "KnownLengthRFile":
         return

@@ -5,6 +5,8 @@ streams, the property and lock managers)."""
 import functools
 import inspect
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
                                HTTP_INTERNAL_ERROR, HTTP_NOT_FOUND, HTTP_NOT_IMPLEMENTED,
@@ -16,6 +18,11 @@ from strongroom.appliance.webdav.domain import current
 
 log = logging.getLogger("strongroom.webdav")
 HTTP_INSUFFICIENT_STORAGE = 507
+C = TypeVar("C", bound=type)
+R = TypeVar("R")
+# Names the request for a log line, from the object and the arguments wsgidav called
+# one of its methods with (a path, a token, ...; often None): printed with str().
+What = Callable[..., object]
 
 STATUS = (
     (errors.MissingParent, HTTP_CONFLICT),
@@ -43,11 +50,11 @@ def to_dav(exc: Exception) -> DAVError:
     return DAVError(HTTP_INTERNAL_ERROR)
 
 
-def boundary(what):
+def boundary(what: What) -> Callable[[C], C]:
     """Class decorator: each public method of the class (its own, not inherited) lets
     domain errors leave only as the DAVError of the table, after one log line.
     `what(obj, *args)` names the request for that line (args: the method's)."""
-    def decorate(cls):
+    def decorate(cls: C) -> C:
         for name, member in list(vars(cls).items()):
             if not name.startswith("_") and inspect.isfunction(member):
                 setattr(cls, name, _guarded(member, what))
@@ -55,9 +62,10 @@ def boundary(what):
     return decorate
 
 
-def _guarded(method, what):
+def _guarded(method: Callable[..., R], what: What) -> Callable[..., R]:
+    # the arguments are whatever wsgidav passes to the method wrapped
     @functools.wraps(method)
-    def guarded(obj, *args, **kwargs):
+    def guarded(obj: object, *args: Any, **kwargs: Any) -> R:
         try:
             return method(obj, *args, **kwargs)
         except EXPECTED as e:
@@ -65,9 +73,9 @@ def _guarded(method, what):
     return guarded
 
 
-def logged(what: str, exc: Exception) -> DAVError:
+def logged(what: object, exc: Exception) -> DAVError:
     """The DAVError for `exc`, after its one log line (the guard then logs no other)."""
-    if not getattr(current, "logged", False):
+    if not current.logged:
         current.logged = True
         log.info("webdav %r refused: %s: %s", str(what)[:200], type(exc).__name__, exc)
     return to_dav(exc)

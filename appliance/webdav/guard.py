@@ -23,7 +23,11 @@ import base64
 import binascii
 import io
 import logging
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, TypeAlias
 from urllib.parse import unquote, urlsplit, urlunsplit
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from wsgidav import util
 from wsgidav.mw.base_mw import BaseMiddleware
@@ -47,10 +51,13 @@ ALLOW = ("OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOV
 
 SECURITY_HEADERS = [("X-Content-Type-Options", "nosniff"),
                     ("Content-Security-Policy", "sandbox")]
+# The third argument of a WSGI start_response (PEP 3333).
+ExcInfo: TypeAlias = (tuple[type[BaseException], BaseException, TracebackType]
+                      | tuple[None, None, None] | None)
 
 
-def guard(dav_app):
-    def app(environ, start_response):
+def guard(dav_app: WSGIApplication) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         start_response = _secured(environ, start_response)
         current.logged = False
         refusal = _path_refusal(environ) or _destination_refusal(environ) or \
@@ -68,8 +75,9 @@ def guard(dav_app):
     return app
 
 
-def _secured(environ, start_response):
-    def wrapped(status, headers, exc_info=None):
+def _secured(environ: WSGIEnvironment, start_response: StartResponse) -> StartResponse:
+    def wrapped(status: str, headers: list[tuple[str, str]],
+                exc_info: ExcInfo = None) -> Any:    # PEP 3333's write(), typed Any
         headers = list(headers) + SECURITY_HEADERS
         if int(status[:3]) >= 400 and _body_unread(environ):
             close_after_response()
@@ -78,20 +86,22 @@ def _secured(environ, start_response):
     return wrapped
 
 
-def _body_unread(environ) -> bool:
+def _body_unread(environ: WSGIEnvironment) -> bool:
     """Whether some of the request's body has not been read."""
-    remaining = getattr(environ.get("wsgi.input"), "remaining", None)
+    remaining: int | None = getattr(environ.get("wsgi.input"), "remaining", None)
     if remaining is not None:
         return remaining > 0
     return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
-def _logging_start_response(environ, start_response):
+def _logging_start_response(environ: WSGIEnvironment,
+                            start_response: StartResponse) -> StartResponse:
     """One log line for an error answered inside wsgidav (malformed XML, say) that no
     layer of ours has logged; 401 is the routine login challenge and is not logged."""
-    def wrapped(status, headers, exc_info=None):
+    def wrapped(status: str, headers: list[tuple[str, str]],
+                exc_info: ExcInfo = None) -> Any:    # PEP 3333's write(), typed Any
         code = int(status.split(" ", 1)[0])
-        if code >= 400 and code != 401 and not getattr(current, "logged", False):
+        if code >= 400 and code != 401 and not current.logged:
             current.logged = True
             log.info("webdav %s %r from %s: %s", environ.get("REQUEST_METHOD"),
                      environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), status)
@@ -100,14 +110,14 @@ def _logging_start_response(environ, start_response):
     return wrapped
 
 
-def _log(environ, err: DAVError) -> None:
+def _log(environ: WSGIEnvironment, err: DAVError) -> None:
     current.logged = True
     log.info("webdav %s %r from %s refused: %s %s", environ.get("REQUEST_METHOD"),
              environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), err.value,
              err.context_info or "")
 
 
-def _path_refusal(environ):
+def _path_refusal(environ: WSGIEnvironment) -> DAVError | None:
     path = environ.get("PATH_INFO", "")
     if path == "*":
         return None
@@ -120,7 +130,7 @@ def _path_refusal(environ):
     return None
 
 
-def _destination_refusal(environ):
+def _destination_refusal(environ: WSGIEnvironment) -> DAVError | None:
     """A Destination whose path is not UTF-8 or climbs above the root."""
     dest = environ.get("HTTP_DESTINATION")
     if not dest:
@@ -136,7 +146,7 @@ def _destination_refusal(environ):
     return None
 
 
-def _auth_refusal(environ):
+def _auth_refusal(environ: WSGIEnvironment) -> DAVError | None:
     header = environ.get("HTTP_AUTHORIZATION")
     if header is None:
         return None
@@ -152,7 +162,7 @@ def _auth_refusal(environ):
     return None
 
 
-def _body_refusal(environ):
+def _body_refusal(environ: WSGIEnvironment) -> DAVError | None:
     """Refuse XML bodies announced over MAX_XML_BODY (before reading any)."""
     length = environ.get("CONTENT_LENGTH", "").strip()
     if environ["REQUEST_METHOD"] in XML_METHODS and length.isdigit() \
@@ -161,11 +171,13 @@ def _body_refusal(environ):
     return None
 
 
-class ChunkedXmlBody(BaseMiddleware):
+# wsgidav ships no types: the base class is Any to mypy.
+class ChunkedXmlBody(BaseMiddleware):  # type: ignore[misc]
     """Inside wsgidav, after login: a chunked XML body is read (at most MAX_XML_BODY)
     so that wsgidav sees a length; a larger one is refused with 413."""
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterable[bytes]:
         if environ["REQUEST_METHOD"] in XML_METHODS and not environ.get("CONTENT_LENGTH") \
                 and "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             body = environ["wsgi.input"].read(MAX_XML_BODY + 1)
@@ -176,10 +188,11 @@ class ChunkedXmlBody(BaseMiddleware):
                 return send_error(start_response, refusal)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
-        return self.next_app(environ, start_response)
+        answer: Iterable[bytes] = self.next_app(environ, start_response)
+        return answer
 
 
-def _depth_refusal(environ):
+def _depth_refusal(environ: WSGIEnvironment) -> DAVError | None:
     if environ["REQUEST_METHOD"] == "PROPFIND" and \
             environ.get("HTTP_DEPTH", "infinity").strip().lower() == "infinity":
         return DAVError(HTTP_FORBIDDEN, context_info="Depth: infinity is not supported",
@@ -187,13 +200,13 @@ def _depth_refusal(environ):
     return None
 
 
-def _anonymous_options(start_response):
+def _anonymous_options(start_response: StartResponse) -> list[bytes]:
     start_response("200 OK", [("DAV", "1, 2"), ("MS-Author-Via", "DAV"), ("Allow", ALLOW),
                               ("Content-Length", "0"), ("Date", util.get_rfc1123_time())])
     return [b""]
 
 
-def _strip_destination_login(environ) -> None:
+def _strip_destination_login(environ: WSGIEnvironment) -> None:
     """lftp sends 'Destination: https://user:pass@host/...'; wsgidav would then see
     another host and refuse the MOVE with 502. The login part names no resource."""
     dest = environ.get("HTTP_DESTINATION")
@@ -204,7 +217,7 @@ def _strip_destination_login(environ) -> None:
                 parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
-def _drop_bad_mtime(environ) -> None:
+def _drop_bad_mtime(environ: WSGIEnvironment) -> None:
     value = environ.get("HTTP_X_OC_MTIME")
     if value is not None and not (value.strip().isdigit() and
                                   int(value.strip()) <= LATEST_MTIME):

@@ -8,6 +8,8 @@ the exception's repr into the page).
 """
 import html
 import logging
+from collections.abc import Callable, Iterable, Iterator
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from wsgidav.dav_error import (HTTP_INTERNAL_ERROR, HTTP_NO_CONTENT, HTTP_NOT_MODIFIED,
                                DAVError, get_http_status_string)
@@ -19,7 +21,8 @@ from strongroom.appliance.webdav.domain import current
 log = logging.getLogger("strongroom.webdav")
 
 
-def _log_once(environ, method, what: str, *args) -> None:
+def _log_once(environ: WSGIEnvironment, method: Callable[..., None], what: str,
+              *args: object) -> None:
     current.logged = True
     method("webdav %s %r from %s: " + what, environ.get("REQUEST_METHOD"),
            environ.get("PATH_INFO", "")[:200], environ.get("REMOTE_ADDR"), *args)
@@ -36,12 +39,14 @@ def error_page(e: DAVError) -> tuple[str, bytes]:
     return "text/html; charset=utf-8", page.encode()
 
 
-class ErrorPages(BaseMiddleware):
-    def __call__(self, environ, start_response):
+# wsgidav ships no types: the base class is Any to mypy.
+class ErrorPages(BaseMiddleware):  # type: ignore[misc]
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> Iterator[bytes]:
         inner = SubAppStartResponse()
         started = False
         try:
-            app_iter = self.next_app(environ, inner)
+            app_iter: Iterable[bytes] = self.next_app(environ, inner)
             try:
                 for chunk in app_iter:
                     if not started:
@@ -72,12 +77,12 @@ class ErrorPages(BaseMiddleware):
             start_response(inner.status, inner.response_headers, inner.exc_info)
 
 
-def send_error(start_response, e: DAVError) -> list[bytes]:
+def send_error(start_response: StartResponse, e: DAVError) -> list[bytes]:
     """Answer `e` at once (a refusal before wsgidav ran)."""
     return list(_answer(e, start_response))
 
 
-def _answer(e: DAVError, start_response):
+def _answer(e: DAVError, start_response: StartResponse) -> Iterator[bytes]:
     status = get_http_status_string(e)
     if e.value in (HTTP_NOT_MODIFIED, HTTP_NO_CONTENT):
         start_response(status, [("Content-Length", "0"), ("Date", get_rfc1123_time())])

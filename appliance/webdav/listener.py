@@ -22,10 +22,14 @@ cheroot's own messages go to our log, one line each (with a traceback only where
 cheroot asks for one: errors it did not expect).
 """
 import logging
+import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
+from wsgiref.types import WSGIApplication
 
 from cheroot import errors as cheroot_errors
 from cheroot import wsgi
@@ -36,15 +40,29 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from strongroom.appliance.connlimits import AcceptBackoff, QuietLog
 
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+    from prometheus_client.metrics import Gauge
+
+    from strongroom.appliance.metrics import Metrics
+
 log = logging.getLogger("strongroom.webdav")
 TIMEOUT = 300        # seconds: each read of a body, and an idle keep-alive connection
-_serving = threading.local()   # .conn: the connection this worker thread serves
+
+
+class _Serving(threading.local):
+    """What this worker thread serves now: the connection, and its current request."""
+    conn: "_Connection | None" = None
+    request: "_Request | None" = None
+
+
+_serving = _Serving()
 
 
 def mark_authenticated() -> None:
     """The request this thread serves passed login: its connection no longer counts
     against its address's limit of connections not logged in. Harmless elsewhere."""
-    conn = getattr(_serving, "conn", None)
+    conn = _serving.conn
     if conn is not None:
         conn.logged_in()
 
@@ -54,9 +72,10 @@ class _DeadlineSocket(ssl.SSLSocket):
     time.monotonic() value, or None for no deadline) has passed, however slowly
     the bytes before it trickled in."""
 
-    deadline = None
+    deadline: float | None = None
 
-    def recv_into(self, buffer, nbytes=None, flags=0):
+    def recv_into(self, buffer: "WriteableBuffer", nbytes: int | None = None,
+                  flags: int = 0) -> int:
         if self.deadline is not None:
             left = self.deadline - time.monotonic()
             if left <= 0:   # the text cheroot takes for a timeout: it answers 408
@@ -69,12 +88,12 @@ class TLSAdapter(BuiltinSSLAdapter):
     """cheroot's adapter with TLS 1.2+, whose wrap() leaves the handshake to the
     worker thread that serves the connection (`_Connection._handshake`)."""
 
-    def __init__(self, certificate, private_key):
+    def __init__(self, certificate: str, private_key: str) -> None:
         super().__init__(certificate, private_key)
         self.context.minimum_version = ssl.TLSVersion.TLSv1_2
         self.context.sslsocket_class = _DeadlineSocket   # public since Python 3.7
 
-    def wrap(self, sock):
+    def wrap(self, sock: socket.socket) -> tuple[ssl.SSLSocket, dict[str, str]]:
         try:
             return self.context.wrap_socket(sock, server_side=True,
                                             do_handshake_on_connect=False), {}
@@ -92,14 +111,16 @@ def close_after_response(linger: bool = True) -> None:
     (what a client sends meanwhile is read and dropped, so that closing does not
     reset the connection under the answer); without `linger` (a request without
     a body) it closes at once. Harmless elsewhere."""
-    request = getattr(_serving, "request", None)
+    request = _serving.request
     if request is not None:
         request.close_connection = True
         request.conn.linger = linger
 
 
 class _Request(HTTPRequest):
-    def parse_request(self):
+    conn: "_Connection"
+
+    def parse_request(self) -> None:
         _serving.request = self
         try:
             super().parse_request()
@@ -116,15 +137,19 @@ class _Connection(HTTPConnection):
     limit until a request on it logs in (or it closes)."""
 
     RequestHandlerClass = _Request
+    server: "Server"
 
-    def __init__(self, server, sock, makefile=MakeFile):
+    def __init__(self, server: "Server", sock: socket.socket,
+                 makefile: Callable[..., object] = MakeFile) -> None:
         super().__init__(server, sock, makefile)
         self.admitted = False         # Server.process_conn has looked at it
-        self.counted = None           # the address whose count of not logged in holds it
-        self.active = None            # the metrics gauge it counts in once logged in
+        # the address whose count of not logged in holds it
+        self.counted: str | None = None
+        # the metrics gauge it counts in once logged in
+        self.active: Gauge | None = None
         self._handshaken = not isinstance(sock, ssl.SSLSocket)
 
-    def communicate(self):
+    def communicate(self) -> bool:
         _serving.conn = self
         deadline = time.monotonic() + self.server.header_timeout
         try:
@@ -132,7 +157,9 @@ class _Connection(HTTPConnection):
                 self.socket.deadline = deadline
             if not self._handshaken and not self._handshake(deadline):
                 return False
-            return super().communicate()
+            # cheroot's stub leaves communicate() unannotated
+            done: bool = super().communicate()  # type: ignore[no-untyped-call]
+            return done
         finally:
             self.headers_read()
             _serving.conn = _serving.request = None
@@ -175,7 +202,7 @@ class _Connection(HTTPConnection):
             self.active = metrics.sessions.labels("webdav")
             self.active.inc()
 
-    def close(self):
+    def close(self) -> None:
         self._uncount()
         active, self.active = self.active, None
         if active is not None:
@@ -208,7 +235,7 @@ class _Connection(HTTPConnection):
 class _PerAddress:
     """How many connections each address has that have not logged in yet."""
 
-    def __init__(self, limit: int):
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -233,9 +260,13 @@ class _Connections(ConnectionManager):
     """cheroot's connection manager, pausing when accept() fails. cheroot raised the
     error out of its selector loop, which logged a traceback and retried at once."""
 
-    def _from_server_socket(self, server_socket):
+    server: "Server"
+
+    def _from_server_socket(self, server_socket: socket.socket) -> "_Connection | None":
         try:
-            conn = super()._from_server_socket(server_socket)
+            # cheroot's stub omits this private method (Server.prepare checks it is there)
+            conn: _Connection | None = super()._from_server_socket(  # type: ignore[misc]
+                server_socket)
         except OSError as e:
             self.server.accept_backoff.failed(e)   # sleeps: keep-alive requests wait too
             return None
@@ -249,9 +280,9 @@ class Server(wsgi.Server):
 
     ConnectionClass = _Connection
 
-    def __init__(self, bind_addr, wsgi_app, *, tls: TLSAdapter, threads: int,
-                 header_timeout: float, per_address: int, max_header_size: int,
-                 metrics=None):
+    def __init__(self, bind_addr: tuple[str, int], wsgi_app: WSGIApplication, *,
+                 tls: TLSAdapter, threads: int, header_timeout: float, per_address: int,
+                 max_header_size: int, metrics: "Metrics | None" = None) -> None:
         super().__init__(bind_addr, wsgi_app, numthreads=threads, server_name="Strongroom",
                          timeout=TIMEOUT, request_queue_size=128)
         # the request line and headers together (cheroot answers 413 beyond it)
@@ -261,9 +292,9 @@ class Server(wsgi.Server):
         self.prelogin = _PerAddress(per_address)
         self.quiet = QuietLog(log)
         self.accept_backoff = AcceptBackoff(log, "webdav")
-        self.metrics = metrics        # appliance.metrics.Metrics, or None
+        self.metrics = metrics
 
-    def prepare(self):
+    def prepare(self) -> None:
         super().prepare()
         # The manager is made inside prepare() and has no class attribute to
         # choose it by: replace it while it holds no connection yet, if it is the
@@ -276,7 +307,7 @@ class Server(wsgi.Server):
             log.warning("webdav: unexpected cheroot connection manager %r; a failing "
                         "accept() will not pause", type(stock).__name__)
 
-    def process_conn(self, conn):
+    def process_conn(self, conn: HTTPConnection) -> None:
         """A new connection is admitted or closed here, on the accepting thread."""
         if isinstance(conn, _Connection) and not conn.admitted:
             conn.admitted = True
@@ -291,5 +322,6 @@ class Server(wsgi.Server):
             conn.counted = address
         super().process_conn(conn)
 
-    def error_log(self, msg="", level=logging.INFO, traceback=False):
+    def error_log(self, msg: str = "", level: int = logging.INFO,
+                  traceback: bool = False) -> None:
         log.log(level, "cheroot: %s", msg, exc_info=traceback)

@@ -13,12 +13,19 @@ A request carrying credentials is always WebDAV's, so a user's own file named
 """
 import logging
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from wsgidav.util import get_rfc1123_time
 
 from strongroom.appliance import health
-from strongroom.appliance.webdav.guard import SECURITY_HEADERS
+from strongroom.appliance.webdav.guard import SECURITY_HEADERS, ExcInfo
 from strongroom.appliance.webdav.listener import close_after_response
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+    from strongroom.appliance.metrics import Metrics
 
 log = logging.getLogger("strongroom.webdav")
 HEALTHZ, METRICS = "/healthz", "/metrics"
@@ -26,11 +33,11 @@ REPEAT_EVERY = 60.0      # seconds between log lines saying why /healthz is not 
 FRESH_FOR = 1.0          # seconds one look at the health is answered from memory
 
 
-def probes(app, inner):
+def probes(app: "App", inner: WSGIApplication) -> WSGIApplication:
     """`inner` (the guarded WebDAV application) behind /healthz, /metrics and the count."""
     quiet = _Quiet()
 
-    def wsgi(environ, start_response):
+    def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO")
         if path in (HEALTHZ, METRICS) and environ["REQUEST_METHOD"] in ("GET", "HEAD") \
                 and "HTTP_AUTHORIZATION" not in environ:
@@ -45,7 +52,8 @@ def probes(app, inner):
     return wsgi
 
 
-def _healthz(app, quiet, environ, start_response):
+def _healthz(app: "App", quiet: "_Quiet", environ: WSGIEnvironment,
+             start_response: StartResponse) -> list[bytes]:
     why = quiet.problem(app)
     if why is None:
         return _answer(start_response, "200 OK", "text/plain", b"ok\n", environ)
@@ -54,7 +62,8 @@ def _healthz(app, quiet, environ, start_response):
                    environ)
 
 
-def _answer(start_response, status, content_type, body, environ):
+def _answer(start_response: StartResponse, status: str, content_type: str, body: bytes,
+            environ: WSGIEnvironment) -> list[bytes]:
     close_after_response(linger=False)
     start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body))),
                             ("Cache-Control", "no-store"), ("Date", get_rfc1123_time())]
@@ -62,8 +71,9 @@ def _answer(start_response, status, content_type, body, environ):
     return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
 
 
-def _counted(metrics, method, start_response):
-    def wrapped(status, headers, exc_info=None):
+def _counted(metrics: "Metrics", method: str, start_response: StartResponse) -> StartResponse:
+    def wrapped(status: str, headers: list[tuple[str, str]],
+                exc_info: ExcInfo = None) -> Any:    # PEP 3333's write(), typed Any
         metrics.webdav_request(method, status)
         return start_response(status, headers, exc_info) if exc_info else \
             start_response(status, headers)
@@ -74,11 +84,11 @@ class _Quiet:
     """One warning per REPEAT_EVERY while /healthz says not ok: a load balancer
     asks every few seconds."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._last = 0.0
         self._looked: tuple[float, str | None] = (-FRESH_FOR, None)
 
-    def problem(self, app) -> str | None:
+    def problem(self, app: "App") -> str | None:
         """health.problem, looked at once per FRESH_FOR at most: anyone may ask
         /healthz, as often as they like, and each look touches the database and disk."""
         at, why = self._looked

@@ -1,48 +1,62 @@
 """wsgidav's property-manager interface over the Session's dead properties."""
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
+from wsgiref.types import WSGIEnvironment
 
 from strongroom.appliance.errors import NotFound
 from strongroom.appliance.webdav.errors import boundary
 
+if TYPE_CHECKING:
+    from strongroom.appliance.service import Session
 
-def _session(environ):
-    return environ["strongroom.session"]
+
+def _session(environ: WSGIEnvironment | None) -> "Session":
+    """The request's session (wsgidav passes the environ to every call it makes)."""
+    assert environ is not None, "wsgidav calls the property manager with the environ"
+    session: Session = environ["strongroom.session"]
+    return session
 
 
 @boundary(lambda manager, url=None, *_: url)
 class PropertyManager:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "PropertyManager(database)"
 
-    def get_properties(self, norm_url, environ=None):
+    def get_properties(self, norm_url: str,
+                       environ: WSGIEnvironment | None = None) -> list[str]:
         return list(self._all(norm_url, environ))
 
-    def get_property(self, norm_url, name, environ=None):
+    def get_property(self, norm_url: str, name: str,
+                     environ: WSGIEnvironment | None = None) -> str | None:
         return self._all(norm_url, environ).get(name)
 
-    def _all(self, norm_url, environ):
+    def _all(self, norm_url: str, environ: WSGIEnvironment | None) -> dict[str, str]:
         try:
             return _session(environ).dead_properties(unquote(norm_url))
         except NotFound:
             return {}
 
-    def write_property(self, norm_url, name, property_value, dry_run=False, environ=None):
+    def write_property(self, norm_url: str, name: str, property_value: str | bytes,
+                       dry_run: bool = False, environ: WSGIEnvironment | None = None) -> None:
         if dry_run:
             return
         value = property_value.decode("utf-8") if isinstance(property_value, bytes) \
             else property_value
         _session(environ).set_dead_property(unquote(norm_url), name, value)
 
-    def remove_property(self, norm_url, name, dry_run=False, environ=None):
+    def remove_property(self, norm_url: str, name: str, dry_run: bool = False,
+                        environ: WSGIEnvironment | None = None) -> None:
         if dry_run:
             return
         _session(environ).set_dead_property(unquote(norm_url), name, None)
 
-    def remove_properties(self, norm_url, environ=None):
+    def remove_properties(self, norm_url: str, environ: WSGIEnvironment | None = None) -> None:
         pass  # properties stay with the node in the trash, restorable with it
 
-    def copy_properties(self, src_url, dest_url, environ=None):
+    def copy_properties(self, src_url: str, dest_url: str,
+                        environ: WSGIEnvironment | None = None) -> None:
         _session(environ).copy_dead_properties(unquote(src_url), unquote(dest_url))
 
-    def move_properties(self, src_url, dest_url, with_children, environ=None):
+    def move_properties(self, src_url: str, dest_url: str, with_children: bool,
+                        environ: WSGIEnvironment | None = None) -> None:
         pass  # properties belong to the node, which the move carried along

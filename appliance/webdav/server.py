@@ -3,6 +3,9 @@ with TLS 1.2+ serving the wsgidav application stack; its connection limits are
 in listener.py."""
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wsgiref.types import WSGIApplication
 
 from wsgidav.dir_browser import WsgiDavDirBrowser
 from wsgidav.error_printer import ErrorPrinter
@@ -19,15 +22,19 @@ from strongroom.appliance.webdav.locks import LockStorage
 from strongroom.appliance.webdav.probes import probes
 from strongroom.appliance.webdav.props import PropertyManager
 
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+
 log = logging.getLogger("strongroom.webdav")
 # Our own listing template: no script, icon or stylesheet links, which clients that
 # parse HTML listings (lftp) would take for files, and no third-party branding.
 HTDOCS = Path(__file__).parent / "htdocs"
 
 
-def make_wsgi_app(app) -> WsgiDAVApp:
+# WsgiDAVApp is Any to mypy (wsgidav ships no types): a WSGI application.
+def make_wsgi_app(app: "App") -> WSGIApplication:
     cfg = app.config
-    return WsgiDAVApp({
+    application: WSGIApplication = WsgiDAVApp({
         "provider_mapping": {"/": DavTree()},
         "middleware_stack": [ErrorPrinter, ErrorPages, HTTPAuthenticator,
                              ChunkedXmlBody, WsgiDavDirBrowser, RequestResolver],
@@ -48,9 +55,10 @@ def make_wsgi_app(app) -> WsgiDAVApp:
         "hotfixes": {"emulate_win32_lastmod": True, "re_encode_path_info": True,
                      "unquote_path_info": False},
     })
+    return application
 
 
-def make_server(app, host: str, port: int) -> Server:
+def make_server(app: "App", host: str, port: int) -> Server:
     cfg = app.config
     return Server((host, port), probes(app, guard(make_wsgi_app(app))),
                   tls=TLSAdapter(cfg.tls.cert_file, cfg.tls.key_file),

@@ -1,0 +1,97 @@
+"""The types of the loaded settings, one class per section of `SCHEMA`.
+
+Each attribute is what the option's converter returns; `loader` checks at import that
+these names and the schema's are the same, so the two cannot drift. A section object
+reads the Config's values when it is made (`cfg.storage` makes one per access).
+"""
+from strongroom.config.converters import Amount, Value
+from strongroom.config.schema import SCHEMA
+
+
+class Section:
+    def __init__(self, values: dict[str, Value]) -> None:
+        self.__dict__.update(values)
+
+
+class Server(Section):
+    host: str
+    webdav_port: int
+    sftp_port: int
+    public_name: str
+
+
+class Tls(Section):
+    cert_file: str
+    key_file: str
+
+
+class Ssh(Section):
+    host_key_ed25519: str
+    host_key_rsa: str
+    login_grace_time: float
+    max_startups: int
+    max_sessions: int
+    max_startups_per_address: int
+
+
+class Database(Section):
+    url: str
+
+
+class Storage(Section):
+    backend: str
+    blob_dir: str
+    chunk_size: int
+    master_key_file: str
+    max_file_size: int
+    reserve: Amount
+
+
+class Webdav(Section):
+    block_size: int
+    threads: int
+    lock_max: float
+    max_header_size: int
+    header_timeout: float
+    max_unauthenticated_per_address: int
+
+
+class Auth(Section):
+    app_passwords_sftp: bool
+    drive_session_idle: float
+    drive_session_lifetime: float
+    drive_session_ipv4_prefix: int
+    drive_session_ipv6_prefix: int
+    account_delay_after: int
+    account_block_after: int
+    address_delay_after: int
+    address_block_after: int
+    delay: float
+    block_time: float
+    block_max: float
+    forget_after: float
+
+
+class Audit(Section):
+    anchor_file: str
+    anchor_interval: float
+
+
+class Log(Section):
+    level: str
+    format: str
+
+
+class Metrics(Section):
+    enabled: bool
+    listen: str
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "server": Server, "tls": Tls, "ssh": Ssh, "database": Database, "storage": Storage,
+    "webdav": Webdav, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
+
+_drift = [name for name, cls in SECTIONS.items()
+          if name not in SCHEMA or set(cls.__annotations__) != set(SCHEMA[name])]
+if _drift or set(SECTIONS) != set(SCHEMA):
+    raise RuntimeError(f"config.sections and config.schema differ in {_drift or 'sections'}")
