@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from strongroom.appliance.cli.options import Json, data_dir_option, emit, json_option, open_app
+from strongroom.appliance.cli.options import data_dir_option, emit, json_option, open_app
+from strongroom.appliance.service.consistency import Report
 
 
 @click.command(epilog="Example: strongroom doctor --json")
@@ -23,9 +24,11 @@ def doctor(repair: bool, min_age: float, data_dir: Path, as_json: bool) -> None:
     raise SystemExit(0 if report["ok"] else 1)
 
 
-def _human(r: Json) -> Iterator[str]:
+def _human(r: Report) -> Iterator[str]:
     yield f"{r['blobs']} blobs, {r['versions']} versions"
-    for key in ("stray_blobs", "missing_blobs", "staging_files", "removed"):
-        if r[key]:
-            yield f"{key.replace('_', ' ')}: {len(r[key])}: {' '.join(r[key][:20])}"
+    lists = (("stray_blobs", r["stray_blobs"]), ("missing_blobs", r["missing_blobs"]),
+             ("staging_files", r["staging_files"]), ("removed", r["removed"]))
+    for key, names in lists:
+        if names:
+            yield f"{key.replace('_', ' ')}: {len(names)}: {' '.join(names[:20])}"
     yield "consistent" if r["ok"] else "NOT consistent"
