@@ -21,3 +21,15 @@ def test_no_code_imports_the_bare_top_level_names():
     offenders = [str(p.relative_to(ROOT)) for d in (*FOLDERS, "tests", "bench")
                  for p in (ROOT / d).rglob("*.py") if bare.search(p.read_text())]
     assert offenders == []
+
+
+def test_imports_go_one_way():
+    """auth/ and providers/ import neither appliance/ nor each other; config/ imports none."""
+    forbidden = {"auth": ("appliance", "providers"), "providers": ("appliance", "auth"),
+                 "config": ("appliance", "auth", "providers")}
+    found = []
+    for folder, names in forbidden.items():
+        pattern = re.compile(rf"^\s*(from|import) strongroom\.({'|'.join(names)})\b", re.M)
+        found += [str(p.relative_to(ROOT)) for p in (ROOT / folder).rglob("*.py")
+                  if pattern.search(p.read_text())]
+    assert found == []
