@@ -6,7 +6,8 @@ from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, User
-from strongroom.appliance.errors import NotFound
+from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.auth import passwords
 
 if TYPE_CHECKING:
     from strongroom.appliance.app import App
@@ -14,6 +15,18 @@ if TYPE_CHECKING:
 # A JSON object as an admin operation returns it and the CLI's --json prints it
 # (appliance.cli.options.Json): its values are any JSON value.
 Json: TypeAlias = dict[str, Any]
+
+
+def chosen_password(login: str, password: str | None) -> tuple[str, bool]:
+    """(the password, whether it was generated): `password` checked against the policy,
+    or a generated one when None."""
+    generated = password is None
+    chosen = passwords.generate_password(login) if password is None else password
+    try:
+        passwords.check_policy(login, chosen)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+    return chosen, generated
 
 
 class AdminBase:

@@ -16,7 +16,7 @@ from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, AppPassword, DriveSession, User, UserKey
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
-from strongroom.appliance.service.admin_base import AdminBase, Json
+from strongroom.appliance.service.admin_base import AdminBase, Json, chosen_password
 from strongroom.appliance.service.admin_clients import NAME, check_display_name
 from strongroom.appliance.service import renames
 from strongroom.appliance.service.credentials import end_sessions
@@ -30,13 +30,7 @@ class UsersMixin(AdminBase):
     def add_user(self, login: str, *, client: str | None, staff: bool, email: str | None,
                  password: str | None, with_totp: bool) -> Json:
         _check_login(login)
-        generated = password is None
-        if password is None:
-            password = passwords.generate_password(login)
-        try:
-            passwords.check_policy(login, password)
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+        password, generated = chosen_password(login, password)
         secret = totp.new_secret() if with_totp else None
         with self.app.db.write() as s:
             _login_free(s, login)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import AppPassword, DriveSession, User
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
-from strongroom.appliance.service.admin_base import AdminBase, Json
+from strongroom.appliance.service.admin_base import AdminBase, Json, chosen_password
 from strongroom.auth import app_passwords, passwords, totp
 
 if TYPE_CHECKING:
@@ -23,13 +23,7 @@ MAX_LABEL = 100
 class CredentialsMixin(AdminBase):
     def set_password(self, login: str, password: str | None) -> Json:
         """A new password (generated when None); ends the user's drive sessions."""
-        generated = password is None
-        if password is None:
-            password = passwords.generate_password(login)
-        try:
-            passwords.check_policy(login, password)
-        except ValueError as e:
-            raise BadRequest(str(e)) from None
+        password, generated = chosen_password(login, password)
         with self.app.db.write() as s:
             user = self._user(s, login)
             user.password_hash = passwords.hash_password(password)
