@@ -2,9 +2,10 @@
 SQLite and on PostgreSQL. Every test here carries the `service` marker.
 
 `app` is a real `App` on a fresh data directory, parametrized over both databases
-(`database_url`): each PostgreSQL case gets a database of its own, dropped afterwards
-(tests/service/PG_SETUP.txt; skipped without STRONGROOM_TEST_PG_URL, failing under
-CI=true).
+(`database_url`). Each case starts from a newly migrated database: a copy of one made
+once for SQLite, and for PostgreSQL one of this worker's databases, emptied back to what
+the migrations leave between cases (tests/support/postgres.py `MigratedPool`;
+tests/service/PG_SETUP.txt; skipped without STRONGROOM_TEST_PG_URL, failing under CI=true).
 """
 import shutil
 from pathlib import Path
@@ -40,19 +41,28 @@ def _cheap_argon2(request, monkeypatch):
 
 @pytest.fixture(scope="session")
 def key_template(tmp_path_factory) -> Path:
-    """One initialized data dir whose master key, host keys and certificate are reused."""
+    """One initialized data dir whose master key, host keys, certificate and newly
+    migrated SQLite database are copied into every case's."""
     path = tmp_path_factory.mktemp("template")
     initialize(path, {})
     return path
 
 
+@pytest.fixture(scope="session")
+def pg_pool():
+    pool = postgres.MigratedPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request):
-    """None for SQLite (the data dir default), or the URL of a fresh PostgreSQL database."""
+def database_url(request, pg_pool):
+    """None for SQLite (the data dir default), or the URL of a newly migrated PostgreSQL
+    database."""
     if request.param == "sqlite":
         yield None
         return
-    with postgres.fresh_database() as url:
+    with pg_pool.lease() as url:
         yield url
 
 
@@ -60,7 +70,7 @@ def database_url(request):
 def data_dir(tmp_path, key_template, database_url) -> Path:
     path = tmp_path / "data"
     path.mkdir(mode=0o700)
-    for name in _MADE_ONCE:
+    for name in _MADE_ONCE + (() if database_url else ("strongroom.db",)):
         src = key_template / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, path / name)
     settings = {"database": {"url": database_url}} if database_url else {}

@@ -3,14 +3,21 @@
 STRONGROOM_TEST_PG_URL names the server (any database on it; the role needs CREATEDB:
 tests/service/PG_SETUP.txt). Without it PostgreSQL cases are skipped, except under
 CI=true, where they fail: CI must never pass by silently skipping PostgreSQL.
+
+`fresh_database()` makes an empty database. `MigratedPool` hands out databases already at
+the newest schema and emptied back to what the migrations leave: making and migrating a
+database costs about 0.4 s, emptying one about 10 ms, and this level has hundreds of cases.
 """
 import os
 import secrets
 import time
 from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy import MetaData, Table, create_engine, text
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 PG_ENV = "STRONGROOM_TEST_PG_URL"
 
@@ -78,3 +85,103 @@ def _pg_drop(url, name: str) -> None:
                 time.sleep(0.05 * attempt)
     finally:
         conn.close()
+
+
+class MigratedPool:
+    """Databases at the newest schema, each handed to one test at a time and emptied when
+    it comes back, so that a test sees exactly what a new migrated database holds.
+
+    A database that comes back changed in shape (a test migrated it elsewhere, added a
+    table or column) or that cannot be emptied within two seconds (a test left a
+    transaction open) is dropped instead. `close()` drops them all."""
+
+    def __init__(self) -> None:
+        self._server: URL | None = None
+        self._free: list[str] = []
+        self._names: set[str] = set()
+        self._shape: tuple | None = None
+        self._seed: dict[str, list[dict]] = {}
+        self._sequences: list[tuple[str, int, bool]] = []
+        self._tables: list[Table] = []
+
+    @contextmanager
+    def lease(self) -> Iterator[str]:
+        """The URL of a migrated database holding only what the migrations put in it."""
+        self._server = self._server or pg_server_url()
+        name = self._free.pop() if self._free else self._make()
+        url = self._server.set(database=name).render_as_string(hide_password=False)
+        try:
+            yield url
+        finally:
+            if self._empty(url):
+                self._free.append(name)
+            else:
+                self._names.discard(name)
+                _pg_drop(self._server, name)
+
+    def close(self) -> None:
+        if self._server is not None:
+            for name in sorted(self._names):
+                _pg_drop(self._server, name)
+        self._names.clear()
+        self._free.clear()
+
+    def _make(self) -> str:
+        from strongroom.appliance.db.engine import Database
+        from strongroom.appliance.db.migrate import upgrade
+        assert self._server is not None
+        name = f"strongroom_t_{secrets.token_hex(6)}"
+        _pg_execute(self._server, f'CREATE DATABASE "{name}"')
+        self._names.add(name)
+        db = Database(self._server.set(database=name).render_as_string(hide_password=False))
+        try:
+            upgrade(db)
+            if self._shape is None:
+                self._learn(db.engine)
+        finally:
+            db.dispose()
+        return name
+
+    def _learn(self, engine: Engine) -> None:
+        """What a newly migrated database is: its shape, rows and sequence positions."""
+        meta = MetaData()
+        meta.reflect(engine)
+        with engine.connect() as c:
+            self._shape = _shape(c)
+            self._tables = list(meta.sorted_tables)
+            self._seed = {t.name: [dict(r._mapping) for r in c.execute(t.select())]
+                          for t in self._tables}
+            self._sequences = [tuple(r) for r in c.execute(text(
+                "SELECT sequencename, COALESCE(last_value, start_value), last_value IS NOT NULL"
+                " FROM pg_sequences WHERE schemaname = 'public'"))]
+
+    def _empty(self, url: str) -> bool:
+        """Put the database back as `_learn` found it; False when that is not possible."""
+        engine = create_engine(url)
+        try:
+            with engine.begin() as c:
+                c.execute(text("SET LOCAL lock_timeout = '2s'"))
+                if _shape(c) != self._shape:
+                    return False
+                for table in reversed(self._tables):
+                    c.execute(table.delete())
+                for table in self._tables:
+                    if self._seed[table.name]:
+                        c.execute(table.insert(), self._seed[table.name])
+                for seq, value, called in self._sequences:
+                    c.execute(text("SELECT setval(:s, :v, :c)"),
+                              {"s": seq, "v": value, "c": called})
+            return True
+        except SQLAlchemyError:
+            return False
+        finally:
+            engine.dispose()
+
+
+def _shape(c) -> tuple:
+    """The schema revision and every table's columns, to notice a changed database."""
+    version = tuple(sorted(r[0] for r in c.execute(text("SELECT version_num FROM alembic_version"))))
+    columns = tuple(c.execute(text(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = 'public' ORDER BY 1, 2")))
+    return version, columns
