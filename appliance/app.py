@@ -15,6 +15,7 @@ from strongroom.appliance.service.admin import Admin
 from strongroom.appliance.service.audit import Chain
 from strongroom.appliance.service.locks import LockStore
 from strongroom.appliance.service.login import Authenticator
+from strongroom.appliance.service.websessions import WebSessions
 from strongroom.auth.acl import Grant
 from strongroom.providers.keys import KeyRing, load_master_key
 
@@ -56,6 +57,7 @@ class App:
         self.auth = Authenticator(self.db, self.config, self.keyring.derive("drive sessions"),
                                   self.audit)
         self.locks = LockStore(self.db, self.config.webdav.lock_max)
+        self.web_sessions = WebSessions(self.db, self.config.web)
         # How audit events name the administrator (the CLI: admin:<OS user>)
         self.admin_name = "admin"
         # Which libraries each client sees, remembered briefly (session.access).

@@ -53,6 +53,10 @@ class Config:
         return sections.Webdav(self._values["webdav"])
 
     @property
+    def web(self) -> sections.Web:
+        return sections.Web(self._values["web"])
+
+    @property
     def auth(self) -> sections.Auth:
         return sections.Auth(self._values["auth"])
 

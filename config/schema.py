@@ -88,6 +88,16 @@ SCHEMA: dict[str, dict[str, Option]] = {
             "further ones from it are closed at once. Network drives open several per "
             "mount; raise it when many users share one address (NAT)."),
     },
+    "web": {
+        "enabled": Option(True, conv.boolean,
+                          "Serve the web portal for browser users at /web/ on the WebDAV port."),
+        "session_idle": Option("30m", conv.positive_duration,
+                               "A portal session ends after this long without a request."),
+        "session_lifetime": Option("12h", conv.positive_duration,
+                                   "A portal session ends this long after its login, used or not."),
+        "invite_lifetime": Option("72h", conv.positive_duration,
+                                  "How long an invitation link (user add --invite) stays valid."),
+    },
     "auth": {
         "app_passwords_sftp": Option(False, conv.boolean,
                                      "Accept app passwords for SFTP too (always for WebDAV)."),

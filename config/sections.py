@@ -56,6 +56,13 @@ class Webdav(Section):
     max_unauthenticated_per_address: int
 
 
+class Web(Section):
+    enabled: bool
+    session_idle: float
+    session_lifetime: float
+    invite_lifetime: float
+
+
 class Auth(Section):
     app_passwords_sftp: bool
     drive_session_idle: float
@@ -89,7 +96,7 @@ class Metrics(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "server": Server, "tls": Tls, "ssh": Ssh, "database": Database, "storage": Storage,
-    "webdav": Webdav, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
+    "webdav": Webdav, "web": Web, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
 
 _drift = [name for name, cls in SECTIONS.items()
           if name not in SCHEMA or set(cls.__annotations__) != set(SCHEMA[name])]

@@ -227,3 +227,30 @@ class AuditHead(Base):
     count: Mapped[int] = mapped_column(BigInteger)
     # "sha256": plain digests (before 0004); "hmac": keyed from the master key
     scheme: Mapped[str] = mapped_column(String(16), default="hmac", server_default="sha256")
+
+
+class WebSession(Base):
+    """A logged-in portal browser: only the SHA-256 of its cookie is kept (the cookie is
+    256 random bits), with the CSRF token its forms carry."""
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    last_used_at: Mapped[float] = mapped_column(Float, default=_now)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Invitation(Base):
+    """A one-time link where an invited user sets a password and enrols TOTP; only the
+    SHA-256 of its token is kept."""
+    __tablename__ = "invitations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float)

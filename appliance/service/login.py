@@ -180,10 +180,10 @@ class Authenticator:
         """(principal, kind, row id, stored hash) or None. A refusal always costs
         exactly one argon2 verification (see the module docstring)."""
         user = self._user(login)
-        if user is None or _barred(user):
+        if user is None or barred(user):
             verify_password(None, secret)
             return None
-        principal = _principal(user)
+        principal = principal_for(user)
         if user.totp_secret is None:
             if verify_password(user.password_hash, secret):
                 return principal, "password", None, user.password_hash
@@ -211,7 +211,8 @@ class Authenticator:
     # -- multi-step logins (SSH) ---------------------------------------------------------
 
     def first_factor(self, login: str, password: str, protocol: str,
-                     address: str | None = None) -> Factor:
+                     address: str | None = None,
+                     method: str = "keyboard-interactive") -> Factor:
         """Check a password typed at a prompt. A user without TOTP is done; everyone
         else (a TOTP user, a wrong password, an unknown account) is asked for a code,
         and the attempt stays in flight until `second_factor` or `abandoned` counts
@@ -220,17 +221,17 @@ class Authenticator:
         try:
             user = self._user(login)
             ok = verify_password(user.password_hash if user else None, password) \
-                and user is not None and not _barred(user)
+                and user is not None and not barred(user)
         except BaseException:
             self.lockout.end(attempt)
             raise
         if ok and user is not None and user.totp_secret is None:
             self.lockout.end(attempt)
-            principal = _principal(user)
-            self._outcomes.succeeded(principal, protocol, address, "keyboard-interactive")
-            return Factor(login, principal, False, "keyboard-interactive")
-        return Factor(login, _principal(user) if ok and user is not None else None, True,
-                      "keyboard-interactive", attempt)
+            principal = principal_for(user)
+            self._outcomes.succeeded(principal, protocol, address, method)
+            return Factor(login, principal, False, method)
+        return Factor(login, principal_for(user) if ok and user is not None else None, True,
+                      method, attempt)
 
     def key_factor(self, login: str, key_type: str, key_data: str, protocol: str,
                    address: str | None = None) -> Factor:
@@ -240,12 +241,12 @@ class Authenticator:
             self._outcomes.refuse_blocked(login, protocol, address)
         with self.db.read() as s:
             user = repo.user_by_login(s, login)
-            ok = user is not None and not _barred(user) and any(
+            ok = user is not None and not barred(user) and any(
                 k.key_type == key_type and k.key_data == key_data
                 for k in repo.keys_of(s, user.id))
             if not ok or user is None:
                 raise AuthFailed(FAILED)
-            return Factor(login, _principal(user), user.totp_secret is not None, "publickey")
+            return Factor(login, principal_for(user), user.totp_secret is not None, "publickey")
 
     def key_verified(self, factor: Factor, protocol: str, address: str | None) -> None:
         """The client proved it holds the key: a login without TOTP is complete."""
@@ -261,7 +262,7 @@ class Authenticator:
             if factor.attempt is None:   # after a key: each code is an attempt of its own
                 self._outcomes.wait_at_gate(factor.login, protocol, address)
             user = self._user(factor.login)
-            if factor.principal is None or user is None or _barred(user) \
+            if factor.principal is None or user is None or barred(user) \
                     or user.id != factor.principal.user_id:
                 totp.matching_step(_DUMMY_TOTP, code.strip())
                 self._outcomes.failed(factor.login, protocol, address,
@@ -296,7 +297,7 @@ class Authenticator:
         user = self._user(login)
         if user is None:
             raise NotFound(f"no user named {login!r}")
-        return _principal(user)
+        return principal_for(user)
 
     # -- live sessions --------------------------------------------------------------------
 
@@ -359,7 +360,7 @@ class Authenticator:
         now = time.time()
         with self.db.read() as s:
             user = s.get(User, hit.principal.user_id)
-            if user is None or _barred(user) or user.password_hash != hit.stored_hash \
+            if user is None or barred(user) or user.password_hash != hit.stored_hash \
                     or user.login != hit.principal.login:   # renamed: log in with the new name
                 return False
             if hit.kind == "password" and user.totp_secret is not None:
@@ -397,12 +398,12 @@ class Authenticator:
             self._cache.pop(key, None)
 
 
-def _barred(user: User) -> bool:
+def barred(user: User) -> bool:
     """A disabled account, or an account of a disabled client, does not log in."""
     return user.disabled or (user.client is not None and user.client.disabled)
 
 
-def _principal(user: User) -> Principal:
+def principal_for(user: User) -> Principal:
     return Principal(login=user.login, role=user.role,
                      client=user.client.name if user.client else None, user_id=user.id,
                      client_id=user.client_id)

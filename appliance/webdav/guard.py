@@ -79,14 +79,14 @@ def _secured(environ: WSGIEnvironment, start_response: StartResponse) -> StartRe
     def wrapped(status: str, headers: list[tuple[str, str]],
                 exc_info: ExcInfo = None) -> Any:    # PEP 3333's write(), typed Any
         headers = list(headers) + SECURITY_HEADERS
-        if int(status[:3]) >= 400 and _body_unread(environ):
+        if int(status[:3]) >= 400 and body_unread(environ):
             close_after_response()
         return start_response(status, headers, exc_info) if exc_info else \
             start_response(status, headers)
     return wrapped
 
 
-def _body_unread(environ: WSGIEnvironment) -> bool:
+def body_unread(environ: WSGIEnvironment) -> bool:
     """Whether some of the request's body has not been read."""
     remaining: int | None = getattr(environ.get("wsgi.input"), "remaining", None)
     if remaining is not None:

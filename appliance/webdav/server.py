@@ -13,6 +13,8 @@ from wsgidav.http_authenticator import HTTPAuthenticator
 from wsgidav.request_resolver import RequestResolver
 from wsgidav.wsgidav_app import WsgiDAVApp
 
+from strongroom.appliance.web.front import front
+from strongroom.appliance.web.portal import Portal
 from strongroom.appliance.webdav.davtree import DavTree
 from strongroom.appliance.webdav.domain import DomainController
 from strongroom.appliance.webdav.guard import ChunkedXmlBody, guard
@@ -60,7 +62,8 @@ def make_wsgi_app(app: "App") -> WSGIApplication:
 
 def make_server(app: "App", host: str, port: int) -> Server:
     cfg = app.config
-    return Server((host, port), probes(app, guard(make_wsgi_app(app))),
+    portal = Portal(app) if cfg.web.enabled else None
+    return Server((host, port), probes(app, front(portal, guard(make_wsgi_app(app)))),
                   tls=TLSAdapter(cfg.tls.cert_file, cfg.tls.key_file),
                   threads=cfg.webdav.threads, header_timeout=cfg.webdav.header_timeout,
                   per_address=cfg.webdav.max_unauthenticated_per_address,
