@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from strongroom.appliance.db import Database
 from strongroom.appliance.db.dml import rowcount
@@ -34,11 +34,13 @@ class WebOptions(Protocol):
 
 @dataclass(frozen=True)
 class WebLogin:
-    """A live portal session: who, its CSRF token, and its row id (for the account page)."""
+    """A live portal session: who, its CSRF token, and its row id (for the account page).
+    `language` is the account's own choice (users.language), None when it has none."""
     principal: Principal
     csrf: str
     session_id: int
     created_at: float
+    language: str | None
 
 
 def digest(token: str) -> str:
@@ -75,7 +77,8 @@ class WebSessions:
             user = db.get(User, row.user_id)
             alive = (user is not None and not barred(user) and row.expires_at > now
                      and row.last_used_at + self._cfg.session_idle > now)
-            login = (WebLogin(principal_for(user), row.csrf, row.id, row.created_at)
+            login = (WebLogin(principal_for(user), row.csrf, row.id, row.created_at,
+                              language=user.language)
                      if alive and user is not None else None)
             stale = now - row.last_used_at > TOUCH_SECONDS
         if login is None:
@@ -85,6 +88,14 @@ class WebSessions:
                 db.execute(update(WebSession).where(WebSession.id == login.session_id)
                            .values(last_used_at=now))
         return login
+
+    def set_language(self, user_id: int, language: str) -> bool:
+        """Remember `language` as the user's own (users.language, what the portal uses
+        when the browser has no choice of its own); whether it changed."""
+        with self._db.write() as db:
+            return rowcount(db.execute(update(User).where(
+                User.id == user_id, or_(User.language.is_(None), User.language != language))
+                .values(language=language))) > 0
 
     def end(self, token: str) -> None:
         with self._db.write() as db:

@@ -135,7 +135,17 @@ def register(portal: "Portal") -> None:
         response = redirect(target)
         if lang in i18n.languages():
             response.headers.append(language_cookie(lang))
+            _remember_language(ctx, lang)
         return response
+
+
+def _remember_language(ctx: Context, lang: str) -> None:
+    # A logged-in user's choice is also the account's, so it follows them to another
+    # browser. (A cross-site link to /lang carries no session cookie: SameSite=Strict.)
+    login = ctx.login
+    if login is not None and login.principal.user_id is not None and \
+            ctx.app.web_sessions.set_language(login.principal.user_id, lang):
+        ctx.session.audit_event("user-set", None, "ok", f"language={lang}")
 
 
 def _login_name(ctx: Context, given: str) -> str:

@@ -107,7 +107,7 @@ class Portal:
         login = self.app.web_sessions.find(request.cookies.get(SESSION_COOKIE))
         if login is not None:
             mark_authenticated()
-        lang = i18n.choose(request.cookies.get(LANG_COOKIE), None,
+        lang = i18n.choose(request.cookies.get(LANG_COOKIE), login.language if login else None,
                            request.header("Accept-Language"))
         ctx = Context(self.app, request, lang, login)
         try:
