@@ -8,7 +8,7 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS="python3 python3-venv python3-pip openssl"
 EXTRA=""
 if [ "${1:-}" = "--test" ]; then
-    PKGS="$PKGS openssh-client sshpass rclone curl postgresql litmus cadaver lftp davfs2 fuse3 putty-tools sshfs expect"
+    PKGS="$PKGS openssh-client sshpass rclone curl postgresql litmus cadaver lftp davfs2 fuse3 putty-tools sshfs expect chromium chromium-driver"
     EXTRA="[test]"
 fi
 missing=""
