@@ -1,21 +1,28 @@
 """The portal's languages: gettext catalogs (locale/<lang>/LC_MESSAGES/messages.po,
 read with Babel at start, so a fourth language is one file and no build step),
-the choice of language for a request, and dates and sizes formatted for it."""
+the choice of language for a request, and dates and sizes formatted for it.
+
+A language's name, its writing direction and its date and number formats come from
+Babel's locale data (CLDR), so a new catalog needs nothing else here. The catalogs
+are kept up to date with scripts/i18n.sh."""
 import gettext
 import io
+from datetime import tzinfo
 from functools import cache
 from pathlib import Path
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
+from babel.localtime import LOCALTZ
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT = "en"
-RTL = frozenset({"he"})
-NAMES = {"en": "English", "sv": "Svenska", "he": "עברית"}
+# Old tags browsers still send for a language (Java and old Android say "iw").
+ALIASES = {"iw": "he", "no": "nb"}
+MAX_ACCEPT = 40          # language ranges read from one Accept-Language header
 
 
 @cache
@@ -24,6 +31,22 @@ def languages() -> tuple[str, ...]:
     found = sorted(p.name for p in LOCALE_DIR.iterdir()
                    if (p / "LC_MESSAGES" / "messages.po").is_file())
     return (DEFAULT, *[lang for lang in found if lang != DEFAULT])
+
+
+def _locale(lang: str) -> Locale:
+    try:
+        return Locale.parse(lang)
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT)
+
+
+def name(lang: str) -> str:
+    """The language's name in itself ("Svenska", "עברית"), for the language switcher."""
+    own = _locale(lang).get_display_name(lang) or lang
+    return own[:1].upper() + own[1:]
+
+
+NAMES = {lang: name(lang) for lang in languages()}
 
 
 @cache
@@ -45,31 +68,54 @@ def choose(cookie: str | None, account: str | None, accept_language: str) -> str
     for lang in (cookie, account):
         if lang in languages():
             return lang
-    wanted = []
-    for part in accept_language.split(","):
-        tag, _, q = part.strip().partition(";q=")
-        try:
-            weight = float(q) if q else 1.0
-        except ValueError:
-            continue
-        if tag:
-            wanted.append((weight, tag.strip()))
-    preferred = [tag.replace("-", "_") for _, tag in sorted(wanted, key=lambda w: -w[0])]
-    found = Locale.negotiate(preferred, list(languages()), sep="_") if preferred else None
-    return str(found.language) if found is not None else DEFAULT
+    return accepted(accept_language) or DEFAULT
+
+
+def accepted(header: str) -> str | None:
+    """The language of ours an Accept-Language header prefers most (RFC 9110: ranges
+    in order of their q-values, q=0 meaning "not this one", a region tag such as
+    sv-SE matching sv), or None."""
+    wanted: list[tuple[float, str]] = []
+    for part in header.split(",", MAX_ACCEPT)[:MAX_ACCEPT]:
+        tag, *params = [p.strip() for p in part.split(";")]
+        weight = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if tag and tag != "*" and 0 < weight <= 1:
+            wanted.append((weight, tag.replace("-", "_")))
+    ours = languages()
+    for _, tag in sorted(wanted, key=lambda w: -w[0]):     # stable: ties keep their order
+        base = tag.split("_")[0].lower()
+        found = Locale.negotiate([tag, ALIASES.get(base, base)], list(ours), sep="_")
+        if found is not None:
+            return str(found.language)
+    return None
 
 
 def direction(lang: str) -> str:
-    return "rtl" if lang in RTL else "ltr"
+    """"rtl" for a language written right to left (Hebrew), else "ltr"."""
+    return _locale(lang).text_direction
 
 
-def when(ts: float | None, lang: str) -> str:
+def when(ts: float | None, lang: str, tz: tzinfo = LOCALTZ) -> str:
+    """A moment as the language writes it, to the minute, in the server's time zone
+    (the organisation's): "Dec 2, 2026, 1:30 PM", "2 dec. 2026 13:30",
+    "2 בדצמ׳ 2026, 13:30". Empty for no time."""
     if not ts:
         return ""
+    loc = _locale(lang)
+    pattern = str(loc.datetime_formats["medium"]).replace(
+        "{1}", loc.date_formats["medium"].pattern).replace(
+        "{0}", loc.time_formats["short"].pattern)
     try:
-        return format_datetime(ts, format="medium", locale=lang)
-    except (UnknownLocaleError, ValueError, OverflowError):
-        return format_datetime(0, format="medium", locale=DEFAULT)
+        return format_datetime(ts, pattern, tzinfo=tz, locale=loc)
+    except (ValueError, OverflowError, OSError):
+        return ""
 
 
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
@@ -81,4 +127,4 @@ def size(n: int, lang: str) -> str:
     while value >= 1000 and unit < len(UNITS) - 1:
         value, unit = value / 1000, unit + 1
     pattern = "#,##0" if unit == 0 else "#,##0.#"
-    return f"{format_decimal(value, format=pattern, locale=lang)}\u00a0{UNITS[unit]}"
+    return f"{format_decimal(value, format=pattern, locale=_locale(lang))}\u00a0{UNITS[unit]}"
