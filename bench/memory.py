@@ -2,7 +2,8 @@
 """Peak RSS of the daemon while it serves a large upload and download over both protocols.
 
 Starts a real daemon on free loopback ports (bench/harness.py), moves SIZE bytes up and
-down with curl (WebDAV over HTTPS) and OpenSSH sftp, and prints the daemon's peak
+down with curl (WebDAV over HTTPS, and the web portal's upload form and download) and
+OpenSSH sftp, and prints the daemon's peak
 resident memory (VmHWM) after each step together with the throughput and the daemon's
 CPU-seconds per GB.
 
@@ -18,19 +19,28 @@ from harness.measure import workspace
 from harness.procs import (GB, MB, MIB, PASSWORD, USER, make_file, proc_status, run,
                            sha256_file, wait_port)
 from harness.servers import Strongroom
+from portal import portal_login
 
 STEP_TIMEOUT = 1800
 
 
 def steps(sr: Strongroom, src: str, tmp: str) -> list[tuple[str, list[str], str]]:
     """(name, command, its standard input) of each step."""
-    url = f"https://127.0.0.1:{sr.webdav_port}/big.bin"
+    base = f"https://127.0.0.1:{sr.webdav_port}"
+    url = f"{base}/big.bin"
+    session, csrf = portal_login(base)
+    web = ["curl", "-sSfk", "-H", f"Cookie: __Host-sr_session={session.cookies.get('__Host-sr_session')}",
+           "-H", "Accept: application/json"]
     curl = ["curl", "-sSfk", "-u", f"{USER}:{PASSWORD}"]
     sftp = ["sshpass", "-p", PASSWORD, "sftp", "-oBatchMode=no", "-oStrictHostKeyChecking=no",
             "-oUserKnownHostsFile=/dev/null", "-P", str(sr.sftp_port), "-b", "-",
             f"{USER}@127.0.0.1"]
     return [("webdav PUT (curl)", [*curl, "-T", src, url], ""),
             ("webdav GET (curl)", [*curl, "-o", os.path.join(tmp, "dav.bin"), url], ""),
+            ("portal upload (curl -F)", [*web, "-o", "/dev/null", "-F", f"csrf={csrf}", "-F",
+                                         f"file=@{src};filename=big3.bin", f"{base}/web/upload?p=/"], ""),
+            ("portal download (curl)", [*web, "-o", os.path.join(tmp, "web.bin"),
+                                        f"{base}/web/download?p=/big3.bin"], ""),
             ("sftp put (OpenSSH)", sftp, f"put {src} big2.bin\n"),
             ("sftp get (OpenSSH)", sftp, f"get big2.bin {tmp}/sftp.bin\n")]
 
@@ -57,7 +67,7 @@ def main() -> None:
             dt, cpu = time.monotonic() - t0, sum(sr.cpu()) - cpu0
             print(f"{name:22} {size / dt / MB:8.1f} MB/s   server CPU {cpu / (size / GB):5.2f} "
                   f"s/GB   peak RSS so far {proc_status(sr.proc.pid, 'VmHWM'):6.0f} MiB")
-        for name in ("dav.bin", "sftp.bin"):
+        for name in ("dav.bin", "web.bin", "sftp.bin"):
             if sha256_file(os.path.join(tmp, name)) != digest:
                 sys.exit(f"{name} differs from what was uploaded")
         peak = proc_status(sr.proc.pid, "VmHWM")
