@@ -17,31 +17,45 @@ def user() -> None:
     """Users: client users (one client's tree) and staff (every client)."""
 
 
-@user.command("add", epilog="Example: echo 'a long passphrase' | "
-                             "strongroom user add alice --client acme --password-stdin --json")
+@user.command("add", epilog="Examples: echo 'a long passphrase' | "
+                             "strongroom user add alice --client acme --password-stdin --json\n\n"
+                             "strongroom user add bob --client acme --email bob@acme.example "
+                             "--invite")
 @click.argument("login")
 @click.option("--client", "client_name", help="The client this user belongs to.")
 @click.option("--staff", is_flag=True, help="Staff user: sees every client's tree.")
 @click.option("--email", help="Address for notifications.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--no-totp", is_flag=True, help="Do not enroll a TOTP second factor.")
+@click.option("--invite", is_flag=True,
+              help="No password yet: print a one-time link ([web] invite_lifetime) where the "
+                   "user sets a password and enrols TOTP in the web portal.")
 @data_dir_option
 @json_option
 def add(login: str, client_name: str | None, staff: bool, email: str | None,
-        password_stdin: bool, no_totp: bool, data_dir: Path, as_json: bool) -> None:
-    """Create user LOGIN. Without --password-stdin a strong password is generated and printed."""
+        password_stdin: bool, no_totp: bool, invite: bool, data_dir: Path,
+        as_json: bool) -> None:
+    """Create user LOGIN. Without --password-stdin a strong password is generated and printed;
+    with --invite the user chooses one through the printed link instead."""
     if bool(client_name) == staff:
         fail("give exactly one of --client NAME or --staff", 2)
+    if invite and (password_stdin or no_totp):
+        fail("--invite lets the user choose a password and enrol TOTP: it goes with neither "
+             "--password-stdin nor --no-totp", 2)
     password = _read_password(password_stdin)
     out = open_app(data_dir).admin().add_user(login, client=client_name, staff=staff,
                                               email=email, password=password,
-                                              with_totp=not no_totp)
+                                              with_totp=not no_totp, invite=invite)
     emit(out, as_json, _human_user)
 
 
 def _human_user(d: Json) -> Iterator[str]:
     yield f"user {d['login']} created ({'user of client ' + d['client'] if d['client'] else 'staff'})"
     yield from _human_secrets(d)
+    if "invite_url" in d:
+        yield (f"invitation link (one use, until {iso_time(d['invite_expires_at'])}; send it "
+               "to the user):")
+        yield d["invite_url"]
 
 
 def _human_secrets(d: Json) -> Iterator[str]:

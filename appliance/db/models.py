@@ -242,6 +242,8 @@ class WebSession(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     last_used_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
+    # A TOTP secret the account page showed, kept until a code confirms it.
+    pending_totp: Mapped[str | None] = mapped_column(String(64))
 
 
 class Invitation(Base):

@@ -18,7 +18,7 @@ from strongroom.appliance.db.models import AclGrant, AppPassword, DriveSession, 
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
 from strongroom.appliance.service.admin_base import AdminBase, Json, chosen_password
 from strongroom.appliance.service.admin_clients import NAME, check_display_name
-from strongroom.appliance.service import renames
+from strongroom.appliance.service import invitations, renames
 from strongroom.appliance.service.credentials import end_sessions
 from strongroom.auth import passwords, sshkeys, totp
 
@@ -28,10 +28,18 @@ MAX_EMAIL = 254
 
 class UsersMixin(AdminBase):
     def add_user(self, login: str, *, client: str | None, staff: bool, email: str | None,
-                 password: str | None, with_totp: bool) -> Json:
+                 password: str | None, with_totp: bool, invite: bool = False) -> Json:
+        """Create a user. With `invite`, the user gets no usable password and no TOTP
+        but a one-time link (`invite_url`, valid [web] invite_lifetime) where they set
+        both (appliance.service.invitations)."""
         _check_login(login)
-        password, generated = chosen_password(login, password)
-        secret = totp.new_secret() if with_totp else None
+        if invite:
+            _check_invite(self.app.config.web.enabled, password, with_totp)
+            password_hash, generated = invitations.unusable_password_hash(), False
+        else:
+            password, generated = chosen_password(login, password)
+            password_hash = passwords.hash_password(password)
+        secret = totp.new_secret() if with_totp and not invite else None
         with self.app.db.write() as s:
             _login_free(s, login)
             if not staff and client is None:
@@ -40,16 +48,23 @@ class UsersMixin(AdminBase):
             user = User(login=login, role="staff" if staff else "client",
                         client_id=client_row.id if client_row else None,
                         email=_check_email(email) if email else None,
-                        password_hash=passwords.hash_password(password), totp_secret=secret)
+                        password_hash=password_hash, totp_secret=secret)
             s.add(user)
-            self._audit(s, "user-add", None, f"login={login} role={user.role} client={client}")
-        out = {"login": login, "role": user.role, "client": client if not staff else None,
-               "email": user.email}
+            if invite:
+                s.flush()    # the user's id, for the invitation
+                token, until = invitations.create(s, user.id, self.app.config.web.invite_lifetime)
+            self._audit(s, "user-add", None, f"login={login} role={user.role} client={client}"
+                        + (" invite=yes" if invite else ""))
+        out: Json = {"login": login, "role": user.role,
+                     "client": client if not staff else None, "email": user.email}
         if generated:
             out["password"] = password
         if secret:
             out["totp_secret"] = secret
             out["otpauth_uri"] = totp.provisioning_uri(secret, login)
+        if invite:
+            out["invite_url"] = invitations.url(self.app.config, token)
+            out["invite_expires_at"] = until
         return out
 
     def set_user(self, login: str, *, email: str | None = None,
@@ -147,6 +162,17 @@ class UsersMixin(AdminBase):
 def _check_login(login: str) -> None:
     if not NAME.match(login):
         raise BadRequest("logins are 1-64 letters, digits, '.', '_' or '-'")
+
+
+def _check_invite(web_enabled: bool, password: str | None, with_totp: bool) -> None:
+    if not web_enabled:
+        raise BadRequest("an invitation is a page of the web portal, which is turned off "
+                         "([web] enabled = false)")
+    if password is not None:
+        raise BadRequest("an invited user chooses their own password: give no password")
+    if not with_totp:
+        raise BadRequest("an invited user always enrols TOTP: --no-totp does not go with "
+                         "--invite")
 
 
 def _check_email(email: str) -> str:

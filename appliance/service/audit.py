@@ -61,6 +61,9 @@ ACTIONS = (
     "lock-clear", "doctor-repair",
     # the portal: logging out, a form refused for lack of its token
     "logout", "csrf-refused",
+    # a user's own account (service.account) and invitations (service.invitations)
+    "password-change", "totp-enrol", "drive-session-end", "web-session-end",
+    "invite-accepted", "invite-refused",
     # the trail itself
     "audit-rekey",
 )

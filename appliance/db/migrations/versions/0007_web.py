@@ -1,7 +1,8 @@
 """The web portal: server-side browser sessions and invitation links
 
 Both keep only the SHA-256 of their random token, so a copy of the database opens
-neither a session nor an invitation.
+neither a session nor an invitation. A session also holds the TOTP secret its user
+is enrolling, until a code confirms it (never in the browser).
 
 Revision ID: 0007
 Revises: 0006
@@ -28,6 +29,8 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("last_used_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
+        # a TOTP secret shown on the account page, waiting for its first code
+        sa.Column("pending_totp", sa.String(64), nullable=True),
     )
     op.create_index("ix_web_sessions_user_id", "web_sessions", ["user_id"])
     op.create_table(
