@@ -70,6 +70,16 @@ def test_every_message_is_translated(lang):
     assert (missing, fuzzy, placeholders) == ([], [], []), "run scripts/i18n.sh and translate"
 
 
+@pytest.mark.parametrize("lang", [lang for lang in TRANSLATED if i18n.direction(lang) == "rtl"])
+def test_what_goes_into_a_right_to_left_sentence_is_isolated(lang):
+    """A login, a file name or an address put into a Hebrew sentence keeps its own
+    direction (FSI ... PDI around each placeholder), as a <bdi> does in a template."""
+    bare = [m.id for m in catalog(lang) if m.id and isinstance(m.string, str)
+            and len(PLACEHOLDER.findall(m.string)) !=
+            len(re.findall(r"\u2068%\(\w+\)[sd]\u2069", m.string))]
+    assert bare == []
+
+
 @pytest.mark.parametrize("lang", TRANSLATED)
 def test_a_translation_is_what_a_page_gets(lang):
     """The catalog is compiled in memory at start; a page's text is the translation."""
