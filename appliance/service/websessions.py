@@ -80,7 +80,8 @@ class WebSessions:
             login = (WebLogin(principal_for(user), row.csrf, row.id, row.created_at,
                               language=user.language)
                      if alive and user is not None else None)
-            stale = now - row.last_used_at > TOUCH_SECONDS
+            # written at most every TOUCH_SECONDS, but well within the idle limit
+            stale = now - row.last_used_at > min(TOUCH_SECONDS, self._cfg.session_idle / 4)
         if login is None:
             self.end(token)
         elif stale:

@@ -2,7 +2,8 @@
 
 A request carrying credentials (an Authorization header) is always WebDAV's, so a
 user's own folder named `web` at the top of a tree stays reachable by drives.
-Without one, /web and everything below it is the portal's (when [web] enabled),
+Without one, /web and everything below it is the portal's (when [web] enabled; 404
+when it is off),
 and a browser asking for `/` (a GET or HEAD that prefers text/html) is sent to
 /web/. Every WebDAV client keeps getting what it got before.
 """
@@ -17,9 +18,13 @@ from strongroom.appliance.webdav.listener import close_after_response
 
 def front(portal: WSGIApplication | None, dav: WSGIApplication) -> WSGIApplication:
     def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if portal is None or "HTTP_AUTHORIZATION" in environ:
+        if "HTTP_AUTHORIZATION" in environ:
             return dav(environ, start_response)
         path = environ.get("PATH_INFO", "")
+        if portal is None:
+            # a portal turned off is not there at all (not a WebDAV login prompt)
+            return _not_found(environ, start_response) if path == "/web" or \
+                path.startswith("/web/") else dav(environ, start_response)
         if path == "/web" or path.startswith("/web/"):
             if environ.get("REQUEST_METHOD") == "POST":
                 use_socket_body(environ)
@@ -31,6 +36,13 @@ def front(portal: WSGIApplication | None, dav: WSGIApplication) -> WSGIApplicati
             return [b""]
         return dav(environ, start_response)
     return wsgi
+
+
+def _not_found(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    _closing(environ, start_response)("404 Not Found", [
+        ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "10"),
+        ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")])
+    return [b"not found\n"]
 
 
 def prefers_html(accept: str) -> bool:
