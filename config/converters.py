@@ -1,7 +1,10 @@
 """Type converters for config options. Each takes the raw TOML value and returns
 the typed value or raises ValueError with a short reason."""
+import email.utils
+import ipaddress
 import math
 import re
+import urllib.parse
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, TypeAlias
@@ -217,6 +220,82 @@ def positive_size(raw: object) -> int:
     return value
 
 
+def remote_port(value: object) -> int:
+    """A port to connect to: 1..65535 (0, "any port", only makes sense to listen on)."""
+    number = port(value)
+    if number == 0:
+        raise ValueError("port 0 cannot be connected to: expected 1..65535")
+    return number
+
+
+def host_name(raw: object) -> str:
+    """'' or a host name or IP address to connect to, without scheme or port."""
+    value = string(raw).strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in value) or "/" in value:
+        raise ValueError(f"expected a host name or address such as mail.example.com, "
+                         f"got {raw!r}")
+    if ":" in value and not _is_ipv6(value):
+        raise ValueError(f"expected a host name without a port (the port is its own "
+                         f"option), got {raw!r}")
+    return value
+
+
+def _is_ipv6(value: str) -> bool:
+    try:
+        return ipaddress.ip_address(value).version == 6
+    except ValueError:
+        return False
+
+
+def mail_address(raw: object) -> str:
+    """'' or one email address, optionally with a display name ('Firm <files@firm.se>');
+    returned as given (stripped)."""
+    value = string(raw).strip()
+    if value:
+        parsed = email.utils.getaddresses([value])
+        address = parsed[0][1] if len(parsed) == 1 else ""
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain) or \
+                any(not ch.isprintable() for ch in value) or \
+                any(ch.isspace() for ch in address):
+            raise ValueError(f"expected an email address such as files@firm.example or "
+                             f"'Firm <files@firm.example>', got {raw!r}")
+    return value
+
+
+def name_patterns(raw: object) -> tuple[str, ...]:
+    """A TOML array of glob patterns (fnmatch) matched against file names."""
+    if not isinstance(raw, (list, tuple)):
+        raise ValueError(f"expected an array of patterns such as [\"*.part\", \"~$*\"], "
+                         f"got {raw!r}")
+    for item in raw:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"expected each pattern to be a non-empty string, got {item!r}")
+        if any(not ch.isprintable() for ch in item):
+            raise ValueError(f"a pattern with a control character: {item!r}")
+        if "/" in item:
+            raise ValueError(f"a pattern matches a file name, not a path: {item!r}")
+    return tuple(raw)
+
+
+def web_url(raw: object) -> str:
+    """'' or an http:// or https:// URL with a host."""
+    value = string(raw).strip()
+    if value and not _is_web_url(value):
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return value
+
+
+def _is_web_url(value: str) -> bool:
+    try:
+        parts = urllib.parse.urlsplit(value)
+        _ = parts.port          # a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and \
+        not any(ch.isspace() or not ch.isprintable() for ch in value)
+
+
 # What a converter returns: the type of a loaded option's value (config.sections names
 # each option's).
-Value: TypeAlias = str | int | float | bool | Amount
+Value: TypeAlias = str | int | float | bool | Amount | tuple[str, ...]

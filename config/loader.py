@@ -57,6 +57,14 @@ class Config:
         return sections.Web(self._values["web"])
 
     @property
+    def mail(self) -> sections.Mail:
+        return sections.Mail(self._values["mail"])
+
+    @property
+    def notify(self) -> sections.Notify:
+        return sections.Notify(self._values["notify"])
+
+    @property
     def auth(self) -> sections.Auth:
         return sections.Auth(self._values["auth"])
 
@@ -146,6 +154,8 @@ _HEADER = ["# Strongroom configuration. Relative paths are inside the data direc
 
 
 def _toml_value(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):

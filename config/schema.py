@@ -10,7 +10,7 @@ from strongroom.config import converters as conv
 
 @dataclass(frozen=True)
 class Option:
-    default: str | int | bool           # as the TOML file would give it
+    default: str | int | bool | tuple[str, ...]    # as the TOML file would give it
     convert: Callable[[object], conv.Value]
     help: str
     is_path: bool = False
@@ -97,6 +97,45 @@ SCHEMA: dict[str, dict[str, Option]] = {
                                    "A portal session ends this long after its login, used or not."),
         "invite_lifetime": Option("72h", conv.positive_duration,
                                   "How long an invitation link (user add --invite) stays valid."),
+    },
+    "mail": {
+        "host": Option("", conv.host_name,
+                       "SMTP server that sends the notification and security emails. "
+                       "Empty: no mail is sent."),
+        "port": Option(587, conv.remote_port,
+                       "Its port: 587 (submission, starttls), 465 (tls) or 25."),
+        "security": Option("starttls", conv.choice("starttls", "tls", "none"),
+                           "starttls: plain connection upgraded by STARTTLS, refused if the "
+                           "server does not offer it; tls: TLS from the start (port 465); "
+                           "none: no encryption, only for a relay on this machine."),
+        "username": Option("", conv.string,
+                           "Login at the SMTP server; empty: send without logging in."),
+        "password_file": Option("", conv.string,
+                                "File holding the SMTP password (one line, mode 0600), "
+                                "read at each connection.", True),
+        "sender": Option("", conv.mail_address,
+                         "From address of the emails, e.g. 'Firm files "
+                         "<files@firm.example>'; needed when host is set."),
+        "verify_certificate": Option(True, conv.boolean,
+                                     "Verify the server's TLS certificate and host name "
+                                     "against the system's trusted authorities; false "
+                                     "accepts any certificate (a man in the middle too)."),
+    },
+    "notify": {
+        "quiet_period": Option("5m", conv.duration,
+                               "A digest about a client's tree waits until nothing has "
+                               "changed in that tree for this long."),
+        "ignore": Option(("~$*", "~*.tmp", ".~lock.*#", "*.part", "*.crdownload", "._*",
+                          ".DS_Store", "Thumbs.db", "desktop.ini"), conv.name_patterns,
+                         "File names (glob patterns) of editor and system litter: never "
+                         "notified, and only their latest content kept. Setting this "
+                         "replaces the whole list."),
+        "webhook_url": Option("", conv.web_url,
+                              "Empty, or a URL that receives each batch of notifications "
+                              "as a JSON POST."),
+        "webhook_secret_file": Option("", conv.string,
+                                      "File holding the key of the webhook's "
+                                      "X-Strongroom-Signature (HMAC-SHA256).", True),
     },
     "auth": {
         "app_passwords_sftp": Option(False, conv.boolean,

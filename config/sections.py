@@ -63,6 +63,23 @@ class Web(Section):
     invite_lifetime: float
 
 
+class Mail(Section):
+    host: str
+    port: int
+    security: str
+    username: str
+    password_file: str
+    sender: str
+    verify_certificate: bool
+
+
+class Notify(Section):
+    quiet_period: float
+    ignore: tuple[str, ...]
+    webhook_url: str
+    webhook_secret_file: str
+
+
 class Auth(Section):
     app_passwords_sftp: bool
     drive_session_idle: float
@@ -96,7 +113,7 @@ class Metrics(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "server": Server, "tls": Tls, "ssh": Ssh, "database": Database, "storage": Storage,
-    "webdav": Webdav, "web": Web, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
+    "webdav": Webdav, "web": Web, "mail": Mail, "notify": Notify, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
 
 _drift = [name for name, cls in SECTIONS.items()
           if name not in SCHEMA or set(cls.__annotations__) != set(SCHEMA[name])]

@@ -38,6 +38,12 @@ BAD = {
     ("audit", "anchor_file"): "0", ("audit", "anchor_interval"): '"0m"',
     ("log", "level"): '"verbose"', ("log", "format"): '"xml"',
     ("metrics", "enabled"): "1", ("metrics", "listen"): '"localhost"',
+    ("mail", "host"): '"smtp://mail.example"', ("mail", "port"): "0",
+    ("mail", "security"): '"ssl"', ("mail", "username"): "1",
+    ("mail", "password_file"): "false", ("mail", "sender"): '"files at firm"',
+    ("mail", "verify_certificate"): '"no"',
+    ("notify", "quiet_period"): '"soon"', ("notify", "ignore"): '["*.part", 3]',
+    ("notify", "webhook_url"): '"ftp://hooks.example/x"', ("notify", "webhook_secret_file"): "[]",
 }
 OPTIONS = [(section, name) for section, options in SCHEMA.items() for name in options]
 
