@@ -17,8 +17,8 @@ from strongroom.appliance import errors
 from strongroom.appliance.service import Session
 from strongroom.appliance.service.websessions import WebLogin
 from strongroom.appliance.web import i18n, render
-from strongroom.appliance.web.http import (LANG_COOKIE, SESSION_COOKIE, Request, Response,
-                                           TooBig, cookie, html, redirect, url)
+from strongroom.appliance.web.http import (LANG_COOKIE, MAX_FORM, SESSION_COOKIE, Request,
+                                           Response, TooBig, cookie, html, redirect, url)
 from strongroom.appliance.webdav.listener import close_after_response, mark_authenticated
 
 if TYPE_CHECKING:
@@ -132,8 +132,11 @@ class Portal:
         if handler is None and key in self.private:
             if ctx.login is None:
                 return self._login_first(ctx)
-            if request.method == "POST" and not self._csrf_ok(ctx):
-                return self._forged(ctx)
+            try:
+                if request.method == "POST" and not self._csrf_ok(ctx):
+                    return self._forged(ctx)
+            except TooBig:      # the token is in a form too large to read
+                return self._too_big(ctx)
             handler = self.private[key]
         if handler is None:
             known = {m for m, p in (*self.public, *self.private) if p == key[1]}
@@ -144,11 +147,16 @@ class Portal:
         try:
             return handler(ctx)
         except TooBig:
-            close_after_response()
-            return ctx.message(ctx.gettext("Too large"), ctx.gettext(
-                "The form sent was too large."), 413)
+            return self._too_big(ctx)
         except errors.StrongroomError as e:
             return self._error_page(ctx, e)
+
+    def _too_big(self, ctx: Context) -> Response:
+        log.info("web: %s %s from %s: 413 form over %d bytes", ctx.request.method,
+                 ctx.request.route, ctx.request.address, MAX_FORM)
+        close_after_response()
+        return ctx.message(ctx.gettext("Too large"), ctx.gettext(
+            "The form sent was too large."), 413)
 
     def _csrf_ok(self, ctx: Context) -> bool:
         sent = ctx.request.header("X-CSRF-Token")
@@ -158,6 +166,8 @@ class Portal:
                 return True      # checked by the upload before any file part (file_pages)
             try:
                 sent = ctx.request.form().get("csrf", "")
+            except TooBig:
+                raise
             except errors.BadRequest:
                 return False
         return hmac.compare_digest(sent.encode(), ctx.csrf.encode())

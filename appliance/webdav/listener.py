@@ -24,6 +24,7 @@ cheroot asks for one: errors it did not expect).
 import logging
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -324,4 +325,8 @@ class Server(wsgi.Server):
 
     def error_log(self, msg: str = "", level: int = logging.INFO,
                   traceback: bool = False) -> None:
+        if traceback and msg.startswith("socket.error"):
+            # a peer gone before its answer was written (an upload cut off): one line
+            log.log(level, "cheroot: %s: %s", msg, sys.exc_info()[1])
+            return
         log.log(level, "cheroot: %s", msg, exc_info=traceback)
