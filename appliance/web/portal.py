@@ -88,11 +88,12 @@ class Portal:
     """The WSGI application behind /web/."""
 
     def __init__(self, app: "App") -> None:
-        from strongroom.appliance.web import account_pages, file_pages, login_pages
+        from strongroom.appliance.web import (account_pages, file_pages, invite_pages,
+                                              login_pages)
         self.app = app
         self.public: dict[tuple[str, str], Handler] = {}
         self.private: dict[tuple[str, str], Handler] = {}
-        for module in (login_pages, file_pages, account_pages):
+        for module in (login_pages, file_pages, account_pages, invite_pages):
             module.register(self)
 
     def route(self, method: str, path: str, *, public: bool = False) -> Callable[[Handler], Handler]:
