@@ -10,6 +10,7 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node
 from strongroom.appliance.errors import BadRequest, Conflict, Denied
 from strongroom.appliance.service.access import ClientInfo, hot
+from strongroom.appliance.service import saving
 from strongroom.appliance.service.grants import move_grants
 from strongroom.appliance.service.paths import RawPath, Target
 from strongroom.appliance.service.spine import Spine
@@ -52,7 +53,13 @@ class Moves:
             if node.is_dir:
                 move_grants(db, client.id, ts.rel, td.rel)
                 spine.app.access_changed(db)
-            spine.audit(db, "rename-to", td)
+            elif existing is None:
+                saving.continue_history(hot(db), spine.principal.login,
+                                        spine.app.config.notify.ignore, node.id, parent.id,
+                                        td.canonical, now)
+            # which file now holds what was at the source: appliance.service.saving
+            # reads it back
+            spine.audit(db, "rename-to", td, detail=saving.rename_detail(node.id, ts.canonical))
 
     def _replace(self, db: OrmSession, client: ClientInfo, node: Node, existing: Node,
                  td: Target, overwrite: bool, replace: bool) -> Node:

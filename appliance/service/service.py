@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import Conflict, CorruptData, Denied, NotFound
+from strongroom.appliance.service import saving
 from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.copying import Copies
 from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry,
@@ -229,6 +230,9 @@ class Session:
             repo.add_usage(hot(db), client.id, -repo.live_bytes(db, ids))
             now = time.time()
             node.deleted_at = now
+            # a save's stand-in joins the saved file's history instead of the trash
+            saving.fold_on_delete(db, self.principal.login, self.app.config.notify.ignore,
+                                  node, t.canonical, now)
             parent = db.get(Node, node.parent_id) if node.parent_id is not None else None
             if parent is not None:   # (a tree's top folder is never removed: see above)
                 parent.modified_at = now

@@ -9,6 +9,8 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import (ConcurrentChange, Conflict, NoSpace, QuotaExceeded,
                                          TooLarge)
+from strongroom.appliance.notify.ignore import ignored
+from strongroom.appliance.service import saving
 from strongroom.appliance.service.entry import Entry, file_entry
 from strongroom.appliance.service.paths import RawPath, Target
 from strongroom.appliance.service.spine import Spine
@@ -79,13 +81,25 @@ class Writes:
         """
         for _ in range(2):
             try:
-                return self._publish(t, writer, wrapped_key, mtime)
+                return self._published(t, writer, wrapped_key, mtime)
             except ConcurrentChange:
                 pass
-        return self._publish(t, writer, wrapped_key, mtime)
+        return self._published(t, writer, wrapped_key, mtime)
+
+    def _published(self, t: Target, writer: BlobWriter, wrapped_key: bytes,
+                   mtime: float | None) -> Entry:
+        """_publish, then the blobs of the versions it dropped go: only now that the
+        transaction which stopped referring to them has committed."""
+        dropped: list[str] = []
+        entry = self._publish(t, writer, wrapped_key, mtime, dropped)
+        for blob_id in dropped:
+            self._app.provider.delete_blob(blob_id)
+        return entry
 
     def _publish(self, t: Target, writer: BlobWriter, wrapped_key: bytes,
-                 mtime: float | None) -> Entry:
+                 mtime: float | None, dropped: list[str]) -> Entry:
+        """The new version in one transaction; the blob ids it no longer needs (a
+        litter file's older versions: appliance.service.saving) go into `dropped`."""
         now, spine = time.time(), self._spine
         with spine.transaction("write", t, write=True, right="write", fast=True) as (db, client):
             parent, found, old = spine.place_rows(db, client, t)
@@ -102,4 +116,10 @@ class Writes:
             if not repo.charge(db, client.id, version.size - (old.size if old else 0)):
                 raise QuotaExceeded("the client's quota is exhausted")
             repo.make_current(db, node.id, repo.add_version(db, version), now)
+            patterns = self._app.config.notify.ignore
+            if found is None:
+                saving.continue_history(db, spine.principal.login, patterns, node.id,
+                                        parent.id, t.canonical, now)
+            elif ignored(t.rel[-1], patterns):
+                dropped += saving.drop_older(db, node.id, version.id)
             return file_entry(spine.view_path(t), node, version)

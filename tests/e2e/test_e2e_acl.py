@@ -1,6 +1,8 @@
-"""One table of (user, operation, path, expected outcome), run over SFTP, WebDAV and
-the CLI (`strongroom acl check`) against the real daemon: the same answer
-everywhere, because every adapter asks the one Session decision point.
+"""One table of (user, operation, path, expected outcome), run over SFTP, WebDAV, the
+web portal and the CLI (`strongroom acl check`) against the real daemon: the same
+answer everywhere, because every adapter asks the one Session decision point. The
+portal runs the rows it has forms for (list, read, write, mkdir, delete, rename;
+copy as a browser does it: download, then upload); locks are WebDAV's.
 
 Each protocol gets its own client tree, set up the same way:
     /report.txt /inbox/a.txt /private/secret.txt, and the library /handbook/guide.txt;
@@ -21,9 +23,11 @@ import paramiko
 import pytest
 
 from strongroom.appliance.errors import NotFound
-from tests.support.daemon import HOST, Daemon, running_daemon
+from tests.support.daemon import HOST, Daemon, User, running_daemon
+from tests.support.portal import PortalClient
 
-PROTOCOLS = ("sftp", "dav", "cli")
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+PROTOCOLS = ("sftp", "dav", "web", "cli")
 LOCKINFO = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
             '</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>parity</D:owner>'
             '</D:lockinfo>')
@@ -281,6 +285,51 @@ class DAV:
         pass
 
 
+# -- the web portal ---------------------------------------------------------------
+
+class WEB:
+    """The portal's forms, as a logged-in browser sends them (tests/support/portal.py)."""
+
+    def __init__(self, d):
+        self.d, self.clients = d, {}
+
+    def client(self, login):
+        if login not in self.clients:
+            c = PortalClient(self.d, User(login, PW, None))
+            c.login()
+            self.clients[login] = c
+        return self.clients[login]
+
+    def do(self, login, op, path, dst):
+        if op == "lock":
+            return None    # WebDAV's alone
+        c = self.client(login)
+        folder, name = path.rsplit("/", 1)
+        if op == "copy":   # a browser copies by downloading and uploading again
+            r = c.download(path)
+            if r.status_code != 200:
+                return self._outcome(r.status_code)
+            folder, name = dst.rsplit("/", 1)
+            return self._outcome(c.upload(folder or "/", {name: r.content}).status_code)
+        r = {"list": lambda: c.get("/files", {"p": path}),
+             "read": lambda: c.download(path),
+             "write": lambda: c.upload(folder or "/", {name: b"written in the portal\n"}),
+             "mkdir": lambda: c.post("/mkdir", {"name": name}, {"p": folder or "/"}),
+             "delete": lambda: c.post("/delete", params={"p": path}),
+             "rename": lambda: c.post("/rename", {"to": dst}, {"p": path})}[op]()
+        return self._outcome(r.status_code)
+
+    @staticmethod
+    def _outcome(status):
+        if status in (200, 303):
+            return "ok"
+        return {403: "denied", 404: "notfound"}.get(status, f"status {status}")
+
+    def close(self):
+        for c in self.clients.values():
+            c.close()
+
+
 # -- CLI -------------------------------------------------------------------------------
 
 class CLI:
@@ -337,7 +386,7 @@ class CLI:
         self.app.close()
 
 
-ADAPTERS = {"sftp": SFTP, "dav": DAV, "cli": CLI}
+ADAPTERS = {"sftp": SFTP, "dav": DAV, "web": WEB, "cli": CLI}
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -358,7 +407,7 @@ def test_views_list_only_what_is_granted(daemon):
     sftp = SFTP(daemon)
     try:
         assert sorted(sftp.client("sam").listdir("/")) == ["handbook", "t-cli", "t-dav",
-                                                           "t-sftp"]
+                                                           "t-sftp", "t-web"]
         assert sorted(sftp.client("sam").listdir("/t-sftp")) == ["@trash", "@versions", "inbox"]
         assert "handbook" in sftp.client("alice-sftp").listdir("/")
         assert "private" in sftp.client("alice-sftp").listdir("/")
