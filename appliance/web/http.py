@@ -25,7 +25,8 @@ PAGE_HEADERS = [("Content-Security-Policy", CSP), ("X-Content-Type-Options", "no
 STATUS_TEXT = {200: "OK", 204: "No Content", 206: "Partial Content", 302: "Found",
                303: "See Other", 304: "Not Modified", 400: "Bad Request",
                401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
+               405: "Method Not Allowed", 409: "Conflict", 410: "Gone",
+               413: "Content Too Large",
                416: "Range Not Satisfiable", 500: "Internal Server Error",
                501: "Not Implemented", 503: "Service Unavailable",
                507: "Insufficient Storage"}
