@@ -62,6 +62,9 @@ class User(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     display_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str | None] = mapped_column(String(8))   # "en" | "sv" | "he"
+    # off | immediate | hourly | daily | weekly; None: immediate for client users, daily
+    # for staff (appliance.notify.frequency)
+    notify_frequency: Mapped[str | None] = mapped_column(String(16))
     client: Mapped[Client | None] = relationship(lazy="joined")
     __table_args__ = (Index("uq_users_login_ci", func.lower(login), unique=True),)
 
@@ -256,3 +259,76 @@ class Invitation(Base):
     created_at: Mapped[float] = mapped_column(Float, default=_now)
     expires_at: Mapped[float] = mapped_column(Float)
     used_at: Mapped[float | None] = mapped_column(Float)
+
+
+class NotifyEvent(Base):
+    """A change to a file or folder, written in the transaction that commits it (the
+    outbox): the sender routes a tree's events once it has been quiet for [notify]
+    quiet_period (routed_at), each to the users who may hear of it (notify_deliveries).
+    `path` is inside the tree, as it was then; `old_path` that of a rename's source."""
+    __tablename__ = "notify_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
+    # not a foreign key: a failed copy removes the nodes it made for good
+    node_id: Mapped[int] = mapped_column(Integer)
+    is_dir: Mapped[bool] = mapped_column(Boolean, default=False)
+    path: Mapped[str] = mapped_column(Text)
+    old_path: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))    # added|changed|deleted|renamed
+    actor: Mapped[str] = mapped_column(String(64))
+    # not a foreign key: the trail of a removed user's changes stays
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    actor_role: Mapped[str] = mapped_column(String(16))  # admin | staff | client
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    ts: Mapped[float] = mapped_column(Float, default=_now)
+    routed_at: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (
+        Index("ix_notify_events_unrouted", "client_id", "id",
+              sqlite_where=text("routed_at IS NULL"),
+              postgresql_where=text("routed_at IS NULL")),
+        Index("ix_notify_events_ts", "ts"),
+    )
+
+
+class NotifyDelivery(Base):
+    """An event a user is to hear of, waiting for that user's next digest (digest_id)."""
+    __tablename__ = "notify_deliveries"
+    event_id: Mapped[int] = mapped_column(ForeignKey("notify_events.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    digest_id: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        Index("ix_notify_deliveries_waiting", "user_id",
+              sqlite_where=text("digest_id IS NULL"),
+              postgresql_where=text("digest_id IS NULL")),
+    )
+
+
+class NotifyDigest(Base):
+    """One message to send: a digest of changes or a security notice to a user (by
+    email), or one webhook POST. Sent once: a sender claims it (claimed_until) before
+    sending, marks it sent after the server accepted it, and retries a failure with
+    a growing delay until it has failed for a day (state failed)."""
+    __tablename__ = "notify_digests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))     # changes | security | webhook
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                                index=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    # security: what happened (JSON); webhook: the body to POST
+    payload: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float, default=_now)
+    claimed_until: Mapped[float] = mapped_column(Float, default=0.0)
+    failing_since: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
+    sent_at: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (Index("ix_notify_digests_due", "state", "next_attempt_at"),)

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import AppPassword, DriveSession, User
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.notify import outbox
+from strongroom.appliance.service.access import hot
 from strongroom.appliance.service.admin_base import AdminBase, Json, chosen_password
 from strongroom.auth import app_passwords, passwords, totp
 
@@ -29,6 +31,7 @@ class CredentialsMixin(AdminBase):
             user.password_hash = passwords.hash_password(password)
             s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
             self._audit(s, "user-passwd", None, f"login={login}")
+            outbox.security(hot(s), user.id, "password-changed", protocol=self.protocol)
         return {"login": login, **({"password": password} if generated else {})}
 
     def reset_totp(self, login: str, enable: bool = True) -> Json:
@@ -39,6 +42,8 @@ class CredentialsMixin(AdminBase):
             user.totp_secret, user.totp_last_step = secret, None
             s.execute(delete(DriveSession).where(DriveSession.user_id == user.id))
             self._audit(s, "user-totp-reset", None, f"login={login} totp={enable}")
+            outbox.security(hot(s), user.id, "totp-reset" if enable else "totp-removed",
+                            protocol=self.protocol)
         out = {"login": login}
         if secret:
             out.update(totp_secret=secret, otpauth_uri=totp.provisioning_uri(secret, login))
@@ -81,6 +86,7 @@ class CredentialsMixin(AdminBase):
                               secret_sha256=app_passwords.digest(secret),
                               expires_at=now + expires_in if expires_in else None))
             self._audit(s, "app-password-create", None, f"login={login} label={label}")
+            outbox.security(hot(s), user.id, "app-password-created", protocol=self.protocol)
         return {"login": login, "label": label, "password": secret,
                 "expires_at": now + expires_in if expires_in else None}
 

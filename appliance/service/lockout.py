@@ -16,9 +16,13 @@ from typing import Protocol, TypeAlias
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
-from strongroom.appliance.db import Database
+from sqlalchemy.orm import Session as OrmSession
+
+from strongroom.appliance.db import Database, repo
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import LoginThrottle
+from strongroom.appliance.notify import outbox
+from strongroom.appliance.service.access import hot
 from strongroom.auth.throttle import Policy, State, after_failure, verdict
 from strongroom.config.loader import Config
 
@@ -56,6 +60,14 @@ def policies(cfg: Config) -> tuple[Policy, Policy]:
                    **common),
             Policy(delay_after=a.address_delay_after, block_after=a.address_block_after,
                    **common))
+
+
+def _notify_blocked(s: OrmSession, login: str, address: str | None) -> None:
+    """The account `login` (if it is one) has just been blocked: its owner hears of it
+    at once, in the transaction that blocks it."""
+    user = repo.user_named_alike(s, login)
+    if user is not None:
+        outbox.security(hot(s), user.id, "account-blocked", address=address)
 
 
 def _state(row: LoginThrottle | None) -> State:
@@ -139,6 +151,9 @@ class Lockout:
                     for key, policy in self._keys(login, address):
                         row = s.get(LoginThrottle, key)
                         new = after_failure(_state(row), policy, now)
+                        if key.startswith("login:") and \
+                                new.blocked_until > now >= _state(row).blocked_until:
+                            _notify_blocked(s, login, address)
                         if row is None:
                             s.add(LoginThrottle(key=key, failures=new.failures,
                                                 last_failure=new.last_failure,

@@ -17,6 +17,7 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.hotpath import HotPath, NodeRow, VersionRow
 from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import ConcurrentChange, Denied, Hidden, MissingParent, NotFound
+from strongroom.appliance.notify import outbox
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.entry import Entry
 from strongroom.appliance.service.access import AccessPolicy, ClientInfo, Db, hot
@@ -177,6 +178,16 @@ class Spine:
         self.app.audit.append(db, actor=self.principal.login, protocol=self.protocol,
                               address=self.address, action=action, path=path,
                               outcome=outcome, detail=detail)
+
+    def notify(self, db: Db, change: outbox.Change) -> None:
+        """Queue `change` (made by this principal) for the people who are to hear of
+        it, in the transaction that commits it (appliance.notify.outbox): it is
+        notified if and only if it commits. Nothing for a path in a view."""
+        if in_view(change.rel) or (change.old is not None and in_view(change.old)):
+            return
+        p = self.principal
+        outbox.record(hot(db), self.app.config.notify.ignore,
+                      outbox.Actor(p.login, p.role, p.user_id), change)
 
     # -- rows -------------------------------------------------------------------------
 
