@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from strongroom.appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
-                           trash, users, versions)
+                           notify, trash, users, versions)
 from strongroom.appliance.cli.options import close_apps, fail
 from strongroom.appliance.cli.status import status
 
@@ -76,4 +76,5 @@ main.add_command(folders.folder)
 main.add_command(doctor.doctor)
 main.add_command(audit.audit)
 main.add_command(locks.locks)
+main.add_command(notify.notify)
 main.add_command(status)

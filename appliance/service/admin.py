@@ -1,12 +1,13 @@
 """Provisioning, used by the CLI: the Admin object, made of one mixin per subject
-(clients, users, libraries, credentials, grants, locks, the doctor). Every change is audited
-through Admin._audit."""
+(clients, users, libraries, credentials, grants, locks, the doctor, notifications).
+Every change is audited through Admin._audit."""
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
 from strongroom.appliance.service import audit, paths, renames
 from strongroom.appliance.service.admin_base import Json
 from strongroom.appliance.service.admin_clients import ClientsMixin
 from strongroom.appliance.service.admin_doctor import DoctorMixin
 from strongroom.appliance.service.admin_libraries import LibrariesMixin
+from strongroom.appliance.service.admin_notify import NotifyMixin
 from strongroom.appliance.service.admin_users import UsersMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin
 from strongroom.appliance.service.credentials import CredentialsMixin
@@ -17,7 +18,7 @@ from strongroom.appliance.service.trees import TreesMixin
 
 
 class Admin(UsersMixin, LibrariesMixin, ClientsMixin, CredentialsMixin, GrantsMixin,
-            AdminLocksMixin, TreesMixin, DoctorMixin):
+            AdminLocksMixin, TreesMixin, DoctorMixin, NotifyMixin):
     """The mixins stand on AdminBase (the App, the actor, _audit, _user, _client_row);
     LibrariesMixin extends ClientsMixin (a library is made as a client is), GrantsMixin
     extends TreesMixin."""
