@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import AppPassword, DriveSession, User, WebSession
 from strongroom.appliance.errors import AuthFailed, BadRequest, Conflict, NotFound
+from strongroom.appliance.notify import outbox
+from strongroom.appliance.service.access import hot
 from strongroom.appliance.service.admin_base import Json
 from strongroom.appliance.service.credentials import MAX_LABEL
 from strongroom.appliance.service.principal import Principal
@@ -98,6 +100,7 @@ class Account:
                 others = others.where(WebSession.id != keep_web_session)
             ended = rowcount(s.execute(others))
             self._audit(s, "password-change", f"other portal sessions ended={ended}")
+            self._security_notice(s, "password-changed")
 
     def _reauthenticate(self, password: str, code: str, action: str) -> None:
         """The current password (and a fresh code of a TOTP user), through the login
@@ -167,6 +170,7 @@ class Account:
                 raise Conflict("this account has a second factor already")
             self._web_session(s, web_session).pending_totp = None
             self._audit(s, "totp-enrol")
+            self._security_notice(s, "totp-enrolled")
 
     # -- app passwords, drive and portal sessions --------------------------------------------
 
@@ -184,6 +188,7 @@ class Account:
             s.add(AppPassword(user_id=self.user_id, label=label, created_at=now,
                               secret_sha256=app_passwords.digest(secret), expires_at=expires_at))
             self._audit(s, "app-password-create", f"label={label}")
+            self._security_notice(s, "app-password-created")
         return {"label": label, "password": secret, "expires_at": expires_at}
 
     def revoke_app_password(self, label: str) -> None:
@@ -226,6 +231,12 @@ class Account:
         self.app.audit.append(s, actor=self.principal.login, protocol=self.protocol,
                               address=self.address, action=action, outcome=outcome,
                               detail=detail)
+
+    def _security_notice(self, s: OrmSession, what: str) -> None:
+        """Tell the user at once, by email, in the transaction of the change
+        (appliance.notify.outbox)."""
+        outbox.security(hot(s), self.user_id, what, protocol=self.protocol,
+                        address=self.address)
 
     def _refuse(self, action: str, why: str,
                 error: Exception | None = None) -> NoReturn:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node
 from strongroom.appliance.errors import BadRequest, Conflict, Denied
+from strongroom.appliance.notify.outbox import Change
 from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service import saving
 from strongroom.appliance.service.grants import move_grants
@@ -43,6 +44,7 @@ class Moves:
                 raise BadRequest("a folder cannot be moved into itself")
             if td.rel == ts.rel:
                 return
+            moved = node.id
             if existing is not None:
                 node = self._replace(db, client, node, existing, td, overwrite, replace)
             now = time.time()
@@ -60,6 +62,8 @@ class Moves:
             # which file now holds what was at the source: appliance.service.saving
             # reads it back
             spine.audit(db, "rename-to", td, detail=saving.rename_detail(node.id, ts.canonical))
+            spine.notify(db, Change(client.id, moved, td.rel, "renamed", is_dir=node.is_dir,
+                                    old=ts.rel, replaced=None if node.id == moved else node.id))
 
     def _replace(self, db: OrmSession, client: ClientInfo, node: Node, existing: Node,
                  td: Target, overwrite: bool, replace: bool) -> Node:

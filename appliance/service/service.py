@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import Conflict, CorruptData, Denied, NotFound
+from strongroom.appliance.notify.outbox import Change
 from strongroom.appliance.service import saving
 from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.copying import Copies
@@ -230,6 +231,8 @@ class Session:
             repo.add_usage(hot(db), client.id, -repo.live_bytes(db, ids))
             now = time.time()
             node.deleted_at = now
+            self._spine.notify(db, Change(client.id, node.id, t.rel, "deleted",
+                                          is_dir=node.is_dir))
             # a save's stand-in joins the saved file's history instead of the trash
             saving.fold_on_delete(db, self.principal.login, self.app.config.notify.ignore,
                                   node, t.canonical, now)

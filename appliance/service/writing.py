@@ -10,6 +10,7 @@ from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import (ConcurrentChange, Conflict, NoSpace, QuotaExceeded,
                                          TooLarge)
 from strongroom.appliance.notify.ignore import ignored
+from strongroom.appliance.notify.outbox import Change
 from strongroom.appliance.service import saving
 from strongroom.appliance.service.entry import Entry, file_entry
 from strongroom.appliance.service.paths import RawPath, Target
@@ -122,4 +123,6 @@ class Writes:
                                         parent.id, t.canonical, now)
             elif ignored(t.rel[-1], patterns):
                 dropped += saving.drop_older(db, node.id, version.id)
+            spine.notify(db, Change(client.id, node.id, t.rel, "changed" if found else "added",
+                                    size=version.size))
             return file_entry(spine.view_path(t), node, version)
