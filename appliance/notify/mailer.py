@@ -221,7 +221,9 @@ class Mailer:
         if isinstance(e, smtplib.SMTPAuthenticationError):
             return f"the mail server refused the login ({_one_line(e.smtp_code, e.smtp_error)})"
         if isinstance(e, smtplib.SMTPNotSupportedError):
-            return f"the mail server {self.server} does not support this: {e}"
+            # raised by login() only: the server offers no AUTH (perhaps not before TLS)
+            return (f"the mail server {self.server} offers no login (AUTH) on this "
+                    f"connection: {e} (see [mail] username and security)")
         if isinstance(e, smtplib.SMTPResponseException):
             return f"the mail server {self.server} answered {_one_line(e.smtp_code, e.smtp_error)}"
         if isinstance(e, ssl.SSLCertVerificationError):

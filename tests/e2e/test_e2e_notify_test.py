@@ -181,3 +181,12 @@ def test_nothing_to_send_is_one_line(data, smtp, login, options, says):
     configure(data, smtp, **options)
     assert says in failed_with(notify_test(data, login))
     assert smtp.messages == []
+
+
+def test_no_login_offered_in_plain_text(data, smtp):
+    """security none to a server that offers AUTH only after STARTTLS: the password is
+    never sent, and the line says why."""
+    configure(data, smtp, security="none")
+    line = failed_with(notify_test(data))
+    assert line.startswith(f"the mail server 127.0.0.1:{smtp.port} offers no login (AUTH)")
+    assert smtp.messages == []
