@@ -7,6 +7,7 @@ file names that try to be HTML.
 """
 import json
 import re
+import time
 from urllib.parse import quote, unquote
 
 import paramiko
@@ -241,7 +242,8 @@ def test_a_code_is_accepted_once_on_every_protocol(daemon, user):
 
 def test_failed_logins_block_the_account_even_for_the_right_code(daemon, user):
     for _ in range(BLOCK_AFTER):
-        assert PortalClient(daemon, user).try_login(password="wrong").status_code == 401
+        r = PortalClient(daemon, user).try_login(password="wrong", code="000000")
+        assert r.status_code == 401
     r = PortalClient(daemon, user).try_login()
     assert r.status_code == 401, "a blocked account logged in"
     daemon.cli("user", "unlock", user.login, check=True)
@@ -252,7 +254,7 @@ def test_audit_events_of_the_portal_carry_protocol_web(daemon, client):
     client.upload("/", {"audited.txt": b"a"})
     client.download("/audited.txt")
     client.post("/mkdir", {"name": "audited"}, {"p": "/"})
-    PortalClient(daemon, client.user).try_login(password="wrong")
+    PortalClient(daemon, client.user).try_login(password="wrong", code="000000")
     daemon.cli("user", "unlock", client.user.login, check=True)
     events = _audit(daemon, client.user.login)
     web = [e for e in events if e["protocol"] == "web"]
@@ -285,6 +287,7 @@ def test_a_post_without_its_token_is_refused_audited_and_changes_nothing(daemon,
     cases = _csrf_cases(client)
     before = client.listing("/").text, client.get("/trash").text, \
         client.download("/keep.txt").content
+    since = len(daemon.log_text())
     for route, params, form in cases:
         if token is not None:
             form = dict(form, csrf=token)
@@ -304,6 +307,9 @@ def test_a_post_without_its_token_is_refused_audited_and_changes_nothing(daemon,
     after = client.listing("/").text, client.get("/trash").text, \
         client.download("/keep.txt").content
     assert before == after
+    time.sleep(0.3)
+    lines = [line for line in daemon.log_text()[since:].splitlines() if "strongroom.web" in line]
+    assert len(lines) == len(cases) + 2, lines        # one line per refusal
     assert client.get("/files").status_code == 200, "a forged logout ended the session"
     refused = _audit(daemon, client.user.login, "csrf-refused")
     assert len(refused) >= len(cases) + 2, refused
@@ -344,3 +350,7 @@ def test_a_file_name_that_is_html_shows_as_text(daemon, client):
     assert "&lt;b onmouseover=alert(3)&gt;bold" in pages[0].text
     r = client.download(f"/{folder}/{XSS}")
     assert r.headers["Content-Disposition"].endswith(quote(XSS, safe=""))
+
+
+def test_no_traceback_in_the_log(daemon):
+    assert "Traceback" not in daemon.log_text()

@@ -133,3 +133,7 @@ def test_when_the_portal_is_off_web_is_404_and_webdav_works(disabled):
     src.write_bytes(b"still a drive\n")
     assert disabled.request("alice", "PUT", "/still.txt", "-T", src).status == 201
     assert disabled.request("alice", "GET", "/still.txt").body == b"still a drive\n"
+
+
+def test_no_traceback_in_the_logs(daemon, disabled):
+    assert "Traceback" not in daemon.log_text() + disabled.log_text()
