@@ -100,8 +100,14 @@ def html(text: str, status: int = 200) -> Response:
     return Response(status, [data], [("Content-Length", str(len(data)))])
 
 
+URL_SAFE = "".join(chr(c) for c in range(33, 127))     # printable ASCII but the space
+
+
 def redirect(location: str, status: int = 303) -> Response:
-    return Response(status, [b""], [("Location", location), ("Content-Length", "0")])
+    """A redirect; control characters (a CR LF from a `next` parameter would start a
+    header of the sender's), spaces and non-ASCII in `location` go percent-encoded."""
+    return Response(status, [b""], [("Location", quote(location, safe=URL_SAFE)),
+                                    ("Content-Length", "0")])
 
 
 def json_response(value: object, status: int = 200) -> Response:

@@ -184,6 +184,22 @@ def test_the_session_survives_a_daemon_restart(daemon, client):
     assert "after-restart/" in client.listing("/").text
 
 
+def test_no_header_of_the_senders_through_a_redirect_target(daemon, user):
+    evil = "/web/%0d%0aX-Evil:%201%0d%0aSet-Cookie:%20__Host-sr_session=fixed;%20Path=/"
+    c = PortalClient(daemon, user)
+    r = c.http.get(f"{daemon.base_url}/web/lang?to=en&next={evil}", allow_redirects=False,
+                   timeout=60)
+    assert r.status_code == 303 and "X-Evil" not in r.headers
+    assert "\r" not in r.headers["Location"] and "\n" not in r.headers["Location"]
+    first = c.start_login(user.login, user.password)
+    r = c.http.post(f"{daemon.base_url}/web/login/code?next={evil}", allow_redirects=False,
+                    data={"code": CODES.next(user), "csrf": c.http.cookies.get("__Host-sr_pre")},
+                    timeout=60)
+    assert first.status_code == 200 and r.status_code == 303
+    assert "X-Evil" not in r.headers
+    assert c.session_id != "fixed" and c.get("/files").status_code == 200
+
+
 # -- logging in -----------------------------------------------------------------------
 
 def test_login_by_login_name_or_email_address(daemon, user):
