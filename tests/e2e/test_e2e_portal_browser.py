@@ -180,3 +180,33 @@ def test_a_forged_post_is_refused(daemon, browser):
         assert browser.find_elements(By.ID, "upload")       # still logged in
     audit = daemon.cli("audit", "list", "--json", check=True).stdout
     assert "csrf-refused" in audit
+
+
+def test_an_invited_user_sets_a_password_and_enrols_totp(daemon, browser):
+    import json
+    from selenium.webdriver.common.by import By
+    out = daemon.cli("user", "add", "ines", "--client", "acme", "--email", "ines@example.com",
+                     "--invite", "--json", check=True).stdout
+    link = json.loads(out)["invite_url"]
+    password = "Harbour-lantern-first-77"
+    with shots(browser, "invite"):
+        browser.get(link)
+        wait_for(lambda: browser.find_elements(By.ID, "totp-secret"), "the invitation page")
+        assert browser.find_elements(By.CSS_SELECTOR, ".qr svg")       # the QR code, inline
+        secret = browser.find_element(By.ID, "totp-secret").text.replace(" ", "")
+        browser.find_element(By.ID, "password").send_keys(password)
+        browser.find_element(By.ID, "repeat").send_keys(password)
+        browser.find_element(By.ID, "code").send_keys(fresh_code(secret))
+        browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+        wait_for(lambda: "/web/files" in browser.current_url or "/web/account" in browser.current_url,
+                 "a logged-in page after the invitation")
+        assert browser.find_elements(By.CSS_SELECTOR, "header form button")   # Log out
+        browser.get(link)                                   # the link works once
+        assert "ines" not in browser.find_element(By.TAG_NAME, "h1").text.lower() or \
+            not browser.find_elements(By.ID, "totp-secret")
+    # the password and the enrolled secret log in over WebDAV too (password + code)
+    time.sleep(30 - time.time() % 30 + 0.5)                 # the next step: a code is taken once
+    s = requests.Session()
+    s.verify, s.trust_env = False, False
+    s.auth = ("ines", password + pyotp.TOTP(secret).now())
+    assert s.request("PROPFIND", f"{daemon.base_url}/", headers={"Depth": "0"}).status_code == 207
