@@ -1,4 +1,5 @@
-"""`strongroom serve`: WebDAV and SFTP in one process until SIGTERM or SIGINT.
+"""`strongroom serve`: WebDAV and SFTP in one process until SIGTERM or SIGINT, with
+the threads that anchor the audit trail and send notifications.
 
 Stopping closes the listeners and every connection; an upload that has not
 been closed cleanly is aborted, so no partial version ever becomes visible.
@@ -14,6 +15,7 @@ from pathlib import Path
 from strongroom import config as configmod
 from strongroom.appliance import logs, metrics
 from strongroom.appliance.app import App
+from strongroom.appliance.notify.sender import Sender
 from strongroom.appliance.runlock import RunLock
 from strongroom.appliance.startup import listeners
 from strongroom.appliance.version import installed
@@ -78,6 +80,9 @@ def _serve(app: App, lock: RunLock) -> None:
     threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),
                threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True),
                threading.Thread(target=_anchor_audit, args=(app, stop), name="audit-anchor",
+                                daemon=True),
+               # notifications: routes, builds and sends digests until `stop` (notify.sender)
+               threading.Thread(target=Sender(app).run, args=(stop,), name="notify",
                                 daemon=True)]
     for t in threads:
         t.start()

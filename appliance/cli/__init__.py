@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from strongroom.appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
-                           notify, trash, users, versions)
+                           notify, trash, user_notify, users, versions)
 from strongroom.appliance.cli.options import close_apps, fail
 from strongroom.appliance.cli.status import status
 
@@ -68,6 +68,7 @@ main.add_command(daemon.init)
 main.add_command(daemon.serve)
 main.add_command(clients.client)
 main.add_command(users.user)
+users.user.add_command(user_notify.notify)
 main.add_command(versions.versions)
 main.add_command(trash.trash)
 main.add_command(acl.acl)

@@ -118,3 +118,17 @@ def message_id() -> str:
     """A new message's Message-ID: random, so it is the same on every attempt to send
     that message and never another's (the domain is added when it is sent)."""
     return f"strongroom.{secrets.token_hex(12)}"
+
+
+# How often a user hears of changes: "immediate" once the tree has been quiet for
+# [notify] quiet_period, the others at most once a period (appliance.notify.digests).
+FREQUENCIES = ("off", "immediate", "hourly", "daily", "weekly")
+PERIODS = {"immediate": 0.0, "hourly": 3600.0, "daily": 86400.0, "weekly": 7 * 86400.0}
+
+
+def frequency(role: str, chosen: str | None) -> str:
+    """A user's frequency: the one chosen, else `immediate` for client users and
+    `daily` for staff."""
+    if chosen in FREQUENCIES:
+        return chosen
+    return "immediate" if role == "client" else "daily"

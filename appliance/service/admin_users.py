@@ -16,6 +16,7 @@ from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, AppPassword, DriveSession, User, UserKey
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
+from strongroom.appliance.notify import outbox
 from strongroom.appliance.service.admin_base import AdminBase, Json, chosen_password
 from strongroom.appliance.service.admin_clients import NAME, check_display_name
 from strongroom.appliance.service import invitations, renames
@@ -197,4 +198,5 @@ def _login_free(s: OrmSession, login: str, but: User | None = None) -> None:
 def user_dict(u: User) -> Json:
     return {"login": u.login, "role": u.role, "client": u.client.name if u.client else None,
             "email": u.email, "display_name": u.display_name, "language": u.language,
-            "totp": u.totp_secret is not None, "disabled": bool(u.disabled)}
+            "totp": u.totp_secret is not None, "disabled": bool(u.disabled),
+            "notify": outbox.frequency(u.role, u.notify_frequency)}

@@ -59,8 +59,9 @@ ACTIONS = (
     "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
     "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
     "lock-clear", "doctor-repair",
-    # notifications: a test email sent by the admin (service.admin_notify)
-    "notify-test",
+    # notifications: a test email sent by the admin, how often a user hears of changes
+    # (service.admin_notify)
+    "notify-test", "user-notify",
     # the portal: logging out, a form refused for lack of its token
     "logout", "csrf-refused",
     # a user's own account (service.account) and invitations (service.invitations)

@@ -335,6 +335,12 @@ class Session:
             return "not found"
         return "allowed"
 
+    def may(self, action: str, path: RawPath) -> bool:
+        """Whether `action` ("list", "read", ...) at `path` would be allowed, by the
+        rights alone: the file or folder need not exist (any more). Unaudited: for
+        deciding who may hear of a name (appliance.notify.digests)."""
+        return self._spine.may(action, self.target(path))
+
     def audit_event(self, action: str, path: str | None, outcome: str = "ok",
                     detail: str | None = None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""
