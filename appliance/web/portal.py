@@ -195,15 +195,54 @@ class Portal:
 
     def _error_page(self, ctx: Context, e: errors.StrongroomError) -> Response:
         status = next((code for cls, code in STATUS if isinstance(e, cls)), 500)
-        text = ("stored data failed its integrity check; not served"
-                if isinstance(e, errors.CorruptData) else str(e))
+        detail = ("stored data failed its integrity check; not served"
+                  if isinstance(e, errors.CorruptData) else str(e))
         log.info("web: %s %s by %s: %d %s", ctx.request.method, ctx.request.route,
-                 ctx.login.principal.login if ctx.login else "-", status, text)
+                 ctx.login.principal.login if ctx.login else "-", status, detail)
+        explained = _explain(ctx, e)
         if ctx.request.wants_json():
             from strongroom.appliance.web.http import json_response
-            return json_response({"error": text}, status)
-        return ctx.message(ctx.gettext("Could not be done"), text, status,
-                           back=ctx.request.header("X-Back") or None)
+            return json_response({"error": explained, "detail": detail}, status)
+        return ctx.page("message.html", status, heading=ctx.gettext("Could not be done"),
+                        text=explained, detail=detail if detail != explained else None,
+                        back=_folder_of(ctx))
+
+
+def _explain(ctx: Context, e: errors.StrongroomError) -> str:
+    """What went wrong, in the page's language (the service's own words are English and
+    are shown beneath, as the detail)."""
+    if isinstance(e, errors.MissingParent):
+        return ctx.gettext("The folder to put it in does not exist (any more).")
+    if isinstance(e, errors.NotFound):
+        return ctx.gettext("There is no such file or folder, or you may not see it.")
+    if isinstance(e, errors.Denied):
+        return ctx.gettext("You do not have the right to do this here.")
+    if isinstance(e, errors.QuotaExceeded):
+        return ctx.gettext("There is not enough room left in this storage quota.")
+    if isinstance(e, errors.TooLarge):
+        return ctx.gettext("The file is larger than this server accepts.")
+    if isinstance(e, errors.NoSpace):
+        return ctx.gettext("The server is running out of disk space. Nothing was changed.")
+    if isinstance(e, errors.Conflict):
+        return ctx.gettext("This clashes with what is there already (a file or folder of "
+                           "that name, or a change made at the same moment).")
+    if isinstance(e, errors.BadRequest):
+        return ctx.gettext("The request was not valid.")
+    if isinstance(e, errors.AuthFailed):
+        return ctx.gettext("Your session has ended. Log in again.")
+    return ctx.gettext("The server could not do this. Nothing was changed; try again later.")
+
+
+def _folder_of(ctx: Context) -> str:
+    """A link back: the folder of the page's `p`, else the files page."""
+    path = ctx.request.query.get("p", "")
+    if not path.startswith("/") or len(path) > 4096:
+        return url("/files")
+    if ctx.request.route in ("/files",):
+        path = path.rsplit("/", 1)[0] or "/"
+    elif ctx.request.route not in ("/upload", "/mkdir", "/zip"):
+        path = path.rsplit("/", 1)[0] or "/"
+    return url("/files", p=path)
 
 
 def static(name: str) -> Response:

@@ -29,6 +29,6 @@ def page(lang: str, template: str, **context: Any) -> str:
     context.setdefault("user", None)
     context.setdefault("csrf", "")
     context.setdefault("here", "/web/")
-    for optional in ("notice", "error", "back", "back_text"):
+    for optional in ("notice", "error", "back", "back_text", "detail"):
         context.setdefault(optional, None)
     return environment(lang).get_template(template).render(**context)

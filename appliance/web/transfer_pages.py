@@ -116,6 +116,8 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
         return 0, size
     if not first:
         start, end = max(0, size - int(last)), size
+    elif last and int(last) < int(first):
+        return 0, size                   # not a valid range: ignored (RFC 9110 14.2)
     else:
         start, end = int(first), min(size, int(last) + 1) if last else size
     if start >= size or start >= end:

@@ -33,7 +33,7 @@ def test_only_a_request_preferring_html_is_a_browser(accept, html):
     ("bytes=-5000", 1000, (0, 1000)),               # a suffix longer than the file: all of it
     ("bytes=990-5000", 1000, (990, 1000)),          # an end past the file is cut to it
     ("bytes=1000-", 1000, None),                    # starts past the end: 416
-    ("bytes=500-400", 1000, None),
+    ("bytes=500-400", 1000, (0, 1000)),             # last before first: not a range, ignored
     ("bytes=0-0,5-9", 1000, (0, 1000)),             # several ranges: the whole file
     ("items=0-9", 1000, (0, 1000)),                 # another unit: ignored
     ("bytes=abc-9", 1000, (0, 1000)),
@@ -69,3 +69,18 @@ def test_a_zip_written_without_seeking_reads_back():
         assert back.namelist() == ["dir/Årsredovisning.txt", "empty/"]
         assert back.read("dir/Årsredovisning.txt") == b"x" * 100_000
         assert back.testzip() is None
+
+
+@pytest.mark.parametrize("lang", ["sv", "he"])
+def test_every_domain_error_is_explained_in_the_pages_language(lang):
+    from types import SimpleNamespace
+
+    from strongroom.appliance import errors
+    from strongroom.appliance.web import i18n
+    from strongroom.appliance.web.portal import STATUS, _explain
+    english = SimpleNamespace(gettext=lambda text: text)
+    local = SimpleNamespace(gettext=i18n.translations(lang).gettext)
+    for cls, _status in STATUS:
+        e = cls("the service's own words")
+        assert _explain(local, e) != _explain(english, e), cls.__name__
+    assert _explain(local, errors.Denied("x")) != _explain(local, errors.NotFound("x"))
