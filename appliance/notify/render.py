@@ -88,19 +88,18 @@ def changes(lang: str, recipient: str, sections: list[Section], base: str | None
     """A digest: at most MAX_LINES lines, then "and N more"; links to each folder in
     the portal at `base` (https://host:port) when it is on."""
     w = Words(lang)
-    _, n_ = w.gettext, w.ngettext
     recipient, sections = safe(recipient), [_cleaned(s) for s in sections]
     total = sum(len(s.lines) for s in sections)
     added = all(line.action == "added" for s in sections for line in s.lines)
     if len(sections) == 1 and added:
-        subject = n_("%(count)d new document for %(name)s",
-                     "%(count)d new documents for %(name)s", total)
+        subject = w.ngettext("%(count)d new document for %(name)s",
+                             "%(count)d new documents for %(name)s", total)
     elif len(sections) == 1:
-        subject = n_("%(count)d change to the documents of %(name)s",
-                     "%(count)d changes to the documents of %(name)s", total)
+        subject = w.ngettext("%(count)d change to the documents of %(name)s",
+                             "%(count)d changes to the documents of %(name)s", total)
     else:
-        subject = n_("%(count)d change in your documents", "%(count)d changes in your documents",
-                     total)
+        subject = w.ngettext("%(count)d change in your documents",
+                             "%(count)d changes in your documents", total)
     subject = subject % {"count": total, "name": sections[0].tree if sections else ""}
     shown = _first(sections, MAX_LINES)
     more = total - sum(len(s.lines) for s in shown)
