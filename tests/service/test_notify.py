@@ -5,6 +5,7 @@ libraries, never to the actor and never a name outside the recipient's rights
 claims, retries and giving up (with tiny Mailer stand-ins). With the real daemon and
 SMTP server: tests/e2e/test_e2e_notify.py."""
 import json
+import threading
 import time
 
 import pytest
@@ -292,3 +293,53 @@ def test_a_failing_message_is_retried_later_then_given_up(app, monkeypatch):
     assert s.send_due(Recording("still refused")) == 0
     status = app.admin().notify_status()
     assert status["failed_count"] == 2 and status["pending_count"] == 0
+
+
+def test_the_portal_account_queues_a_notice_with_its_change(app):
+    from strongroom.appliance.service.account import Account
+    setup_firm(app)
+    Account(app, app.auth.principal_of("alice"), "web", "10.0.0.9").create_app_password("phone")
+    [(login, what)] = security_notices(app)
+    assert (login, what) == ("alice", "app-password-created")
+    with app.db.read() as s:
+        payload = json.loads(s.scalar(select(NotifyDigest.payload)))
+    assert (payload["protocol"], payload["address"]) == ("web", "10.0.0.9")
+
+
+class Slow(Recording):
+    def send(self, msg):
+        time.sleep(0.2)
+        return super().send(msg)
+
+
+def test_two_senders_at_once_send_each_message_once(app):
+    """Two daemons sharing the database: each message is claimed by one of them."""
+    u = setup_firm(app)
+    for login in ("sam", "sue"):
+        app.admin().set_notify_frequency(login, "immediate")
+    put(u["sam"], "/acme/docs/a.pdf", b"a")
+    put(u["alice"], "/docs/b.pdf", b"b")
+    deliver(app)
+    due_now(app)
+    mailer = Slow()
+    threads = [threading.Thread(target=sending.Sender(app, poll=1).send_due, args=(mailer,))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(m["To"] for m in mailer.sent) == sorted(
+        f"{login}@example.org" for login in ("alice", "carol", "sam", "sue"))
+
+
+def test_while_mail_is_off_changes_wait_and_nothing_is_built(app):
+    u = setup_firm(app)
+    assert not sending.Mailer(app.config).enabled        # [mail] host is empty
+    put(u["sam"], "/acme/docs/a.pdf", b"a")
+    with app.db.write() as s:
+        for e in s.scalars(select(NotifyEvent)):
+            e.ts -= LATER                                # quiet long ago
+    sending.Sender(app, poll=1).round()
+    status = app.admin().notify_status()
+    assert (status["mail"], status["events_waiting"], status["deliveries_waiting"],
+            status["pending_count"]) == (None, 0, 2, 0)
