@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("strongroom.web")
 BLOCK = 1024 * 1024
 MAX_FIELD = 4096                 # a form field of an upload (its token)
+MAX_PARTS = 100_001             # files in one upload form, and its token
 Lister = Callable[[str], list[Entry]]   # the entries of a folder
 DOWNLOAD_HEADERS = [("Content-Security-Policy", "sandbox"),
                     ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "private, no-cache")]
@@ -220,7 +221,7 @@ def _receive(ctx: Context, folder: str) -> list[str]:
     upload: Upload | None = None
     try:
         with multipart.PushMultipartParser(boundary, length if length is not None else -1,
-                                           max_segment_count=10000) as parser:
+                                           max_segment_count=MAX_PARTS) as parser:
             left = length if length is not None else -1
             while not parser.closed:
                 chunk = body.read(BLOCK if left < 0 else min(BLOCK, left))
