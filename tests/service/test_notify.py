@@ -343,3 +343,23 @@ def test_while_mail_is_off_changes_wait_and_nothing_is_built(app):
     status = app.admin().notify_status()
     assert (status["mail"], status["events_waiting"], status["deliveries_waiting"],
             status["pending_count"]) == (None, 0, 2, 0)
+
+
+@pytest.mark.parametrize("save", ["word", "vim"])
+def test_an_editors_save_through_other_names_is_one_changed_line(app, save):
+    u = setup_firm(app)
+    sam = u["sam"]
+    put(sam, "/acme/docs/report.docx", b"v1")
+    deliver(app)
+    if save == "word":      # MOVE away to litter, the new content onto the name, DELETE
+        put(sam, "/acme/docs/~WRD0000.tmp", b"v2")
+        sam.rename("/acme/docs/report.docx", "/acme/docs/~WRL0001.tmp")
+        sam.rename("/acme/docs/~WRD0000.tmp", "/acme/docs/report.docx")
+        sam.remove("/acme/docs/~WRL0001.tmp")
+    else:                   # rename to the backup name, write anew, remove the backup
+        sam.rename("/acme/docs/report.docx", "/acme/docs/report.docx~")
+        put(sam, "/acme/docs/report.docx", b"v2")
+        sam.remove("/acme/docs/report.docx~")
+    text = deliver(app, LATER * 2)["alice"]
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(lines) == 1 and lines[0].startswith("- changed: /docs/report.docx ("), text
