@@ -39,8 +39,8 @@ def _human_status(r: Json) -> Iterator[str]:
     for state in ("pending", "failed"):
         for m in r[state]:
             error = f": {m['last_error']}" if m["last_error"] else ""
-            yield (f"  {state} #{m['id']} {m['kind']} to {m['to']}, {m['lines']} lines, "
-                   f"{m['attempts']} attempts{error}")
+            yield (f"  {state} #{m['id']} {m['kind']} to {m['to']}, lines: {m['lines']}, "
+                   f"attempts: {m['attempts']}{error}")
 
 
 @notify.command("status", epilog="Examples: strongroom notify status\n\n"
