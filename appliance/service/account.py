@@ -76,6 +76,22 @@ class Account:
     def web_sessions(self) -> list[dict[str, object]]:
         return self.app.web_sessions.of_user(self.user_id)
 
+    # -- notifications ----------------------------------------------------------------------
+
+    def notify_frequency(self) -> str:
+        """How often the user hears of new documents (appliance.notify.outbox.frequency)."""
+        with self.app.db.read() as s:
+            user = self._user(s)
+            return outbox.frequency(user.role, user.notify_frequency)
+
+    def set_notify_frequency(self, frequency: str) -> None:
+        """The user's own choice, as `strongroom user notify` sets it (audited user-notify)."""
+        if frequency not in outbox.FREQUENCIES:
+            raise BadRequest(f"a frequency is one of {', '.join(outbox.FREQUENCIES)}")
+        with self.app.db.write() as s:
+            self._user(s).notify_frequency = frequency
+            self._audit(s, "user-notify", f"login={self.principal.login} frequency={frequency}")
+
     # -- the password -----------------------------------------------------------------------
 
     def change_password(self, current: str, code: str, new: str, *,

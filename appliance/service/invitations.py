@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import Invitation, User
 from strongroom.appliance.errors import BadRequest
+from strongroom.appliance.notify import outbox
+from strongroom.appliance.service.access import hot
 from strongroom.appliance.service.login import barred, principal_for
 from strongroom.appliance.service.principal import Principal
 from strongroom.auth import passwords, totp
@@ -155,6 +157,10 @@ class Invitations:
         user.password_hash, user.totp_secret, user.totp_last_step = \
             new_hash, invite.secret, step
         self._audit(s, "invite-accepted", invite.login, "ok", "password set, TOTP enrolled")
+        # told by email like any enrolment: a link that leaked and was used by someone
+        # else shows up in the real user's inbox at once
+        outbox.security(hot(s), user.id, "totp-enrolled", protocol=self.protocol,
+                        address=self.address)
         return principal_for(user)
 
     def _turn_away(self, login: str, why: str, status: int) -> NoReturn:

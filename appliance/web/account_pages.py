@@ -61,6 +61,11 @@ def register(portal: "Portal") -> None:
             return _account_page(ctx, 400, error=str(e))
         return _account_page(ctx, created=created)
 
+    @portal.route("POST", "/account/notify")
+    def set_notify_frequency(ctx: Context) -> Response:
+        frequency = ctx.request.form().get("frequency", "")
+        return _done(ctx, "notify", lambda a: a.set_notify_frequency(frequency))
+
     @portal.route("POST", "/account/app-passwords/revoke")
     def revoke_app_password(ctx: Context) -> Response:
         label = ctx.request.form().get("label", "")
@@ -125,7 +130,16 @@ def _account_page(ctx: Context, status: int = 200, **context: object) -> Respons
     return ctx.page("account.html", status, sessions=account.web_sessions(),
                     this=login.session_id, drives=account.drive_sessions(),
                     app_passwords=account.app_passwords(), enrolment=enrolment, qr=qr,
+                    frequency=account.notify_frequency(), frequencies=_frequencies(ctx),
                     **context)
+
+
+def _frequencies(ctx: Context) -> list[tuple[str, str]]:
+    """The choices of how often to hear of new documents, named in the page's language."""
+    return [("immediate", ctx.gettext("As soon as they arrive (one email per batch)")),
+            ("hourly", ctx.gettext("At most once an hour")),
+            ("daily", ctx.gettext("Once a day")), ("weekly", ctx.gettext("Once a week")),
+            ("off", ctx.gettext("Never"))]
 
 
 # -- the Connect page --------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from strongroom.appliance.db.models import AuditEvent, DriveSession, User, WebSession
+from strongroom.appliance.db.models import (AuditEvent, DriveSession, NotifyDigest, User,
+                                            WebSession)
 from strongroom.appliance.errors import AuthFailed, BadRequest, Conflict, NotFound
 from strongroom.appliance.service.account import Account
 from strongroom.appliance.service.invitations import Invitations, Unusable
@@ -217,6 +218,10 @@ def test_an_invited_user_cannot_log_in_until_the_link_is_used_once(app):
     assert [e[4] for e in events(app, "invite-refused")] == [
         "link already used", "link already used", "unknown link"]
     assert "invite=yes" in events(app, "user-add")[-1][4]
+    with app.db.read() as s:                  # the enrolment is told by email, once
+        notices = s.scalars(select(NotifyDigest.payload).where(
+            NotifyDigest.kind == "security")).all()
+    assert len(notices) == 1 and '"totp-enrolled"' in notices[0]
 
 
 def test_an_expired_invitation_is_refused(app, monkeypatch):
@@ -239,3 +244,20 @@ def test_invite_goes_with_neither_a_password_nor_no_totp(app):
         with pytest.raises(BadRequest):
             app.admin().add_user("ivy", client="acme", staff=False, email=None,
                                  password=password, with_totp=with_totp, invite=True)
+
+
+# -- notifications ---------------------------------------------------------------------
+
+def test_the_user_chooses_how_often_to_hear_of_new_documents(app):
+    make_user(app)
+    mine = account(app)
+    assert mine.notify_frequency() == "immediate"          # a client user's default
+    mine.set_notify_frequency("weekly")
+    assert mine.notify_frequency() == "weekly"
+    listed = {u["login"]: u for u in app.admin().list_users()}
+    assert listed["tom"]["notify"] == "weekly"               # what `user list --json` shows
+    with pytest.raises(BadRequest):
+        mine.set_notify_frequency("hourly; drop table users")
+    assert mine.notify_frequency() == "weekly"
+    assert events(app, "user-notify") == [("tom", "web", "10.0.0.9", "ok",
+                                           "login=tom frequency=weekly")]
