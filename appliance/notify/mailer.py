@@ -39,7 +39,13 @@ _MAX_ANSWER = 300       # characters of a server's answer quoted in an error
 
 
 class MailError(StrongroomError):
-    """A message was not accepted; str() is one line saying why, for logs and the CLI."""
+    """A message was not accepted; str() is one line saying why, for logs and the CLI.
+    `permanent`: sending it again cannot help (the address is not one, or the server
+    refused the recipient or the message with a 5xx code, RFC 5321 4.2.1)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def check_address(address: str) -> str:
@@ -48,7 +54,7 @@ def check_address(address: str) -> str:
     local, at, domain = address.rpartition("@")
     if not (local and at and domain) or \
             any(ch.isspace() or not ch.isprintable() for ch in address):
-        raise MailError(f"not a usable email address: {address!r}")
+        raise MailError(f"not a usable email address: {address!r}", permanent=True)
     return address
 
 
@@ -214,7 +220,8 @@ class Mailer:
             smtp.rset()      # the transaction is abandoned before QUIT
         except (smtplib.SMTPException, OSError):
             pass
-        return MailError(f"the mail server {what}: {_one_line(code, answer)}")
+        return MailError(f"the mail server {what}: {_one_line(code, answer)}",
+                         permanent=500 <= code < 600 and not what.startswith("refused the sender"))
 
     def _reason(self, e: Exception) -> str:
         """One line for a failure smtplib or ssl raised."""

@@ -143,11 +143,11 @@ class Sender:
                 answer = webhook.post(cfg.webhook_url, webhook.read_key(cfg.webhook_secret_file),
                                       (payload or "{}").encode())
             elif message is None:
-                raise MailError("the user has no email address any more")
+                raise MailError("the user has no email address any more", permanent=True)
             else:
                 answer = mailer.send(message)
         except (MailError, webhook.WebhookError) as e:
-            self._failed(digest_id, str(e))
+            self._failed(digest_id, str(e), permanent=getattr(e, "permanent", False))
             return 0
         self._sent(digest_id, answer, to or self.app.config.notify.webhook_url)
         return 1
@@ -174,7 +174,9 @@ class Sender:
                 last_error=None).execution_options(synchronize_session=False))
         log.info("notifications: message %d sent to %s: %s", digest_id, to, answer)
 
-    def _failed(self, digest_id: int, error: str) -> None:
+    def _failed(self, digest_id: int, error: str, *, permanent: bool = False) -> None:
+        """Retry later with a growing delay, or give up: at once on a permanent error
+        (a refused or unusable address), else after failing for GIVE_UP seconds."""
         now = time.time()
         with self.app.db.write() as s:
             d = s.get(NotifyDigest, digest_id)
@@ -183,7 +185,7 @@ class Sender:
             d.attempts += 1
             d.failing_since = d.failing_since or now
             d.last_error, d.claimed_until = error[:500], 0.0
-            if now - d.failing_since >= GIVE_UP:
+            if permanent or now - d.failing_since >= GIVE_UP:
                 d.state = "failed"
                 log.error("notifications: gave up on message %d (%s) after %d attempts in "
                           "%.0f hours: %s", digest_id, d.kind, d.attempts,

@@ -363,3 +363,26 @@ def test_an_editors_save_through_other_names_is_one_changed_line(app, save):
     text = deliver(app, LATER * 2)["alice"]
     lines = [line for line in text.splitlines() if line.startswith("- ")]
     assert len(lines) == 1 and lines[0].startswith("- changed: /docs/report.docx ("), text
+
+
+def test_a_refused_recipient_fails_at_once_and_the_queue_moves_on(app, tmp_path):
+    """With the real SMTP server (aiosmtpd, STARTTLS and AUTH): a 5xx for one recipient
+    is final for that message only: given up at once, the next message still sent."""
+    from strongroom import config as configmod
+    from strongroom.appliance.notify.mailer import Mailer
+    from tests.support.smtp import SmtpServer
+    u = setup_firm(app)
+    put(u["sam"], "/acme/docs/a.pdf", b"a")
+    deliver(app)
+    due_now(app)
+    with SmtpServer(tmp_path / "smtp") as smtp:
+        smtp.refused_recipients = {"alice@example.org"}
+        cfg = configmod.load(app.data_dir, overrides={"mail": smtp.mail_options()})
+        assert sending.Sender(app, poll=1).send_due(Mailer(cfg)) == 1
+        assert [tuple(m.rcpt_tos) for m in smtp.wait_for(1)] == [("carol@example.org",)]
+    status = app.admin().notify_status()
+    assert status["pending_count"] == 0 and status["failed_count"] == 1
+    assert "refused recipient alice@example.org" in status["failed"][0]["last_error"]
+    with app.db.read() as s:
+        assert s.scalar(select(NotifyDigest.attempts).where(
+            NotifyDigest.state == "failed")) == 1
