@@ -80,9 +80,12 @@ def test_a_code_used_for_a_password_change_is_not_accepted_again(app):
 
 
 def test_wrong_current_passwords_are_throttled_like_logins(app):
+    from strongroom.auth import throttle
     make_user(app, with_totp=False)
     me = account(app)
-    for _ in range(app.config.auth.account_block_after):
+    # blocked after 3, never delayed on the way (the real policy waits 1 s an attempt)
+    app.auth.lockout.account = throttle.Policy(delay_after=100, block_after=3)
+    for _ in range(3):
         with pytest.raises(AuthFailed):
             me.change_password("wrong-password-123", "", NEW)
     assert app.auth.lockout.judge("tom", None)[0]
