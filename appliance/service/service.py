@@ -177,7 +177,10 @@ class Session:
     def _readable(self, db: OrmSession, client: ClientInfo, t: Target,
                   version_id: int | None) -> tuple[Node, Version]:
         if in_view(t.rel):
-            return self._spine.views.content(db, client, t)
+            shown = self._spine.views.content(db, client, t)
+            if version_id is not None and shown[1].id != version_id:
+                raise NotFound(f"no version {version_id} at {self.view_path(t)}")
+            return shown
         node = self._spine.node(db, client, t)
         if node.is_dir:
             raise Conflict(f"is a folder: {self.view_path(t)}")

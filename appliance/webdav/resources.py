@@ -10,7 +10,7 @@ from wsgiref.types import WSGIEnvironment
 from wsgidav.dav_error import HTTP_BAD_REQUEST, DAVError
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
-from strongroom.appliance.errors import Conflict
+from strongroom.appliance.errors import Conflict, StorageError
 from strongroom.appliance.service.entry import Entry
 from strongroom.appliance.service.transfer import ReadHandle, Upload
 from strongroom.appliance.webdav.errors import boundary
@@ -137,7 +137,10 @@ class FileResource(_Common, DAVNonCollection):  # type: ignore[misc]
         response_headers.append(("Content-Disposition", attachment(self.name)))
 
     def get_content(self) -> "ReadStream":
-        return ReadStream(self.session.open_read(self.path))
+        # The version stat'ed at the start of the request, not the current one: wsgidav
+        # has announced its size and ETag, and picked the Range against them, already.
+        version_id = self.entry.version_id if self.entry else None
+        return ReadStream(self.session.open_read(self.path, version_id))
 
     def begin_write(self, *, content_type: str | None = None) -> "UploadStream":
         # An announced length that cannot fit is refused before the body is read.
@@ -262,6 +265,11 @@ class ReadStream:
         if size is None or size < 0:
             size = self._h.entry.size - self._pos
         data = self._h.read(self._pos, size)
+        if not data and size > 0 and self._pos < self._h.entry.size:
+            # wsgidav takes b"" for the end of the body and would leave the client
+            # waiting for the rest of the Content-Length: an error ends the connection.
+            raise StorageError(f"{self._h.entry.path}: no data at {self._pos} "
+                               f"of {self._h.entry.size} bytes")
         self._pos += len(data)
         return data
 
