@@ -56,10 +56,17 @@ class Unavailable(StrongroomError):
     the database, the data directory's lock."""
 
 
+class Busy(Unavailable):
+    """The database stayed contended (a deadlock or serialization failure after the
+    retries, a lock SQLite's busy timeout did not get): nothing was changed; the
+    client may try again (503 over WebDAV)."""
+
+
 class Unsupported(StrongroomError):
     """A valid request the store cannot honour (e.g. a write before the end of an upload)."""
 
 
 __all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "MissingParent",
            "ConcurrentChange", "QuotaExceeded", "TooLarge", "Cancelled", "AuthFailed",
-           "BadRequest", "Unavailable", "Unsupported", "CorruptData", "NoSpace", "StorageError"]
+           "BadRequest", "Unavailable", "Busy", "Unsupported", "CorruptData", "NoSpace",
+           "StorageError"]

@@ -7,16 +7,23 @@ Within one process, SQLite writers also queue on a lock: SQLite's busy handler
 polls with sleeps that grow to 100 ms, so threads that waited on it took many
 times longer than the transaction they waited for. Other processes (the CLI)
 still meet the busy timeout.
+
+PostgreSQL runs at READ COMMITTED: a writer that must see what the writers before
+it committed takes a row lock first (appliance.service.spine locks the client's row,
+so one client's writes follow each other as SQLite's do). What the database gives
+up on under contention (a deadlock, a serialization failure) is told apart by
+`contention()`, for the caller to run its transaction again.
 """
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+import sqlite3
 import threading
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -35,6 +42,26 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "(unparsable)"
+
+
+# SQLSTATEs after which the whole transaction may simply be run again: serialization
+# failure, deadlock detected, lock not available.
+_RETRY_STATES = frozenset({"40001", "40P01", "55P03"})
+
+
+def contention(exc: BaseException) -> str | None:
+    """'retry' if `exc` (a driver's error, or SQLAlchemy's wrapping one) is the
+    database giving up on a transaction under contention, which run again may well
+    succeed (PostgreSQL: a deadlock or serialization failure); 'busy' if a lock was
+    not granted within the busy timeout (SQLite: it has waited already); else None."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if state in _RETRY_STATES:
+        return "retry"
+    if isinstance(orig, sqlite3.OperationalError) and \
+            ("locked" in str(orig) or "busy" in str(orig)):
+        return "busy"
+    return None
 
 
 def _sqlite_engine(url: str, begin: str) -> Engine:
@@ -74,6 +101,9 @@ class Database:
     def _engines(self, url: str) -> None:
         # Reentrant: a nested write (none is known) meets SQLite's busy timeout as before.
         self._writers = threading.RLock() if url.startswith("sqlite") else None
+        # Whether a writer must lock the rows it decides on: SQLite's writer lock
+        # already serialises every write transaction.
+        self.locks_rows = self._writers is None
         if url.startswith("sqlite"):
             self.engine = _sqlite_engine(url, "BEGIN IMMEDIATE")
             self._read_engine = _sqlite_engine(url, "BEGIN")

@@ -51,6 +51,22 @@ def used_bytes(s: HotPath, client_id: int) -> int:
     return used
 
 
+# FOR NO KEY UPDATE: it excludes the other writers' lock on the row, not the key
+# share lock inserts into tables referring to it take.
+_LOCK_TREE = (select(Client.id).where(Client.id == bindparam("client_id"))
+              .with_for_update(key_share=True))
+
+
+def lock_tree(s: HotPath, client_id: int) -> None:
+    """Lock the client's row until the transaction ends (PostgreSQL; callers skip it
+    on SQLite, whose writers are serialised already). Every write transaction in a
+    client's tree takes it first, so they follow each other: each sees what those
+    before it committed (READ COMMITTED reads anew at each statement), and they lock
+    the rows after it in the order they touch them without ever meeting one another
+    the other way round."""
+    s.execute(_LOCK_TREE, {"client_id": client_id})
+
+
 def clients(s: Session, kind: str | None = None) -> list[Client]:
     """Client trees, library trees, or (kind None) both, by name."""
     q = select(Client).order_by(Client.name)

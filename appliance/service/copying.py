@@ -162,6 +162,9 @@ class Copies:
     def _discard(self, path: RawPath) -> None:
         """Remove for good what a failed copy made at `path` (its rows and blobs): it
         was never there for anyone, so it does not go to the trash."""
+        self._spine.retried(lambda: self._discarded(path))
+
+    def _discarded(self, path: RawPath) -> None:
         t = self._spine.target(path)
         with self._spine.transaction("discard", t, write=True, right="write") as (db, client):
             node = repo.walk(db, client.id, t.rel) if t.rel else None

@@ -34,6 +34,13 @@ class Moves:
         if ts.client != td.client:
             self._copies.move_between(src, dst, overwrite)
             return
+        spine.retried(lambda: self._rename(ts, td, overwrite, replace))
+
+    def _rename(self, ts: Target, td: Target, overwrite: bool, replace: bool) -> None:
+        """A rename within one client, in one transaction. What it moves is read
+        after the transaction has locked the client's tree (Spine.client), so an
+        upload that committed just before is moved with the rest."""
+        spine = self._spine
         with spine.transaction("rename", ts, write=True, right="delete") as (db, client):
             spine.client(db, td, "write")
             node = spine.node(db, client, ts)

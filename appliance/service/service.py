@@ -219,6 +219,9 @@ class Session:
         A folder must be empty unless `recursive`. `dirs`/`files` restrict what
         may be removed (SFTP's rmdir and remove are distinct operations).
         """
+        self._spine.retried(lambda: self._remove(path, recursive, dirs, files))
+
+    def _remove(self, path: RawPath, recursive: bool, dirs: bool, files: bool) -> None:
         t = self.target(path)
         with self._spine.transaction("delete", t, write=True) as (db, client):
             node = self._spine.node(db, client, t)

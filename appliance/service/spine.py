@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+import random
+import time
 from typing import TYPE_CHECKING, Literal, TypeVar, overload
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
+from strongroom.appliance.db.engine import contention
 from strongroom.appliance.db.hotpath import HotPath, NodeRow, VersionRow
 from strongroom.appliance.db.models import Node, Version
-from strongroom.appliance.errors import ConcurrentChange, Denied, Hidden, MissingParent, NotFound
+from strongroom.appliance.errors import (Busy, ConcurrentChange, Denied, Hidden, MissingParent,
+                                         NotFound)
 from strongroom.appliance.notify import outbox
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.entry import Entry
@@ -31,6 +35,19 @@ if TYPE_CHECKING:
 # A node and a version as a lookup found them: ORM rows, or the hot path's.
 N = TypeVar("N", Node, NodeRow)
 V = TypeVar("V", Version, VersionRow)
+R = TypeVar("R")
+
+# Write transactions that change nothing in the tree, only add their audit event:
+# they need not wait for the tree's writers (Spine.client's lock).
+AUDIT_ONLY = frozenset({"read"})
+# How often retried() runs an operation the database gave up on under contention.
+ATTEMPTS = 4
+
+
+class Contended(Busy):
+    """The database gave up on a transaction under contention (a deadlock or a
+    serialization failure); nothing of it was committed, and run again it may well
+    succeed (Spine.retried). A Busy for whoever does not retry it."""
 
 
 class Spine:
@@ -86,8 +103,11 @@ class Spine:
 
     # -- decisions --------------------------------------------------------------------
 
-    def client(self, db: Db, t: paths.Target, action: str) -> ClientInfo | None:
-        """The client row a target lives in, after the permission decision."""
+    def client(self, db: Db, t: paths.Target, action: str, *,
+               lock: bool = False) -> ClientInfo | None:
+        """The client row a target lives in, after the permission decision. `lock`
+        (a write transaction): first lock that row, so that all this transaction
+        reads next is what the client's earlier writers committed (repo.lock_tree)."""
         if t.client is None:  # the view root
             if action != "list":
                 raise Denied("the top folder only lists clients; clients are made with the CLI")
@@ -99,6 +119,8 @@ class Spine:
             client = self.policy.tree(hot(db), t.client)
         if client is None:
             raise NotFound(f"no such folder: {self.view_path(t)}")
+        if lock and self.app.db.locks_rows:
+            repo.lock_tree(hot(db), client.id)
         self.decide(db, client, t, action)
         return client
 
@@ -156,7 +178,7 @@ class Spine:
             self.forget()
         try:
             with opened() as s:
-                client = self.client(s, t, right)
+                client = self.client(s, t, right, lock=write and action not in AUDIT_ONLY)
                 if client is None:
                     raise Denied("the top folder only lists clients")
                 yield (hot(s) if fast else s), client
@@ -164,12 +186,49 @@ class Spine:
                     self.audit(s, action, t)
         except (Denied, Hidden) as e:
             outcome = "hidden" if isinstance(e, Hidden) else "denied"
-            with self.app.db.write() as s:
-                self.audit(s, action, t, outcome=outcome, detail=str(e))
+            try:
+                with self.app.db.write() as s:
+                    self.audit(s, action, t, outcome=outcome, detail=str(e))
+            except Exception as failed:
+                busy = self._contended(failed, t)
+                if busy is None:
+                    raise
+                raise busy from failed
             raise
         except IntegrityError:
             raise ConcurrentChange(f"{self.view_path(t)} changed concurrently; try again") \
                 from None
+        except Exception as e:
+            busy = self._contended(e, t)
+            if busy is None:
+                raise
+            raise busy from e
+
+    def _contended(self, e: Exception, t: paths.Target) -> Busy | None:
+        """What to raise for `e`, met in a transaction at `t`: Contended or Busy if
+        the database gave up on it under contention, else None."""
+        if isinstance(e, Busy):
+            return None
+        kind = contention(e)
+        if kind is None:
+            return None
+        detail = "another change got in the way" if kind == "retry" else \
+            "the database stayed locked"
+        return (Contended if kind == "retry" else Busy)(
+            f"{self.view_path(t)}: not done, {detail}; try again")
+
+    def retried(self, op: Callable[[], R]) -> R:
+        """op() (an operation made of this spine's transactions), run again after a
+        short random wait while the database gives up on it under contention (each
+        attempt rolled back whole); the last attempt's Contended, a Busy, if it still
+        does after ATTEMPTS. op must change nothing outside the database before its
+        last transaction commits."""
+        for attempt in range(1, ATTEMPTS):
+            try:
+                return op()
+            except Contended:
+                time.sleep(random.uniform(0.005, 0.02) * 2 ** attempt)
+        return op()
 
     def audit(self, db: Db, action: str, t: paths.Target | str, outcome: str = "ok",
               detail: str | None = None) -> None:

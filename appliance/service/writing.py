@@ -78,14 +78,17 @@ class Writes:
         """Publish a durable blob as the new current version, in one transaction.
 
         Two uploads creating the same new file race on the unique name index (on
-        PostgreSQL); the loser retries and becomes a version of the winner's file.
+        PostgreSQL); the loser retries and becomes a version of the winner's file. A
+        transaction the database gave up on under contention is run again too
+        (Spine.retried): the blob is durable and stays until it is published.
         """
+        publish = functools.partial(self._published, t, writer, wrapped_key, mtime)
         for _ in range(2):
             try:
-                return self._published(t, writer, wrapped_key, mtime)
+                return self._spine.retried(publish)
             except ConcurrentChange:
                 pass
-        return self._published(t, writer, wrapped_key, mtime)
+        return self._spine.retried(publish)
 
     def _published(self, t: Target, writer: BlobWriter, wrapped_key: bytes,
                    mtime: float | None) -> Entry:

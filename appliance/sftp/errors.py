@@ -20,6 +20,7 @@ STATUS = (
     (errors.QuotaExceeded, SFTP_FAILURE),
     (errors.TooLarge, SFTP_FAILURE),
     (errors.Cancelled, SFTP_FAILURE),
+    (errors.Busy, SFTP_FAILURE),      # a database contended past its retries: try again
     (errors.Conflict, SFTP_FAILURE),
     (errors.BadRequest, SFTP_FAILURE),
     (errors.CorruptData, SFTP_FAILURE),

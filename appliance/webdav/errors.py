@@ -32,6 +32,7 @@ STATUS = (
     (errors.QuotaExceeded, HTTP_INSUFFICIENT_STORAGE),
     (errors.TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
     (errors.Cancelled, HTTP_SERVICE_UNAVAILABLE),
+    (errors.Busy, HTTP_SERVICE_UNAVAILABLE),
     (errors.Conflict, HTTP_CONFLICT),
     (errors.BadRequest, HTTP_BAD_REQUEST),
     (errors.CorruptData, HTTP_INTERNAL_ERROR),
