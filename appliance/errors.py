@@ -31,6 +31,12 @@ class ConcurrentChange(Conflict):
     """Another transaction changed the same names first (a unique index fired)."""
 
 
+class Locked(Conflict):
+    """A WebDAV lock held by another user covers the path (appliance.service.locking):
+    a write there is refused until the lock is released or expires. A Conflict to an
+    adapter that does not name it."""
+
+
 class QuotaExceeded(StrongroomError):
     pass
 
@@ -67,6 +73,6 @@ class Unsupported(StrongroomError):
 
 
 __all__ = ["StrongroomError", "NotFound", "Hidden", "Denied", "Conflict", "MissingParent",
-           "ConcurrentChange", "QuotaExceeded", "TooLarge", "Cancelled", "AuthFailed",
+           "ConcurrentChange", "Locked", "QuotaExceeded", "TooLarge", "Cancelled", "AuthFailed",
            "BadRequest", "Unavailable", "Busy", "Unsupported", "CorruptData", "NoSpace",
            "StorageError"]

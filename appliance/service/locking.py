@@ -3,6 +3,13 @@ write right on its root, refreshing one needs to own it, releasing one needs to 
 it or the delete right where it is (the lock of a file one just deleted or moved
 away); each is audited. Locks are stored by canonical path (appliance.service.locks)
 and handed out in the caller's view; a lock outside the caller's view is never shown.
+
+A lock binds every protocol, not only WebDAV's (issue 18): the Session's writes call
+`check_unlocked` in their transaction, which refuses with Locked a write that a live
+lock of another login covers. The lock's own login may write: WebDAV asks it for the
+lock's token as well (wsgidav, If header), SFTP and the portal have no tokens to send.
+Locks follow their file or folder when it is renamed (`follow`) and end when it is
+deleted or replaced (`end`).
 """
 import secrets
 from typing import Any, TypeAlias
@@ -10,7 +17,8 @@ from typing import Any, TypeAlias
 from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import Client, User
-from strongroom.appliance.errors import Denied, NotFound
+from strongroom.appliance.db.hotpath import HotPath
+from strongroom.appliance.errors import Denied, Locked, NotFound
 from strongroom.appliance.service import paths
 from strongroom.appliance.service.access import ClientInfo
 from strongroom.appliance.service.spine import Spine
@@ -22,6 +30,38 @@ Lock: TypeAlias = dict[str, Any]
 
 def new_token() -> str:
     return f"opaquelocktoken:{secrets.token_hex(16)}"
+
+
+def check_unlocked(db: HotPath, spine: Spine, t: paths.Target, *, new: bool = False,
+                   tree: bool = False) -> None:
+    """Raise Locked if a live lock of another login than `spine`'s covers a write at
+    `t`: a lock on `t` itself or a depth-infinity lock on a folder above it; with `new`
+    (a name appears in or leaves `t`'s folder) any lock on that folder; with `tree` (all
+    that is below `t` is moved or deleted too) a lock below it. As wsgidav decides for
+    WebDAV (RFC 4918 7.4), without the tokens. Read in the write's own transaction `db`."""
+    if t.client is None:
+        return
+    path = t.canonical
+    for root, depth in spine.app.locks.of_others(db, f"/{t.client}", spine.principal.login):
+        if root == path or (tree and root.startswith(path + "/")) or (
+                path.startswith(root + "/") and
+                (depth == "infinity" or (new and path.rpartition("/")[0] == root))):
+            raise Locked(f"locked by another user: {spine.view_path(t)}")
+
+
+def follow(db: OrmSession, spine: Spine, src: paths.Target, dst: paths.Target, *,
+           replaced: bool) -> None:
+    """The locks at and below `src` move to `dst`, renamed in transaction `db`; those of
+    what was at `dst` end first if it was `replaced` (it went to the trash)."""
+    store = spine.app.locks
+    if replaced:
+        store.end(db, dst.canonical)
+    store.follow(db, src.canonical, dst.canonical)
+
+
+def end(db: OrmSession, spine: Spine, t: paths.Target) -> None:
+    """The locks at and below `t` end: it is deleted in transaction `db`."""
+    spine.app.locks.end(db, t.canonical)
 
 
 class SessionLocks:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db import Database
-from strongroom.appliance.db.hotpath import AnySelect
+from strongroom.appliance.db.hotpath import AnySelect, HotPath
 from strongroom.appliance.db.models import Lock
 
 _FIELDS = ("token", "root", "depth", "scope", "type", "owner", "principal", "timeout", "expire")
@@ -43,6 +43,11 @@ def _at(include_root: bool, include_children: bool) -> AnySelect:
 # Built once, Core rows: wsgidav asks for the locks of every write request.
 _COLUMNS = tuple(c.key for c in Lock.__table__.c)
 _AT = {(r, c): _at(r, c) for r in (True, False) for c in (True, False) if r or c}
+# The live locks of a tree held by anyone but one login: asked before every write.
+_L = Lock.__table__.c
+_OTHERS = select(_L.root, _L.depth).where(
+    or_(_L.root == bindparam("top"), _L.root.like(bindparam("below"), escape="/")),
+    _L.principal != bindparam("login"), _L.expire >= bindparam("now"))
 
 
 class LockStore:
@@ -92,6 +97,29 @@ class LockStore:
         with self.db.fast_read() as s:  # asked on every write request (appliance.db.fast)
             rows = s.execute(_AT[True, True], params).all()
         return [dict(zip(_COLUMNS, r)) for r in rows]
+
+    def of_others(self, db: HotPath, top: str, login: str) -> list[tuple[str, str]]:
+        """(root, depth) of every live lock in the tree at canonical `top` ('/<client>')
+        that `login` does not hold, read in the caller's transaction `db`."""
+        params = {"top": top, "below": _like_prefix(top + "/"), "login": login,
+                  "now": time.time()}
+        return [(r[0], r[1]) for r in db.execute(_OTHERS, params).all()]
+
+    def follow(self, s: OrmSession, old: str, new: str) -> int:
+        """Locks at or below canonical path `old` move to `new` (their file or folder was
+        renamed), in the caller's transaction `s`; how many moved."""
+        rows = s.scalars(select(Lock).where(or_(Lock.root == old, Lock.root.like(
+            _like_prefix(old + "/"), escape="/"))))
+        moved = 0
+        for row in rows:
+            row.root, moved = new + row.root[len(old):], moved + 1
+        return moved
+
+    def end(self, s: OrmSession, root: str) -> int:
+        """Locks at or below canonical path `root` end (what they lock is gone)."""
+        return rowcount(s.execute(delete(Lock).where(or_(Lock.root == root, Lock.root.like(
+            _like_prefix(root + "/"), escape="/"))).execution_options(
+                synchronize_session=False)))
 
     def listed(self, s: OrmSession, *, principal: str | None = None,
                root: str | None = None) -> list[LockDict]:

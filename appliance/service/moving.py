@@ -11,7 +11,7 @@ from strongroom.appliance.db.models import Node
 from strongroom.appliance.errors import BadRequest, Conflict, Denied
 from strongroom.appliance.notify.outbox import Change
 from strongroom.appliance.service.access import ClientInfo, hot
-from strongroom.appliance.service import saving
+from strongroom.appliance.service import locking, saving
 from strongroom.appliance.service.grants import move_grants
 from strongroom.appliance.service.paths import RawPath, Target
 from strongroom.appliance.service.spine import Spine
@@ -51,6 +51,8 @@ class Moves:
                 raise BadRequest("a folder cannot be moved into itself")
             if td.rel == ts.rel:
                 return
+            locking.check_unlocked(hot(db), spine, ts, new=True, tree=True)
+            locking.check_unlocked(hot(db), spine, td, new=existing is None, tree=True)
             moved = node.id
             if existing is not None:
                 node = self._replace(db, client, node, existing, td, overwrite, replace)
@@ -59,6 +61,7 @@ class Moves:
             if old_parent is not None:   # (a tree's top folder is never moved: see above)
                 old_parent.modified_at = now
             node.parent_id, node.name, parent.modified_at = parent.id, td.rel[-1], now
+            locking.follow(db, spine, ts, td, replaced=existing is not None and node.id == moved)
             if node.is_dir:
                 move_grants(db, client.id, ts.rel, td.rel)
                 spine.app.access_changed(db)

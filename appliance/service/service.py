@@ -24,7 +24,7 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import Conflict, CorruptData, Denied, NotFound
 from strongroom.appliance.notify.outbox import Change
-from strongroom.appliance.service import saving
+from strongroom.appliance.service import locking, saving
 from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.copying import Copies
 from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry,
@@ -209,6 +209,7 @@ class Session:
             parent, existing, _ = self._spine.place(db, client, t)
             if existing is not None:
                 raise Conflict(f"already exists: {self.view_path(t)}")
+            locking.check_unlocked(hot(db), self._spine, t, new=True)
             db.add(Node(client_id=client.id, parent_id=parent.id, name=t.rel[-1], is_dir=True))
             parent.modified_at = time.time()
 
@@ -234,6 +235,8 @@ class Session:
             ids = repo.subtree_ids(db, node.id)
             if len(ids) > 1 and not recursive:
                 raise Conflict(f"folder is not empty: {self.view_path(t)}")
+            locking.check_unlocked(hot(db), self._spine, t, new=True, tree=True)
+            locking.end(db, self._spine, t)
             repo.add_usage(hot(db), client.id, -repo.live_bytes(db, ids))
             now = time.time()
             node.deleted_at = now

@@ -11,7 +11,7 @@ from strongroom.appliance.errors import (ConcurrentChange, Conflict, NoSpace, Qu
                                          TooLarge)
 from strongroom.appliance.notify.ignore import ignored
 from strongroom.appliance.notify.outbox import Change
-from strongroom.appliance.service import saving
+from strongroom.appliance.service import locking, saving
 from strongroom.appliance.service.entry import Entry, file_entry
 from strongroom.appliance.service.paths import RawPath, Target
 from strongroom.appliance.service.spine import Spine
@@ -39,6 +39,7 @@ class Writes:
             _, node, base = spine.place_rows(db, client, t, recall=True)
             if node is not None and node.is_dir:
                 raise Conflict(f"is a folder: {spine.view_path(t)}")
+            locking.check_unlocked(db, spine, t, new=node is None)
             quota = None if client.quota_bytes is None else (
                 client.quota_bytes - repo.used_bytes(db, client.id) + (base.size if base else 0))
         limits = self._limits(quota, size)
@@ -109,6 +110,7 @@ class Writes:
             parent, found, old = spine.place_rows(db, client, t)
             if found is not None and found.is_dir:
                 raise Conflict(f"a folder appeared at {spine.view_path(t)} during the upload")
+            locking.check_unlocked(db, spine, t, new=found is None)   # taken meanwhile?
             # a transient record of a new row, for the Entry
             node = found or Node(id=repo.add_file(db, client.id, parent.id, t.rel[-1], now),
                                  name=t.rel[-1], is_dir=False)

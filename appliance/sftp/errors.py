@@ -21,6 +21,7 @@ STATUS = (
     (errors.TooLarge, SFTP_FAILURE),
     (errors.Cancelled, SFTP_FAILURE),
     (errors.Busy, SFTP_FAILURE),      # a database contended past its retries: try again
+    (errors.Locked, SFTP_FAILURE),    # "locked by another user: PATH"
     (errors.Conflict, SFTP_FAILURE),
     (errors.BadRequest, SFTP_FAILURE),
     (errors.CorruptData, SFTP_FAILURE),

@@ -27,7 +27,7 @@ STATUS_TEXT = {200: "OK", 204: "No Content", 206: "Partial Content", 302: "Found
                401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
                405: "Method Not Allowed", 409: "Conflict", 410: "Gone",
                413: "Content Too Large",
-               416: "Range Not Satisfiable", 500: "Internal Server Error",
+               416: "Range Not Satisfiable", 423: "Locked", 500: "Internal Server Error",
                501: "Not Implemented", 503: "Service Unavailable",
                507: "Insufficient Storage"}
 

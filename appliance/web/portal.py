@@ -30,7 +30,8 @@ STATIC = Path(__file__).parent / "static"
 STATUS = (
     (errors.MissingParent, 409), (errors.NotFound, 404), (errors.Denied, 403),
     (errors.Unsupported, 501), (errors.QuotaExceeded, 507), (errors.TooLarge, 413),
-    (errors.Cancelled, 503), (errors.Conflict, 409), (errors.BadRequest, 400),
+    (errors.Cancelled, 503), (errors.Locked, 423), (errors.Conflict, 409),
+    (errors.BadRequest, 400),
     (errors.CorruptData, 500), (errors.NoSpace, 507), (errors.StorageError, 500),
     (errors.AuthFailed, 401), (errors.Unavailable, 503),
 )

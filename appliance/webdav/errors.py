@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from wsgidav.dav_error import (HTTP_BAD_REQUEST, HTTP_CONFLICT, HTTP_FORBIDDEN,
-                               HTTP_INTERNAL_ERROR, HTTP_NOT_FOUND, HTTP_NOT_IMPLEMENTED,
-                               HTTP_REQUEST_ENTITY_TOO_LARGE, HTTP_SERVICE_UNAVAILABLE,
-                               DAVError)
+                               HTTP_INTERNAL_ERROR, HTTP_LOCKED, HTTP_NOT_FOUND,
+                               HTTP_NOT_IMPLEMENTED, HTTP_REQUEST_ENTITY_TOO_LARGE,
+                               HTTP_SERVICE_UNAVAILABLE, DAVError)
 
 from strongroom.appliance import errors
 from strongroom.appliance.webdav.domain import current
@@ -33,6 +33,7 @@ STATUS = (
     (errors.TooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
     (errors.Cancelled, HTTP_SERVICE_UNAVAILABLE),
     (errors.Busy, HTTP_SERVICE_UNAVAILABLE),
+    (errors.Locked, HTTP_LOCKED),
     (errors.Conflict, HTTP_CONFLICT),
     (errors.BadRequest, HTTP_BAD_REQUEST),
     (errors.CorruptData, HTTP_INTERNAL_ERROR),
