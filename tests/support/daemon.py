@@ -151,9 +151,13 @@ class Daemon:
                         f"{proc.stderr.strip()}")
         return proc
 
-    def provision(self) -> None:
+    def provision(self, database_url: str | None = None) -> None:
+        """init, clients acme and beta, users alice, bob and staff; with `database_url`,
+        on that database (PostgreSQL) instead of the data dir's SQLite file."""
         self.cli("init", "--host", HOST, "--webdav-port", self.webdav_port,
                  "--sftp-port", self.sftp_port, check=True)
+        if database_url:
+            self.set_options("database", url=database_url)
         for name in CLIENTS:
             self.cli("client", "add", name, "--quota", "10GiB", check=True)
         # hex passwords cannot contain these logins (l, i, o, s, t are not hex digits)
@@ -380,13 +384,13 @@ class Daemon:
 
 
 def running_daemon(tmp_path_factory, name: str = "e2e", options=None, setup=None,
-                   nofile: int | None = None):
+                   nofile: int | None = None, database_url: str | None = None):
     """Generator for module fixtures: a provisioned daemon with `options`
     ({section: {option: value}}) in its config, `setup(daemon)` run once it listens,
-    and RLIMIT_NOFILE `nofile` if given."""
+    RLIMIT_NOFILE `nofile` if given, and its metadata in `database_url` if given."""
     need("strongroom")
     d = Daemon(tmp_path_factory.mktemp(name))
-    d.provision()
+    d.provision(database_url)
     for section, values in (options or {}).items():
         d.set_options(section, **values)
     d.start(nofile)

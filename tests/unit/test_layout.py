@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
-LEVELS = ("unit", "service", "e2e")
+LEVELS = ("unit", "service", "e2e", "faults")
 
 
 def _is_test_module(name: str) -> bool:

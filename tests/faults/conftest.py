@@ -1,0 +1,38 @@
+"""The fault-injection level: the real daemon on SQLite and on PostgreSQL, driven by
+concurrent WebDAV and SFTP clients while files are overwritten, renamed and deleted
+under them, the daemon is killed, the CLI changes things and the disk fills. After
+each scenario the invariants of tests/support/faults.py are checked. Every scenario
+is bounded (seconds), and every test here carries the `faults` marker and the `e2e`
+marker (it starts the daemon, so `-m "not e2e"` leaves it out).
+
+`daemon` (module-scoped) is parametrized over both databases: each module runs its
+scenarios once on SQLite and once on a throwaway PostgreSQL database.
+"""
+import pytest
+
+from tests.support import postgres
+from tests.support.daemon import Daemon, running_daemon
+
+
+def pytest_itemcollected(item):
+    item.add_marker(pytest.mark.faults)
+    item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def daemon(request, tmp_path_factory):
+    if request.param == "sqlite":
+        yield from running_daemon(tmp_path_factory, "faults-sqlite")
+        return
+    with postgres.fresh_database() as url:
+        yield from running_daemon(tmp_path_factory, "faults-pg", database_url=url)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the daemon's log to a failed scenario's report."""
+    outcome = yield
+    report = outcome.get_result()
+    d = getattr(item, "funcargs", {}).get("daemon")
+    if report.failed and isinstance(d, Daemon):
+        report.sections.append(("daemon log (last 6000 characters)", d.log_text()[-6000:]))
