@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from strongroom.appliance.db import fast
+from strongroom.appliance.db import diskfull, fast
 from strongroom.appliance.db.hotpath import HotPath
 from strongroom.appliance.errors import Unavailable
 
@@ -110,6 +110,8 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=8, max_overflow=32, pool_pre_ping=True)
             self._read_engine = self.engine
+        for engine in {self.engine, self._read_engine}:  # a full disk: NoSpace (db.diskfull)
+            event.listen(engine, "handle_error", diskfull.as_no_space)
         self._write = sessionmaker(self.engine, expire_on_commit=False)
         self._read = sessionmaker(self._read_engine, expire_on_commit=False)
 

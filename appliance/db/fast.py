@@ -20,7 +20,9 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from strongroom.appliance.db import diskfull
 from strongroom.appliance.db.hotpath import HotPath, Params, Statement
+from strongroom.providers.errors import NoSpace
 
 
 class _Lock(Protocol):
@@ -126,6 +128,10 @@ def transaction(engine: Engine, begin: str | None, lock: _Lock | None = None
                 raise
             conn.commit()
             cursor.close()
+        except engine.dialect.loaded_dbapi.Error as e:
+            if diskfull.disk_full(e):   # NoSpace, as the ORM sessions raise it (db.diskfull)
+                raise NoSpace(diskfull.MESSAGE) from e
+            raise
         finally:
             conn.close()
     finally:

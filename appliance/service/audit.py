@@ -13,6 +13,14 @@ newest event's id and hash, with a MAC, to the anchor file and the log (the daem
 once a minute, a CLI command when it ends). `verify` fails when the chain no longer
 reaches the anchored event. An anchor is only moved forward along an intact chain.
 
+A full disk must not make the trail an outage nor lose events: an event that is a
+transaction of its own (a read, a login, a refusal; `record`) and that the database
+cannot take for lack of space is held in memory, bounded, and appended in order by
+`flush` (the daemon tries every second, every process at its end) once there is
+room; its time is the time it happened. An event that belongs to a change commits
+with the change or not at all (`append`), so a change the database cannot take is
+refused with NoSpace, event and all.
+
 Chains from before the key (plain SHA-256) are re-chained under the key once, at
 the first start with the key loaded, after their plain chain was checked; the
 event recording that says whether it verified. Only an appliance that has never
@@ -39,6 +47,7 @@ from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.hotpath import HotPath
 from strongroom.appliance.db.models import AuditEvent, AuditHead, Base
 from strongroom.appliance.errors import BadRequest, NotFound
+from strongroom.appliance.service.audit_held import Fields, HeldEvents
 from strongroom.appliance.service.renames import Alias
 
 log = logging.getLogger("strongroom.audit")
@@ -71,18 +80,6 @@ ACTIONS = (
     "audit-rekey",
 )
 _FIELDS = ("ts", "actor", "protocol", "address", "action", "path", "outcome", "detail")
-
-
-class Fields(TypedDict):
-    """What an event's hash covers (_FIELDS, in that order)."""
-    ts: float
-    actor: str
-    protocol: str
-    address: str | None
-    action: str
-    path: str | None
-    outcome: str
-    detail: str | None
 
 
 # An event as `events` returns it and `audit list --json` prints it: "id", the Fields,
@@ -134,7 +131,7 @@ class Verdict(NamedTuple):
     problem: str | None      # what is wrong, for a person
 
 
-class Chain:
+class Chain(HeldEvents):
     """Appends to, verifies and anchors one appliance's audit chain."""
 
     def __init__(self, key: bytes, anchor_file: Path):
@@ -146,6 +143,7 @@ class Chain:
         self._last_written: str | None = None
         self._unanchored = False
         self._anchoring = threading.Lock()
+        HeldEvents.__init__(self)
 
     def digest(self, prev_hash: str, fields: Fields) -> str:
         return hmac.new(self._key, prev_hash.encode() + _body(fields), hashlib.sha256).hexdigest()
@@ -159,9 +157,11 @@ class Chain:
         appliance.db.fast.Fast). An ORM session runs the statements itself, not on its
         connection(): the ORM-enabled UPDATE of the head flushes its pending changes
         first, as it always did, so rows are locked in the same order as before."""
-        fields = Fields(ts=round(time.time(), 6), actor=actor, protocol=protocol,
-                        address=address, action=action, path=path, outcome=outcome,
-                        detail=detail)
+        self._append(s, Fields(ts=round(time.time(), 6), actor=actor, protocol=protocol,
+                               address=address, action=action, path=path, outcome=outcome,
+                               detail=detail))
+
+    def _append(self, s: HotPath | OrmSession, fields: Fields) -> None:
         prev = self._last_written
         digest = self.digest(prev, fields) if prev is not None else None
         if digest is None or rowcount(s.execute(_ADVANCE,
@@ -211,7 +211,12 @@ class Chain:
 
     def anchor(self, db: Database) -> None:
         """Write the chain's end to the anchor file and the log if this process appended
-        since its last anchor, after checking the chain from the old anchor to it."""
+        since its last anchor, after checking the chain from the old anchor to it.
+        Held events are written first (`flush`); those that still cannot be are
+        named in the log."""
+        if self._held and not self.flush(db):
+            log.error("audit trail: %d events held in memory cannot be written yet (the "
+                      "database's disk is full)", len(self._held))
         with self._anchoring:
             if not self._unanchored:
                 return

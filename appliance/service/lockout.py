@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import Database, repo
 from strongroom.appliance.db.dml import rowcount
 from strongroom.appliance.db.models import LoginThrottle
+from strongroom.appliance.errors import NoSpace
 from strongroom.appliance.notify import outbox
 from strongroom.appliance.service.access import hot
 from strongroom.auth.throttle import Policy, State, after_failure, verdict
@@ -167,8 +168,12 @@ class Lockout:
                     raise
 
     def succeeded(self, login: str) -> None:
-        """A successful login clears the account's counter (not the address's)."""
-        self.unlock(login=login)
+        """A successful login clears the account's counter (not the address's); on a
+        database whose disk is full the counter stays, and the login goes on."""
+        try:
+            self.unlock(login=login)
+        except NoSpace:
+            pass
 
     def unlock(self, *, login: str | None = None, address: str | None = None) -> int:
         keys = ([f"login:{login.lower()[:150]}"] if login else []) + \

@@ -100,6 +100,5 @@ class Outcomes:
 
     def _audit(self, login: str, protocol: str, address: str | None, outcome: str,
                method: str) -> None:
-        with self._db.write() as db:
-            self._chain.append(db, actor=login[:64], protocol=protocol, address=address,
-                               action="login", outcome=outcome, detail=method)
+        self._chain.record(self._db, actor=login[:64], protocol=protocol, address=address,
+                           action="login", outcome=outcome, detail=method)

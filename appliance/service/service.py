@@ -353,8 +353,7 @@ class Session:
     def audit_event(self, action: str, path: str | None, outcome: str = "ok",
                     detail: str | None = None) -> None:
         """Record an event an adapter observed (a refused shell request, say)."""
-        with self.app.db.write() as db:
-            self._spine.audit(db, action, path or "", outcome=outcome, detail=detail)
+        self._spine.record(action, path or "", outcome=outcome, detail=detail)
 
     # -- WebDAV locks: taking a lock needs the write right on its root, refreshing one
     # needs to own it, releasing one needs to own it or the delete right where it is;

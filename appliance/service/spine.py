@@ -169,6 +169,10 @@ class Spine:
     def _transaction(self, action: str, t: paths.Target, write: bool, audited: bool,
                      right: str, fast: bool) -> Iterator[tuple[Db, ClientInfo]]:
         db = self.app.db
+        # An audit-only action reads; its event is recorded after it (Chain.record: held
+        # in memory while the database's disk is full, so that reads go on).
+        own_event = audited and action in AUDIT_ONLY
+        write = write and action not in AUDIT_ONLY
         opened: Callable[[], AbstractContextManager[Db]]
         if fast and not in_view(t.rel):
             opened = db.fast_write if write else db.fast_read
@@ -182,13 +186,14 @@ class Spine:
                 if client is None:
                     raise Denied("the top folder only lists clients")
                 yield (hot(s) if fast else s), client
-                if audited:
+                if audited and not own_event:
                     self.audit(s, action, t)
+            if own_event:
+                self.record(action, t)
         except (Denied, Hidden) as e:
             outcome = "hidden" if isinstance(e, Hidden) else "denied"
             try:
-                with self.app.db.write() as s:
-                    self.audit(s, action, t, outcome=outcome, detail=str(e))
+                self.record(action, t, outcome=outcome, detail=str(e))
             except Exception as failed:
                 busy = self._contended(failed, t)
                 if busy is None:
@@ -235,6 +240,14 @@ class Spine:
         """An audit event of this principal; `t` a Target or a canonical path."""
         path = t if isinstance(t, str) else t.canonical
         self.app.audit.append(db, actor=self.principal.login, protocol=self.protocol,
+                              address=self.address, action=action, path=path,
+                              outcome=outcome, detail=detail)
+
+    def record(self, action: str, t: paths.Target | str, outcome: str = "ok",
+               detail: str | None = None) -> None:
+        """As audit(), for an event that is a transaction of its own (Chain.record)."""
+        path = t if isinstance(t, str) else t.canonical
+        self.app.audit.record(self.app.db, actor=self.principal.login, protocol=self.protocol,
                               address=self.address, action=action, path=path,
                               outcome=outcome, detail=detail)
 

@@ -9,7 +9,7 @@ from strongroom.appliance.service.audit import ACTIONS
 SOURCE = Path(__file__).resolve().parents[2] / "appliance"
 # The calls that write an action, and where it stands among their positional arguments
 # (None: only as the keyword `action=`, which counts in each of them).
-TAKES_ACTION = {"append": None, "_audit": 1, "audit": 1, "transaction": 0, "audit_event": 0,
+TAKES_ACTION = {"append": None, "record": None, "_audit": 1, "audit": 1, "transaction": 0, "audit_event": 0,
                 "_refuse": 0}
 # Names that are the spine's (service/spine.py) only when called on it.
 SPINE_ONLY = {"audit", "transaction"}
