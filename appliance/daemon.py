@@ -3,7 +3,8 @@ the threads that anchor the audit trail and send notifications.
 
 Stopping closes the listeners and every connection; an upload that has not
 been closed cleanly is aborted, so no partial version ever becomes visible.
-Staging leftovers of a killed process are removed at the next start.
+Staging leftovers of a killed process are removed at the next start, with the
+blobs it published whose versions it never committed (appliance.service.admin_doctor).
 """
 import ctypes
 import logging
@@ -17,6 +18,7 @@ from strongroom.appliance import logs, metrics
 from strongroom.appliance.app import App
 from strongroom.appliance.notify.sender import Sender
 from strongroom.appliance.runlock import RunLock
+from strongroom.appliance.service import admin_doctor
 from strongroom.appliance.startup import listeners
 from strongroom.appliance.version import installed
 
@@ -34,10 +36,17 @@ def _limit_malloc_arenas(count: int = 2) -> None:
 
 def _anchor_audit(app: App, stop: threading.Event) -> None:
     """Anchor the audit chain outside the database every [audit] anchor_interval
-    (appliance.service.audit); the last anchor is written when the App closes."""
-    while not stop.wait(app.config.audit.anchor_interval):
+    (appliance.service.audit), and every second write the events held while the
+    database's disk was full; the last anchor is written when the App closes."""
+    interval = app.config.audit.anchor_interval
+    due = time.monotonic() + interval
+    while not stop.wait(min(1.0, interval)):
         try:
-            app.audit.anchor(app.db)
+            if app.audit.holding:
+                app.audit.flush(app.db)
+            if time.monotonic() >= due:
+                due = time.monotonic() + interval
+                app.audit.anchor(app.db)
         except Exception:
             log.exception("anchoring the audit trail failed")
 
@@ -65,9 +74,11 @@ def _serve(app: App, lock: RunLock) -> None:
     except BaseException:
         stop_metrics()
         raise
-    removed = app.provider.clean_staging()
+    removed = admin_doctor.clean_staging(app)
     if removed:
-        log.info("removed %d unfinished uploads left by an earlier run", len(removed))
+        log.info("removed %d staging files left by an earlier run and %d blobs it "
+                 "published without recording their versions",
+                 sum("." in n for n in removed), sum("." not in n for n in removed))
     capped = app.locks.cap()
     if capped:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)

@@ -2,13 +2,16 @@
 
 A provider stores immutable blobs (one per file version) and knows nothing of
 paths, users or the database. The service layer asks it for a writer, commits
-the writer (blob durable), then records the version in the database. Callers
+the writer (blob durable), then records the version in the database, then settles
+the writer (a blob published by a process that dies before that is deleted at the
+next clean_staging unless a version names it). Callers
 outside providers/ use only what these classes declare (tests/test_provider_interface.py
 runs the service against a provider that exposes nothing else), so another
 provider (object storage) implements exactly this.
 """
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Iterator, TypeAlias
 
 if TYPE_CHECKING:
@@ -47,7 +50,15 @@ class BlobWriter(ABC):
     @abstractmethod
     def commit(self) -> str:
         """Seal, make durable (fsync) and publish the blob; return its id.
-        Raises NoSpace when the disk is full."""
+        Raises NoSpace when the disk is full. Until `settle()` the blob is marked
+        as being published: should this process die first, the next
+        clean_staging(referenced=...) deletes it unless a version names it."""
+
+    @abstractmethod
+    def settle(self) -> None:
+        """After commit(), once the transaction recording the blob's version has
+        ended (committed; or failed, and the blob was deleted): drop the mark.
+        Safe to call more than once, and before commit (then it does nothing)."""
 
     @abstractmethod
     def abort(self) -> None:
@@ -160,7 +171,12 @@ class StorageProvider(ABC):
         those in use and leftovers of processes that died."""
 
     @abstractmethod
-    def clean_staging(self, min_age: float = 0.0) -> list[str]:
+    def clean_staging(self, min_age: float = 0.0,
+                      referenced: Callable[[list[str]], set[str]] | None = None) -> list[str]:
         """Remove the leftovers of uploads that never committed, those unchanged for
         at least `min_age` seconds; return their names. What a live process (the
-        daemon, a CLI command) is still writing is never removed."""
+        daemon, a CLI command) is still writing or publishing is never removed.
+        Blobs a dead process published but never settled are deleted unless
+        `referenced(blob ids)` returns them (a version names them), and their ids
+        are returned too; without `referenced` they are left alone. `referenced`
+        is asked only about blobs whose publisher is dead."""

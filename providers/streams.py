@@ -78,7 +78,8 @@ class ChunkedWriter(BlobWriter):
         self._holes: list[list[int]] = []     # [first, end) chunk runs, merged
         self._digest = ContentDigest(digest_key)
         self._result: str | None = None
-        self._closed = False
+        self._closed = False                  # no more writes (committed, aborted, handed on)
+        self._published = False               # committed, not yet settled
         # made here, used once the helper thread runs (a Queue costs a few microseconds)
         self._queue: queue.Queue[_Work] = queue.Queue(self.QUEUE)
         self._worker: threading.Thread | None = None
@@ -243,28 +244,46 @@ class ChunkedWriter(BlobWriter):
         self._buf = bytearray(self._chunk)
 
     def commit(self) -> str:
+        """Publish the blob as a second name of the staging file, which stays, held,
+        until `settle` (providers.local: the publishing journal)."""
         try:
             self._seal_tail()
             os.fsync(self._fd)
-            folder = os.path.dirname(self._final)
-            if folder not in _MADE_DIRS:
-                os.makedirs(folder, exist_ok=True)
-                _MADE_DIRS.add(folder)
-            # renamed while still open (and so held: providers.staging)
-            try:
-                os.rename(self._staging, self._final)
-            except FileNotFoundError:  # the folder went away (a restored backup?)
-                os.makedirs(folder, exist_ok=True)
-                os.rename(self._staging, self._final)
-            os.close(self._fd)
-            self._closed = True
-            _fsync_dir(os.path.dirname(self._final))
+            self._link()
         except (OSError, StorageError) as e:
             self.abort()
             if isinstance(e, StorageError):
                 raise
             raise write_failed("blob", e) from e
+        self._closed = self._published = True
         return self.blob_id
+
+    def _link(self) -> None:
+        folder = os.path.dirname(self._final)
+        if folder not in _MADE_DIRS:
+            os.makedirs(folder, exist_ok=True)
+            _MADE_DIRS.add(folder)
+        try:
+            os.link(self._staging, self._final)
+        except FileNotFoundError:  # the folder went away (a restored backup?)
+            os.makedirs(folder, exist_ok=True)
+            os.link(self._staging, self._final)
+        try:
+            _fsync_dir(folder)
+        except OSError:
+            os.unlink(self._final)
+            raise
+
+    def settle(self) -> None:
+        """The blob's version is recorded, or the blob deleted: drop the staging name
+        that marked it as being published, and with it this process's hold."""
+        if self._published and self._fd >= 0:
+            try:
+                os.unlink(self._staging)
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+            self._fd = -1
 
     def reopen_for_reading(self) -> "ChunkedReader":
         """Seal what was written (unpublished, not fsynced) and read it back; the
@@ -276,6 +295,11 @@ class ChunkedWriter(BlobWriter):
                              remove_on_close=True, fd=self._fd)
 
     def abort(self) -> None:
+        """Discard the upload; once committed, the same as settle() (the blob stays
+        published: its owner deletes it with delete_blob)."""
+        if self._published:
+            self.settle()
+            return
         if self._worker is not None:
             self._error = self._error or StorageError("aborted")
             self._queue.put(None)
@@ -284,6 +308,7 @@ class ChunkedWriter(BlobWriter):
         if not self._closed:
             self._closed = True
             os.close(self._fd)
+            self._fd = -1
         try:
             os.unlink(self._staging)
         except FileNotFoundError:

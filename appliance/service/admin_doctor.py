@@ -1,11 +1,47 @@
 """`doctor`, mixed into Admin: compare metadata and store (appliance.service.consistency)
 and, asked to, repair what can be repaired: stray blobs and staging leftovers are
 removed through the provider's interface, each removal audited (doctor-repair).
-A missing blob cannot be repaired here: its version must come from a backup."""
-import time
+A missing blob cannot be repaired here: its version must come from a backup.
 
+`clean_staging` is also what the daemon runs at its start: leftovers of processes
+that died go, and so does every blob such a process published but whose version it
+never committed (the provider's publishing journal, providers/local.py): whether a
+version names it is asked only once its publisher is dead, and on PostgreSQL only
+after the transactions still writing versions (a dead client's COMMIT the server
+is finishing) have ended, so a blob a committed version names is never deleted.
+"""
+import time
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, text
+
+from strongroom.appliance.db.models import Version
 from strongroom.appliance.service import consistency
 from strongroom.appliance.service.admin_base import AdminBase
+
+if TYPE_CHECKING:
+    from strongroom.appliance.app import App
+
+_IN_BATCH = 500
+
+
+def clean_staging(app: "App", min_age: float = 0.0) -> list[str]:
+    """Remove staging leftovers and the blobs dead processes published without a
+    version (unchanged for `min_age` seconds); return what was removed."""
+    return app.provider.clean_staging(min_age, referenced=lambda ids: referenced(app, ids))
+
+
+def referenced(app: "App", blob_ids: list[str]) -> set[str]:
+    """Those of `blob_ids` a version row names. On PostgreSQL a SHARE lock on the
+    versions table first waits for every transaction that wrote to it."""
+    found: set[str] = set()
+    with app.db.write() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.execute(text(f"LOCK TABLE {Version.__tablename__} IN SHARE MODE"))
+        for i in range(0, len(blob_ids), _IN_BATCH):
+            found.update(s.scalars(select(Version.blob_id)
+                                   .where(Version.blob_id.in_(blob_ids[i:i + _IN_BATCH]))))
+    return found
 
 
 class DoctorMixin(AdminBase):
@@ -13,13 +49,15 @@ class DoctorMixin(AdminBase):
         """The consistency report; with `repair`, stray blobs and staging leftovers
         unchanged for `min_age` seconds are removed first (a younger stray blob may
         belong to an upload committing now), and `removed` names them. Staging files
-        a live process holds are never removed (providers.staging)."""
-        report = consistency.check(self.app)
+        a live process holds are never removed (providers.staging); blobs a dead
+        process published without a version count as staging leftovers."""
         if repair:
-            report["removed"] = (self._remove_stray(report["stray_blobs"], min_age)
-                                 + self._remove_staging(min_age))
+            removed = self._remove_staging(min_age)
+            report = consistency.check(self.app)
+            report["removed"] = removed + self._remove_stray(report["stray_blobs"], min_age)
             report["ok"] = consistency.is_ok(report)
-        return report
+            return report
+        return consistency.check(self.app)
 
     def _remove_stray(self, blob_ids: list[str], min_age: float) -> list[str]:
         provider, cutoff = self.app.provider, time.time() - min_age
@@ -35,9 +73,12 @@ class DoctorMixin(AdminBase):
         return removed
 
     def _remove_staging(self, min_age: float) -> list[str]:
-        removed = self.app.provider.clean_staging(min_age)
+        """Staging leftovers and blobs of dead publishers without a version, unchanged
+        for `min_age` seconds (clean_staging), each removal audited."""
+        removed = clean_staging(self.app, min_age)
         if removed:
             with self.app.db.write() as s:
                 for name in removed:
-                    self._audit(s, "doctor-repair", None, f"removed staging leftover {name}")
+                    what = "staging leftover" if "." in name else "unrecorded blob"
+                    self._audit(s, "doctor-repair", None, f"removed {what} {name}")
         return removed

@@ -320,6 +320,8 @@ class Upload:
         except BaseException:
             self._provider.delete_blob(self._writer.blob_id)
             raise
+        finally:
+            self._writer.settle()   # only now: a crash before leaves it to clean_staging
         if self._metrics is not None:
             self._metrics.uploads.labels(self._protocol).observe(
                 time.monotonic() - self._started)

@@ -31,7 +31,9 @@ def write_blob(store, key, data: bytes, block: int = 10_000) -> str:
     writer = store.create_blob(key, DIGEST_KEY)
     for i in range(0, len(data), block):
         writer.write(data[i:i + block])
-    return writer.commit()
+    blob_id = writer.commit()
+    writer.settle()
+    return blob_id
 
 
 def read_all(store, blob_id, key, size) -> bytes:
