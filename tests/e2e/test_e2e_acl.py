@@ -23,6 +23,7 @@ import paramiko
 import pytest
 
 from strongroom.appliance.errors import NotFound
+from tests.support import postgres
 from tests.support.daemon import HOST, Daemon, User, running_daemon
 from tests.support.portal import PortalClient
 
@@ -125,9 +126,15 @@ FIRST_VERSION = {}     # protocol -> the name of /inbox/a.txt's first version in
 TRASHED = {}           # protocol -> {"t": item in /@trash/inbox, "tp": in /@trash/private}
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    yield from running_daemon(tmp_path_factory, "e2e-acl", setup=_setup)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def daemon(request, tmp_path_factory):
+    """The parity table runs against the daemon on SQLite and on PostgreSQL (issue 18)."""
+    if request.param == "sqlite":
+        yield from running_daemon(tmp_path_factory, "e2e-acl", setup=_setup)
+        return
+    with postgres.fresh_database() as url:
+        yield from running_daemon(tmp_path_factory, "e2e-acl-pg", setup=_setup,
+                                  database_url=url)
 
 
 def _setup(d: Daemon) -> None:
