@@ -11,6 +11,7 @@ keep-alive works as before. Anything else (chunked bodies, another server)
 keeps its own input.
 """
 import socket
+import ssl
 from typing import Protocol
 from wsgiref.types import WSGIEnvironment
 
@@ -54,17 +55,34 @@ class SocketBody:
         buf = bytearray(size)
         view = memoryview(buf)
         pos = self._take_buffered(view)
-        while pos < size:
-            n = self._sock.recv_into(view[pos:])
-            if not n:
-                break
-            pos += n
-        view.release()
-        self._known.remaining -= pos
-        self._stream.bytes_read += pos
+        try:
+            pos = self._receive(view, pos)
+        finally:
+            # What was taken is counted even if a read failed: cheroot reads what is
+            # left for keep-alive, and would wait for bytes already taken (the thread
+            # held for the whole timeout, the answer never sent).
+            view.release()
+            self._known.remaining -= pos
+            self._stream.bytes_read += pos
         if pos < size:
             del buf[pos:]
         return buf
+
+    def _receive(self, view: memoryview, pos: int) -> int:
+        """Fill view[pos:] from the socket; the new position. On a non-blocking
+        socket (wsgidav discarding a refused body) it stops where what has arrived
+        ends, as a non-blocking read does."""
+        while pos < len(view):
+            try:
+                n = self._sock.recv_into(view[pos:])
+            except (BlockingIOError, ssl.SSLWantReadError):
+                if pos:
+                    return pos
+                raise
+            if not n:
+                break
+            pos += n
+        return pos
 
     def _take_buffered(self, view: memoryview) -> int:
         """Copy what cheroot's reader holds already (the start of the body)."""

@@ -36,7 +36,7 @@ from cheroot import errors as cheroot_errors
 from cheroot import wsgi
 from cheroot.connections import ConnectionManager
 from cheroot.makefile import MakeFile
-from cheroot.server import HTTPConnection, HTTPRequest
+from cheroot.server import HTTPConnection, HTTPRequest, KnownLengthRFile
 from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from strongroom.appliance.connlimits import AcceptBackoff, QuietLog
@@ -115,7 +115,10 @@ def close_after_response(linger: bool = True) -> None:
     request = _serving.request
     if request is not None:
         request.close_connection = True
-        request.conn.linger = linger
+        # Not cheroot's own `linger`: that one leaves the socket open until it is
+        # garbage-collected, and a client still sending, or reading to the end, hung.
+        request.conn.drain_body = getattr(request, "rfile", None) if linger else None
+        request.conn.drain = linger
 
 
 class _Request(HTTPRequest):
@@ -149,6 +152,10 @@ class _Connection(HTTPConnection):
         # the metrics gauge it counts in once logged in
         self.active: Gauge | None = None
         self._handshaken = not isinstance(sock, ssl.SSLSocket)
+        # close_after_response: read what the client still sends before closing
+        # (`drain_body`: the request's body reader, if it is to be read to its end)
+        self.drain = False
+        self.drain_body: object = None
 
     def communicate(self) -> bool:
         _serving.conn = self
@@ -208,19 +215,37 @@ class _Connection(HTTPConnection):
         active, self.active = self.active, None
         if active is not None:
             active.dec()
-        if getattr(self, "linger", False):
+        if self.drain:
             self._drain()
         super().close()
 
     def _drain(self) -> None:
         """Read and drop what the client still sends, for a bounded time: closing a
         socket with unread data resets the connection, and a client still sending a
-        body it was refused would lose the answer to it."""
+        body it was refused would lose the answer to it. A body of known length is
+        read to its end and no further (then the connection closes at once)."""
         deadline, left = time.monotonic() + LINGER_SECONDS, LINGER_BYTES
+        body, self.drain_body = self.drain_body, None
+        if isinstance(body, KnownLengthRFile):
+            self._drain_known(body, deadline, min(left, body.remaining))
+            return
         while left > 0 and deadline > time.monotonic():
             try:
                 self.socket.settimeout(deadline - time.monotonic())
                 data = self.socket.recv(min(65536, left))
+            except (OSError, ValueError):
+                return
+            if not data:
+                return
+            left -= len(data)
+
+    def _drain_known(self, body: KnownLengthRFile, deadline: float, left: int) -> None:
+        """Read `left` bytes of the body through cheroot's reader (it holds the start
+        of what follows the headers), by `deadline`."""
+        while left > 0 and deadline > time.monotonic():
+            try:
+                self.socket.settimeout(deadline - time.monotonic())
+                data = body.read(min(65536, left))
             except (OSError, ValueError):
                 return
             if not data:

@@ -54,3 +54,31 @@ def test_a_body_cut_short_ends_early_and_small_bodies_keep_their_input():
     use_socket_body(small)
     assert isinstance(small["wsgi.input"], KnownLengthRFile)
     sock.close()
+
+
+def test_a_read_that_would_block_counts_what_it_took():
+    """wsgidav's read_and_discard_input reads a refused request's body with the
+    socket non-blocking: the read stops where the data that has arrived ends, and
+    cheroot's count of what is left covers exactly the bytes still to come, so
+    whoever reads the rest (cheroot, for keep-alive) waits for no byte already taken.
+    (Counted only on success, it hung a refused PUT's thread for the 300 s timeout.)"""
+    from wsgidav.util import read_and_discard_input
+    body, first = os.urandom(4 * MIN_LENGTH), 60_000   # arrived: less than a socket holds
+    ours, peer = socket.socketpair()
+    peer.sendall(b"PUT /f HTTP/1.1\r\n\r\n" + body[:first])
+    stream = StreamReader(ours, "rb", 8192)
+    assert stream.readline() == b"PUT /f HTTP/1.1\r\n" and stream.readline() == b"\r\n"
+    known = KnownLengthRFile(stream, len(body))
+    environ = {"wsgi.input": known, "CONTENT_LENGTH": str(len(body))}
+    use_socket_body(environ)
+    read_and_discard_input(environ)
+    assert known.remaining == len(body) - first
+    assert ours.gettimeout() is None          # left as it was
+    rest = body[first:]
+    sender = threading.Thread(target=lambda: (peer.sendall(rest + b"GET /next"), peer.close()))
+    sender.start()
+    ours.settimeout(10)
+    assert bytes(known.read(known.remaining)) == rest
+    assert stream.read(9) == b"GET /next"
+    sender.join()
+    ours.close()
