@@ -1,8 +1,7 @@
 """Fault scenarios, one daemon per database for all of them (provisioning costs more than a
 scenario): writers racing writers, renames and readers over WebDAV and SFTP at once; a
 large download while its file is deleted, overwritten or renamed; the CLI changing
-things during traffic; kill -9 at random moments; a soak of small files."""
-import random
+things during traffic; a soak of small files. kill -9 is test_faults_kill9.py."""
 import threading
 import time
 
@@ -247,56 +246,4 @@ def test_a_soak_of_small_files_leaves_descriptors_and_memory_where_they_were(dae
     healthy(daemon)
 
 
-def test_kill_9_at_random_moments_loses_no_acknowledged_upload(daemon):
-    """Uploads over WebDAV and SFTP; the daemon is killed with SIGKILL at a random
-    moment, ten times, and restarted: every upload it acknowledged reads back, and
-    `doctor` finds no stray blob, no missing blob, no staging leftover."""
-    alice = daemon.users["alice"]
-    ledger = Ledger()
-    for round_ in range(10):
-        stop = threading.Event()
-
-        def dav_uploads():
-            d = Dav(daemon, alice)
-            for i in range(1000):
-                if stop.is_set():
-                    return
-                data = payload(200_000, f"k{round_}.{i}")
-                try:
-                    if d.put(f"/kill/d{round_}-{i}.bin", data) in (201, 204):
-                        ledger.ack(f"/kill/d{round_}-{i}.bin", data)
-                except requests.RequestException:
-                    return
-
-        def sftp_uploads():
-            try:
-                client = Sftp(daemon, alice)
-            except Exception:
-                return
-            try:
-                for i in range(1000):
-                    if stop.is_set():
-                        return
-                    data = payload(200_000, f"s{round_}.{i}")
-                    client.put(f"/kill/s{round_}-{i}.bin", data)
-                    ledger.ack(f"/kill/s{round_}-{i}.bin", data)
-            except Exception:
-                return
-            finally:
-                client.close()
-
-        if round_ == 0:
-            Dav(daemon, alice).mkcol("/kill")
-        threads = [threading.Thread(target=f, daemon=True) for f in (dav_uploads, sftp_uploads)]
-        for t in threads:
-            t.start()
-        time.sleep(random.uniform(0.2, 1.0))
-        daemon.kill()
-        stop.set()
-        for t in threads:
-            t.join(35)
-        assert not any(t.is_alive() for t in threads), "a client hung after the kill"
-        daemon.start()
-    assert sum(len(v) for v in ledger.acked.values()) > 10
-    check_acknowledged(Dav(daemon, alice), ledger)
-    healthy(daemon)
+# kill -9 at random moments, ten times: tests/faults/test_faults_kill9.py
