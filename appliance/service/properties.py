@@ -5,11 +5,14 @@ The Session's operations on them go through its spine: the same path
 confinement and permission decisions apply.
 """
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import Node
 
 from strongroom.appliance.db.models import DeadProperty
 from strongroom.appliance.service import history, paths, trash
+from strongroom.appliance.errors import NotFound
+from strongroom.appliance.service.access import ClientInfo
 from strongroom.appliance.service.spine import Spine
 
 
@@ -37,6 +40,38 @@ class DeadProperties:
                 spine.policy.require_readable_file(db, client, t.rel, node, spine.view_path(t))
             rows = db.scalars(select(DeadProperty).where(DeadProperty.node_id == node.id))
             return {p.name: p.value for p in rows}
+
+    def of_members(self, folder: paths.RawPath) -> dict[str, dict[str, str]]:
+        """See Session.dead_properties_of_members."""
+        spine = self._spine
+        t = spine.target(folder)
+        if t.is_view_root or t.rel[:1] in ((history.VIEW,), (trash.VIEW,)):
+            return {}
+        with spine.transaction("props", t, write=False, audited=False,
+                               right="list") as (db, client):
+            node = spine.node(db, client, t)
+            if not node.is_dir:
+                return {}
+            rows = db.execute(select(Node, DeadProperty).join(
+                DeadProperty, DeadProperty.node_id == Node.id).where(
+                Node.parent_id == node.id, Node.deleted_at.is_(None)))
+            found: dict[str, dict[str, str]] = {}
+            members: dict[str, Node] = {}
+            for member, prop in rows:
+                found.setdefault(member.name, {})[prop.name] = prop.value
+                members[member.name] = member
+            # a file the principal may not read keeps its properties to itself: left
+            # out here, so the caller asks for it alone and meets the same refusal
+            return {name: props for name, props in found.items()
+                    if self._readable(db, client, t.rel + (name,), members[name])}
+
+    def _readable(self, db: OrmSession, client: ClientInfo, rel: tuple[str, ...],
+                  node: Node) -> bool:
+        try:
+            self._spine.policy.require_readable_file(db, client, rel, node, "")
+        except NotFound:
+            return False
+        return True
 
     def set(self, path: paths.RawPath, name: str, value: str | None) -> None:
         """See Session.set_dead_property."""

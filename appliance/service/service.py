@@ -384,6 +384,12 @@ class Session:
     def dead_properties(self, path: RawPath) -> dict[str, str]:
         return self._props.get(path)
 
+    def dead_properties_of_members(self, folder: RawPath) -> dict[str, dict[str, str]]:
+        """The dead properties of every member of `folder` that has some and that the
+        principal may read, by name, in one query (a Depth-1 PROPFIND asks for each
+        member's); members left out may have none or may be refused: ask for them alone."""
+        return self._props.of_members(folder)
+
     def set_dead_property(self, path: RawPath, name: str, value: str | None) -> None:
         """Set `name` to `value`, or remove it when value is None."""
         self._props.set(path, name, value)

@@ -17,6 +17,30 @@ def _session(environ: WSGIEnvironment | None) -> "Session":
     return session
 
 
+def _members_of_listing(path: str, environ: WSGIEnvironment | None) -> \
+        dict[str, dict[str, str]] | None:
+    """In a Depth-1 PROPFIND, the dead properties of the listed folder's members (one
+    query for all, remembered for the request); None for any other request or path."""
+    if environ is None or environ.get("REQUEST_METHOD") != "PROPFIND" or \
+            environ.get("HTTP_DEPTH") != "1":
+        return None
+    folder = unquote(environ.get("PATH_INFO", "")).rstrip("/")
+    if path.rstrip("/").rsplit("/", 1)[0] != folder or path.rstrip("/") == folder:
+        return None
+    # the read-only views keep their own rules (a deleted item keeps its properties),
+    # and staff's top level lists trees: those members are asked for one by one
+    if "/@versions" in folder or "/@trash" in folder or \
+            (not folder and _session(environ).principal.sees_all_clients):
+        return None
+    memo: dict[str, dict[str, dict[str, str]]] = environ.setdefault("strongroom.props", {})
+    if folder not in memo:
+        try:
+            memo[folder] = _session(environ).dead_properties_of_members(folder or "/")
+        except NotFound:
+            memo[folder] = {}
+    return memo[folder]
+
+
 @boundary(lambda manager, url=None, *_: url)
 class PropertyManager:
     def __repr__(self) -> str:
@@ -31,8 +55,14 @@ class PropertyManager:
         return self._all(norm_url, environ).get(name)
 
     def _all(self, norm_url: str, environ: WSGIEnvironment | None) -> dict[str, str]:
+        path = unquote(norm_url)
+        members = _members_of_listing(path, environ)
+        if members is not None:
+            # one left out has none, or is a file the principal may not read: asked
+            # for alone, that one is refused as NotFound, which also answers {}
+            return members.get(path.rstrip("/").rsplit("/", 1)[-1], {})
         try:
-            return _session(environ).dead_properties(unquote(norm_url))
+            return _session(environ).dead_properties(path)
         except NotFound:
             return {}
 

@@ -65,12 +65,21 @@ class _Common:
         return self.name
 
     def get_used_bytes(self) -> int:
-        used: int = self.session.usage(self.path)[0]
-        return used
+        return self._usage()[0]
 
     def get_available_bytes(self) -> int | None:
-        used, quota = self.session.usage(self.path)
+        used, quota = self._usage()
         return None if quota is None else max(0, quota - used)
+
+    def _usage(self) -> tuple[int, int | None]:
+        """The tree's (used, quota), read once per request and top-level name: a Depth-1
+        PROPFIND asks it of every member, and they are all in the same tree."""
+        memo: dict[str, tuple[int, int | None]] = self.environ.setdefault(
+            "strongroom.usage", {})
+        top = self.path.strip("/").split("/", 1)[0]
+        if top not in memo:
+            memo[top] = self.session.usage(self.path)
+        return memo[top]
 
     def support_recursive_move(self, dest_path: str) -> bool:
         return True
