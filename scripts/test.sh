@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the tests need, type-check (mypy --strict, [tool.mypy] in pyproject.toml:
 # an error fails here), start a local PostgreSQL for the service level, and run the whole
-# suite: on STRONGROOM_TEST_WORKERS processes (default 3, pytest-xdist: end-to-end tests
-# wait on clients and daemons more than they compute, so a third process shortens the run
+# suite: on STRONGROOM_TEST_WORKERS processes (default 4, pytest-xdist: end-to-end tests
+# wait on clients and daemons more than they compute, so more processes than cores shorten the run
 # on 2 cores; a module's tests stay together, sharing its daemon). Arguments go to pytest: `scripts/test.sh -m "not e2e"`
 # runs the fast levels (tests/unit, tests/service). Exit status is mypy's if it found
 # errors, else pytest's (5, no tests, is a failure).
@@ -27,7 +27,7 @@ if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&
 fi
 set +e
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-3}" --dist loadfile "$@"
+.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-4}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi

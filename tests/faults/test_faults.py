@@ -11,7 +11,7 @@ from tests.support.faults import (TIMEOUT, Dav, Ledger, Sftp, check_acknowledged
                                   no_errors_logged, payload, process_usage, sha,
                                   versions_json)
 
-ROUNDS = 8
+ROUNDS = 6
 
 
 def run_threads(*targets, timeout: float = 120) -> list[BaseException]:
