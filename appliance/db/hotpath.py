@@ -82,6 +82,7 @@ class VersionRow(NamedTuple):
     created_at: float
     author: str | None
     holes: str | None
+    pinned: bool
 
 
 def _check_fields() -> None:
@@ -116,7 +117,7 @@ def version_row(values: Sequence[Any]) -> VersionRow | None:
     if values[0] is None:
         return None
     row = VersionRow(*values)
-    return row._replace(wrapped_key=bytes(row.wrapped_key))
+    return row._replace(wrapped_key=bytes(row.wrapped_key), pinned=bool(row.pinned))
 
 
 if TYPE_CHECKING:

@@ -35,6 +35,9 @@ class Client(Base):
     display_name: Mapped[str | None] = mapped_column(String(200))
     # A disabled client's users cannot log in (session.login); staff still see its tree.
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # NULL: the [retention] defaults; else a JSON object of the options this client
+    # overrides (migration 0009).
+    retention: Mapped[str | None] = mapped_column(Text)
     # Clients and libraries share one namespace, unique without regard to case.
     __table_args__ = (Index("uq_clients_name_ci", func.lower(name), unique=True),)
 
@@ -174,6 +177,8 @@ class Version(Base):
     author: Mapped[str | None] = mapped_column(String(64))
     # The provider's hole list (chunks never written, read as zeros); NULL: none.
     holes: Mapped[str | None] = mapped_column(Text)
+    # Never removed by retention, trash expiry or the history budget (migration 0009).
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     __table_args__ = (
         # Finds the digests left to convert without reading the table: once all are,
         # it is empty.
@@ -204,6 +209,15 @@ class DeadProperty(Base):
     name: Mapped[str] = mapped_column(Text)
     value: Mapped[str] = mapped_column(Text)
     __table_args__ = (Index("uq_dav_properties", "node_id", "name", unique=True),)
+
+
+class MaintenanceLease(Base):
+    """One row per periodic job: the process running it and until when. A process
+    takes the job only where the row's time has passed (appliance.service.maintenance)."""
+    __tablename__ = "maintenance_leases"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Float)
 
 
 class AuditEvent(Base):

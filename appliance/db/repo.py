@@ -266,9 +266,18 @@ def add_file(s: HotPath, client_id: int, parent_id: int, name: str, now: float) 
 
 def add_version(s: HotPath, version: Version) -> int:
     """Insert the row of a transient `version`; return its id (also set on it)."""
-    fields = {c.key: getattr(version, c.key) for c in _VERSIONS.c if c.key != "id"}
+    fields = {c.key: _value(version, c) for c in _VERSIONS.c if c.key != "id"}
     version.id = s.execute(_ADD_VERSION, fields).scalar_one()
     return version.id
+
+
+def _value(version: Version, column: Any) -> Any:
+    """The attribute, or the column's scalar default where a transient row left it
+    unset (the ORM applies defaults only when it flushes)."""
+    value = getattr(version, column.key)
+    if value is None and column.default is not None and column.default.is_scalar:
+        return column.default.arg
+    return value
 
 
 _SET_MTIME = (_VERSIONS.update()
