@@ -9,8 +9,10 @@ from strongroom.appliance.service.admin_doctor import DoctorMixin
 from strongroom.appliance.service.admin_libraries import LibrariesMixin
 from strongroom.appliance.service.admin_notify import NotifyMixin
 from strongroom.appliance.service.admin_users import UsersMixin
+from strongroom.appliance.service.admin_verify import VerifyMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin
 from strongroom.appliance.service.credentials import CredentialsMixin
+from strongroom.appliance.service.export import ExportMixin
 from strongroom.appliance.service.grants import GrantsMixin
 from strongroom.appliance.service.principal import Principal
 from strongroom.appliance.service.service import Session
@@ -18,7 +20,8 @@ from strongroom.appliance.service.trees import TreesMixin
 
 
 class Admin(UsersMixin, LibrariesMixin, ClientsMixin, CredentialsMixin, GrantsMixin,
-            AdminLocksMixin, TreesMixin, DoctorMixin, NotifyMixin):
+            AdminLocksMixin, TreesMixin, DoctorMixin, NotifyMixin,
+            VerifyMixin, ExportMixin):
     """The mixins stand on AdminBase (the App, the actor, _audit, _user, _client_row);
     LibrariesMixin extends ClientsMixin (a library is made as a client is), GrantsMixin
     extends TreesMixin."""
