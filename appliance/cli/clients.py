@@ -1,4 +1,5 @@
 """`strongroom client ...`"""
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -135,3 +136,45 @@ def list_(data_dir: Path, as_json: bool) -> None:
          [f"{r['name']:24} {human_size(r['used_bytes']):>12} {human_size(r['quota_bytes']):>12}"
           f"  {r['display_name'] or ''}{' [disabled]' if r['disabled'] else ''}".rstrip()
           for r in rs])
+
+
+@client.command("remove", epilog="Examples: strongroom client remove old-client\n\n"
+                                 "strongroom client remove acme --shred --yes --json")
+@click.argument("name")
+@click.option("--shred", is_flag=True,
+              help="Also when it has files: destroy its key, so that none of its data can "
+                   "be decrypted any more (backups made earlier keep it until they expire), "
+                   "and delete its files, versions and trash.")
+@click.option("--yes", is_flag=True,
+              help="Do not ask: needed with --shred when not on a terminal.")
+@data_dir_option
+@json_option
+def remove(name: str, shred: bool, yes: bool, data_dir: Path, as_json: bool) -> None:
+    """Remove client NAME with its users, their keys, passwords and sessions, its grants
+    and its library memberships. Refused while it has files (live, in the trash or as
+    versions) unless --shred. The audit trail stays, with one event naming the client
+    and what was removed (counts only). A library: 'strongroom library remove'."""
+    admin = open_app(data_dir).admin()
+    if shred and not yes:
+        _confirm_shred(admin.client_holdings(name))
+    out = admin.remove_client(name, shred=shred)
+    emit(out, as_json, lambda d: [
+        f"client {name} removed: {d['files']} files, {d['versions']} versions "
+        f"({human_size(d['bytes'])}), {d['users']} users"
+        + ("; its key is destroyed" if d["shredded"] else "")])
+
+
+def _confirm_shred(held: Json) -> None:
+    """On a terminal, the admin types the client's name; elsewhere --yes is needed."""
+    name = held["name"]
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise BadRequest(f"--shred destroys {name}'s data for good: add --yes to confirm "
+                         "(or run it on a terminal and type the client's name)")
+    click.echo(f"This destroys client {name} for good: {held['files']} files, "
+               f"{held['versions']} versions ({human_size(held['bytes'])}), "
+               f"{held['users']} users. Its data cannot be decrypted afterwards.", err=True)
+    typed = click.prompt("Type the client's name to confirm", default="", show_default=False,
+                         err=True)
+    if typed.strip() != name:
+        raise BadRequest(f"not confirmed ({typed.strip()!r} is not {name!r}): nothing was "
+                         "removed")

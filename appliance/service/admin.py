@@ -1,5 +1,6 @@
 """Provisioning, used by the CLI: the Admin object, made of one mixin per subject
-(clients, users, libraries, credentials, grants, locks, the doctor, notifications).
+(clients, users, libraries, credentials, grants, locks, the doctor, notifications,
+removing a client).
 Every change is audited through Admin._audit."""
 from strongroom.appliance.errors import BadRequest, Conflict, NotFound
 from strongroom.appliance.service import audit, paths, renames
@@ -8,6 +9,7 @@ from strongroom.appliance.service.admin_clients import ClientsMixin
 from strongroom.appliance.service.admin_doctor import DoctorMixin
 from strongroom.appliance.service.admin_libraries import LibrariesMixin
 from strongroom.appliance.service.admin_notify import NotifyMixin
+from strongroom.appliance.service.admin_remove import RemoveMixin
 from strongroom.appliance.service.admin_users import UsersMixin
 from strongroom.appliance.service.admin_verify import VerifyMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin

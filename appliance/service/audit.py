@@ -68,6 +68,8 @@ ACTIONS = (
     "user-totp-reset", "user-disable", "user-enable", "user-unlock", "app-password-create",
     "app-password-revoke", "key-add", "key-remove", "acl-grant", "acl-revoke", "acl-drop",
     "lock-clear", "doctor-repair",
+    # offboarding a client (service.admin_remove)
+    "client-remove",
     # a client's tree exported (service.export)
     "client-export",
     # notifications: a test email sent by the admin, how often a user hears of changes
