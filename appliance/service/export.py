@@ -99,7 +99,7 @@ class ExportMixin(AdminBase):
             for item in items:
                 if item.blob is None:
                     tar.addfile(_info(item.member, item.mtime, None))
-                    counts["folders"] += 1
+                    counts["folders"] += item.path.count("/") > 1   # not the tree's own
                     continue
                 sha = self._add_file(tar, client_key, item, meter)
                 if sha is None:
@@ -141,8 +141,9 @@ class ExportMixin(AdminBase):
 def _listing(s: OrmSession, client_id: int, name: str, versions: bool) -> Iterator[Item]:
     """Folders and current files, breadth first; then, with `versions`, every version
     of every current file (the @versions view's names)."""
-    folders = [(repo.root_node(s, client_id), "")]
-    files: list[tuple[Node, str]] = []
+    root = repo.root_node(s, client_id)
+    yield Item(f"{name}/", f"/{name}", root.modified_at, None)   # there even when empty
+    folders, files = [(root, "")], list[tuple[Node, str]]()
     while folders:
         folder, rel = folders.pop(0)
         for node, version in repo.children_with_versions(s, folder.id):
@@ -238,7 +239,7 @@ def _to_file(to: Path, write: Callable[[IO[bytes]], Json]) -> Json:
         raise Conflict(f"{partial} exists: another export to {to} may be running "
                        "(if not, remove it)") from None
     except OSError as e:
-        raise BadRequest(f"cannot write {partial}: {e.strerror}") from None  # nothing made
+        raise BadRequest(f"cannot write {to}: {e.strerror}") from None   # nothing was made
     try:
         with os.fdopen(fd, "wb") as out:
             summary: Json = write(out)

@@ -44,7 +44,7 @@ def members(path):
 def test_the_current_tree_decrypted_with_a_manifest(app, acme, out):
     summary = app.admin().export_client("acme", out / "acme.tar")
     got = members(out / "acme.tar")
-    assert set(got) == {"acme/docs", "acme/empty", "acme/docs/report.pdf", "acme/top.txt",
+    assert set(got) == {"acme", "acme/docs", "acme/empty", "acme/docs/report.pdf", "acme/top.txt",
                         "acme/manifest.json", "manifest.json"}       # no trash, no versions
     assert got["acme/docs/report.pdf"][1] == b"second version"
     assert got["acme/empty"][0].isdir()
