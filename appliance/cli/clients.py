@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from strongroom.appliance.cli.client_export import export
 from strongroom.appliance.cli.options import (F, Json, data_dir_option, emit, human_size,
                                               json_option, open_app)
 from strongroom.appliance.errors import BadRequest
@@ -46,6 +47,9 @@ def _quota_text(quota: int | None) -> str:
 @click.group()
 def client() -> None:
     """Clients: the organisations whose private trees Strongroom keeps."""
+
+
+client.add_command(export)
 
 
 @client.command("add", epilog="Examples: strongroom client add acme --quota 10GiB\n\n"
