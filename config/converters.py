@@ -296,6 +296,63 @@ def _is_web_url(value: str) -> bool:
         not any(ch.isspace() or not ch.isprintable() for ch in value)
 
 
+def optional(convert: Callable[[object], "Value"]) -> Callable[[object], "Value"]:
+    """`convert`, or None (no limit) for the word 'none'."""
+    def converted(value: object) -> Value:
+        if isinstance(value, str) and value.strip().lower() == "none":
+            return None
+        return convert(value)
+    return converted
+
+
+def period(value: object) -> float:
+    """A retention period in seconds, above zero: a number of seconds (the config
+    file's other durations read numbers so too) or a string naming its unit ('2d',
+    '12h', '1.5w'); a string without a unit is refused: '7' for keep_all reads as days
+    to some and seconds to others."""
+    if isinstance(value, str):
+        return duration_with_unit(value)
+    return positive_duration(value)
+
+
+def days_or_period(value: object) -> float:
+    """Seconds, from a number of days (30 or '30', the way trash_days is told) or a
+    period with its unit ('30d', '12h'); above zero."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(?:\.\d+)?\s*", value):
+        value = float(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value) * 86400
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"expected a number of days above zero, got {value!r}")
+        return seconds
+    try:
+        return period(value)
+    except ValueError:
+        raise ValueError(f"expected a number of days (30) or a duration with a unit "
+                         f"('30d', '12h'), above zero; got {value!r}") from None
+
+
+def count(value: object) -> int:
+    """A whole number above zero, also as text ('20', as the command line gives it)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        value = int(value)
+    return positive_int(value)
+
+
+def budget(value: object) -> int:
+    """Bytes above zero: a number of bytes, or a size naming its unit ('5GiB', '500MB');
+    a bare number in a string, or '10G', is refused (see `size_with_unit`)."""
+    if isinstance(value, str):
+        number = size_with_unit(value)
+    elif isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected a size such as '5GiB', got {value!r}")
+    else:
+        number = value
+    if not 0 < number <= MAX_SIZE:
+        raise ValueError(f"expected a size above zero, got {value!r}")
+    return number
+
+
 # What a converter returns: the type of a loaded option's value (config.sections names
-# each option's).
-Value: TypeAlias = str | int | float | bool | Amount | tuple[str, ...]
+# each option's). None: an option set to 'none' (no limit).
+Value: TypeAlias = str | int | float | bool | Amount | tuple[str, ...] | None

@@ -73,6 +73,10 @@ class Config:
         return sections.Audit(self._values["audit"])
 
     @property
+    def retention(self) -> sections.Retention:
+        return sections.Retention(self._values["retention"])
+
+    @property
     def log(self) -> sections.Log:
         return sections.Log(self._values["log"])
 

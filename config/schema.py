@@ -174,6 +174,31 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "anchor_interval": Option("1m", conv.positive_duration,
                                   "How often the daemon anchors the audit chain when it grew."),
     },
+    "retention": {
+        "keep_all": Option("2d", conv.period,
+                           "Every version of a file younger than this is kept; older ones "
+                           "are thinned: one per hour for a day after that, one per day up "
+                           "to 30 days, then one per week."),
+        "max_age": Option("none", conv.optional(conv.period),
+                          "Versions older than this are removed (none: the weekly ones are "
+                          "kept forever). The two newest versions of a file and pinned "
+                          "ones are always kept."),
+        "max_versions": Option("none", conv.optional(conv.count),
+                               "The most versions kept of one file (none: no limit); the "
+                               "oldest go first."),
+        "trash_days": Option(30, conv.days_or_period,
+                             "Deleted files and folders are kept in the trash this long "
+                             "(days, or a duration such as '12h'), then purged with their "
+                             "versions."),
+        "history_quota": Option("none", conv.optional(conv.budget),
+                                "The most bytes a client's old versions and trash may take "
+                                "together (e.g. '5GiB'; none: no budget); beyond it the "
+                                "oldest unpinned go first. Current files count against the "
+                                "client's quota, not this."),
+        "interval": Option("15m", conv.period,
+                           "How often the daemon runs retention, trash expiry and the "
+                           "removal of unreferenced blobs."),
+    },
     "log": {
         "level": Option("info", conv.log_level, "One of debug, info, warning, error."),
         "format": Option("text", conv.choice("text", "json"),

@@ -101,6 +101,15 @@ class Audit(Section):
     anchor_interval: float
 
 
+class Retention(Section):
+    keep_all: float
+    max_age: float | None
+    max_versions: int | None
+    trash_days: float
+    history_quota: int | None
+    interval: float
+
+
 class Log(Section):
     level: str
     format: str
@@ -113,7 +122,8 @@ class Metrics(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "server": Server, "tls": Tls, "ssh": Ssh, "database": Database, "storage": Storage,
-    "webdav": Webdav, "web": Web, "mail": Mail, "notify": Notify, "auth": Auth, "audit": Audit, "log": Log, "metrics": Metrics}
+    "webdav": Webdav, "web": Web, "mail": Mail, "notify": Notify, "auth": Auth, "audit": Audit,
+    "retention": Retention, "log": Log, "metrics": Metrics}
 
 _drift = [name for name, cls in SECTIONS.items()
           if name not in SCHEMA or set(cls.__annotations__) != set(SCHEMA[name])]

@@ -15,7 +15,7 @@ from strongroom.config import SCHEMA
 # What `strongroom init` of commit d1b9147 wrote: every option set to its default.
 OLD_CONFIG = Path(__file__).parent / "data" / "strongroom-d1b9147.toml"
 ADDED_SINCE = {("storage", "backend"),
-               *((section, name) for section in ("web", "mail", "notify")
+               *((section, name) for section in ("web", "mail", "notify", "retention")
                  for name in SCHEMA[section])}
 MADE_BY_INIT = {"tls": {"cert_file": "tls/cert.pem", "key_file": "tls/key.pem"},
                 "ssh": {"host_key_ed25519": "ssh/ssh_host_ed25519_key",

@@ -44,6 +44,9 @@ BAD = {
     ("mail", "verify_certificate"): '"no"',
     ("notify", "quiet_period"): '"soon"', ("notify", "ignore"): '["*.part", 3]',
     ("notify", "webhook_url"): '"ftp://hooks.example/x"', ("notify", "webhook_secret_file"): "[]",
+    ("retention", "keep_all"): '"2"', ("retention", "max_age"): '"0d"',
+    ("retention", "max_versions"): "0", ("retention", "trash_days"): "-30",
+    ("retention", "history_quota"): '"5G"', ("retention", "interval"): '"none"',
 }
 OPTIONS = [(section, name) for section, options in SCHEMA.items() for name in options]
 
@@ -197,3 +200,33 @@ def test_an_endless_duration_is_refused(value):
     for convert in (conv.duration, conv.positive_duration, conv.duration_with_unit):
         with pytest.raises(ValueError):
             convert(value)
+
+
+@pytest.mark.parametrize("name, given, expected", [
+    ("keep_all", '"36h"', 36 * 3600.0), ("keep_all", "600", 600.0),
+    ("max_age", '"None"', None), ("max_age", '"52w"', 52 * 604800.0),
+    ("max_versions", "20", 20), ("max_versions", '"20"', 20), ("max_versions", '"none"', None),
+    ("trash_days", "30", 30 * 86400.0), ("trash_days", '"7"', 7 * 86400.0),
+    ("trash_days", "0.5", 43200.0), ("trash_days", '"12h"', 43200.0),
+    ("history_quota", '"5GiB"', 5 * 1024**3), ("history_quota", "1000", 1000),
+    ("history_quota", '"none"', None), ("interval", '"15m"', 900.0),
+])
+def test_retention_values(tmp_path, name, given, expected):
+    cfg = configmod.load(tmp_path, write(tmp_path, f"[retention]\n{name} = {given}\n"))
+    assert getattr(cfg.retention, name) == expected
+
+
+@pytest.mark.parametrize("name, given", [
+    ("keep_all", "0"), ("keep_all", "-1"), ("keep_all", '"-2d"'), ("keep_all", '"none"'),
+    ("keep_all", '"7"'), ("max_age", '"1 year"'), ("max_versions", "-3"),
+    ("max_versions", "2.5"), ("max_versions", "true"), ("trash_days", "0"),
+    ("trash_days", '"0h"'), ("trash_days", '"none"'), ("trash_days", "1e400"),
+    ("history_quota", "0"), ("history_quota", '"-1GiB"'), ("history_quota", '"5"'),
+    ("interval", "0"),
+])
+def test_retention_refuses_zero_negative_and_unparsable(tmp_path, name, given):
+    path = write(tmp_path, f"[retention]\n{name} = {given}\n")
+    with pytest.raises(ConfigError) as e:
+        configmod.load(tmp_path)
+    assert str(e.value).startswith(f"{path}: option retention.{name}: ")
+    assert "\n" not in str(e.value)
