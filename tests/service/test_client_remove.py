@@ -12,10 +12,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import inspect, select, text
 
+from strongroom.appliance.app import App
 from strongroom.appliance.cli import main
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AuditEvent, LoginThrottle, NotifyDigest
-from strongroom.appliance.errors import AuthFailed, BadRequest, Conflict, NotFound
+from strongroom.appliance.errors import (AuthFailed, BadRequest, Conflict, MissingParent,
+                                         NotFound)
 from strongroom.appliance.service import invitations
 from tests.support.sessions import PASSWORD, client_session, get, put, staff_session
 
@@ -267,3 +269,26 @@ def test_a_waiting_message_for_a_removed_user_goes_with_it(app):
     app.admin().remove_client("acme", shred=True)
     with app.db.read() as s:
         assert s.scalar(select(NotifyDigest.id).where(NotifyDigest.user_id == bea)) is None
+
+
+def test_another_process_still_remembering_the_client_fails_as_not_found(app):
+    """The daemon remembers a client for ACCESS_TTL: a write or read it starts in
+    that time, after the removal committed in another process (the CLI), is refused
+    as for a removed client, not an internal error."""
+    acme, _ = _busy_client(app)
+    put(acme, "/warm.txt", b"the session now remembers its client")
+    cli = App(app.data_dir)
+    try:
+        cli.admin().remove_client("acme", shred=True)
+    finally:
+        cli.close()
+    for attempt in (lambda: put(acme, "/after.txt", b"after"),
+                    lambda: put(acme, f"/docs/{SECRET_NAME}", b"over"),
+                    lambda: get(acme, "/warm.txt"), lambda: acme.mkdir("/new")):
+        # within ACCESS_TTL a new name finds no parent folder (a 409 over WebDAV, an
+        # SFTP failure with that message); after it, the client is not found
+        with pytest.raises((NotFound, MissingParent)):
+            attempt()
+    with app.db.read() as s:
+        assert s.scalar(text("SELECT count(*) FROM nodes WHERE client_id NOT IN "
+                             "(SELECT id FROM clients)")) == 0
