@@ -174,3 +174,27 @@ def test_a_full_disk_removes_the_partial(daemon, uploaded, tmp_path, mounts):
     events = json.loads(daemon.cli("audit", "list", "--action", "client-export", "--json",
                                    check=True).stdout)
     assert all("acme.tar.partial" not in str(e) for e in events)
+
+
+def test_a_terminal_shows_a_progress_bar(daemon, uploaded, tmp_path):
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.Popen(["strongroom", "client", "export", "acme", "--to",
+                                 str(tmp_path / "acme.tar"), "--data-dir", str(daemon.data_dir)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        shown = b""
+        while True:          # read as it comes, so that the bar never waits for us
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:          # EIO: the command ended and its terminal closed
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out, _ = proc.communicate(timeout=TIMEOUT)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0 and out.startswith(b"exported acme to ")
+    text = shown.decode("utf-8", "replace")
+    assert "export acme" in text and "━" in text and "MiB" in text, text
