@@ -22,7 +22,7 @@ from strongroom.appliance.errors import BadRequest
 from strongroom.appliance.service.admin_base import AdminBase
 from strongroom.appliance.service.meter import NO_METER, Meter
 from strongroom.providers.base import BlobReader
-from strongroom.providers.errors import CorruptData
+from strongroom.providers.errors import CorruptData, StorageError
 
 _IN_BATCH = 500
 _CHUNK = re.compile(r"^chunk (\d+) failed authentication$")
@@ -110,8 +110,10 @@ class VerifyMixin(AdminBase):
         try:
             key = self.app.keyring.data_key(row.client_key, row.data_key)
             reader = self.app.provider.open_blob(row.blob_id, key, row.size, row.holes)
-        except CorruptData as e:
+        except StorageError as e:    # damaged (CorruptData) or unreadable: reported alike
             return _described(str(e)), 0
+        except OSError as e:
+            return f"cannot read the blob: {e.strerror or e}", 0
         try:
             return _read_all(reader, row.size, self.app.provider.chunk_size)
         finally:
@@ -150,6 +152,8 @@ def _read_all(reader: BlobReader, size: int, step: int) -> tuple[str | None, int
             read += len(reader.read(offset, step))
         except CorruptData as e:
             failed.append(str(e))
+        except OSError as e:          # a failing disk (EIO): exactly what a scrub is for
+            failed.append(f"read error at byte {offset}: {e.strerror or e}")
     if not failed:
         return None, read
     more = f" ({len(failed)} chunks in all)" if len(failed) > 1 else ""

@@ -67,6 +67,16 @@ def test_a_damaged_version_in_the_trash_says_so(app, acme):
         ("/acme/old.txt", True, "blob is missing")] * 2
 
 
+def test_an_unreadable_blob_is_reported_and_the_scrub_goes_on(app, acme):
+    path = blob_path(app, acme, "/docs/cut.txt")
+    path.unlink()
+    path.mkdir()           # reading it fails with EISDIR, as a failing disk fails with EIO
+    report = app.admin().verify_blobs()
+    assert [(d["path"], d["problem"]) for d in report["damaged"]] == [
+        ("/acme/docs/cut.txt", "cannot read the blob: Is a directory")]
+    assert report["checked"] == 6
+
+
 @pytest.mark.parametrize("percent, expected", [(50, 3), (10, 1), (100, 6), (34, 2)])
 def test_a_sample_reads_its_share(app, acme, percent, expected):
     report = app.admin().verify_blobs(percent, rng=random.Random(7))
