@@ -12,6 +12,7 @@ from strongroom.appliance.service.admin_notify import NotifyMixin
 from strongroom.appliance.service.admin_remove import RemoveMixin
 from strongroom.appliance.service.admin_users import UsersMixin
 from strongroom.appliance.service.admin_verify import VerifyMixin
+from strongroom.appliance.service.maintenance import MaintenanceMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin
 from strongroom.appliance.service.credentials import CredentialsMixin
 from strongroom.appliance.service.export import ExportMixin
@@ -22,8 +23,8 @@ from strongroom.appliance.service.trees import TreesMixin
 
 
 class Admin(UsersMixin, LibrariesMixin, ClientsMixin, CredentialsMixin, GrantsMixin,
-            AdminLocksMixin, TreesMixin, DoctorMixin, NotifyMixin,
-            VerifyMixin, ExportMixin):
+            AdminLocksMixin, TreesMixin, MaintenanceMixin, DoctorMixin, NotifyMixin,
+            RemoveMixin, VerifyMixin, ExportMixin):
     """The mixins stand on AdminBase (the App, the actor, _audit, _user, _client_row);
     LibrariesMixin extends ClientsMixin (a library is made as a client is), GrantsMixin
     extends TreesMixin."""

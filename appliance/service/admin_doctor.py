@@ -59,26 +59,38 @@ class DoctorMixin(AdminBase):
             return report
         return consistency.check(self.app)
 
-    def _remove_stray(self, blob_ids: list[str], min_age: float) -> list[str]:
+    def _stale(self, blob_ids: list[str], min_age: float) -> list[str]:
+        """Those of `blob_ids` still there and unchanged for `min_age` seconds (a
+        younger stray blob may belong to an upload committing now)."""
         provider, cutoff = self.app.provider, time.time() - min_age
-        removed = []
+        stale = []
         for blob_id in blob_ids:
             modified = provider.blob_modified(blob_id)
-            if modified is None or modified >= cutoff:
-                continue    # gone meanwhile (nothing to do), or perhaps committing now
+            if modified is not None and modified < cutoff:
+                stale.append(blob_id)
+        return stale
+
+    def _remove_stray(self, blob_ids: list[str], min_age: float,
+                      purge: bool = False) -> list[str]:
+        """Remove those of stray `blob_ids` that are stale (_stale), each audited as
+        doctor-repair (maintenance's: purge-blob)."""
+        removed = []
+        for blob_id in self._stale(blob_ids, min_age):
             with self.app.db.write() as s:
-                self._audit(s, "doctor-repair", None, f"removed stray blob {blob_id}")
-                provider.delete_blob(blob_id)
+                self._audit(s, "purge-blob" if purge else "doctor-repair", None,
+                            f"removed stray blob {blob_id}")
+                self.app.provider.delete_blob(blob_id)
             removed.append(blob_id)
         return removed
 
-    def _remove_staging(self, min_age: float) -> list[str]:
+    def _remove_staging(self, min_age: float, purge: bool = False) -> list[str]:
         """Staging leftovers and blobs of dead publishers without a version, unchanged
-        for `min_age` seconds (clean_staging), each removal audited."""
+        for `min_age` seconds (clean_staging), each removal audited (as _remove_stray)."""
         removed = clean_staging(self.app, min_age)
         if removed:
             with self.app.db.write() as s:
                 for name in removed:
                     what = "staging leftover" if "." in name else "unrecorded blob"
-                    self._audit(s, "doctor-repair", None, f"removed {what} {name}")
+                    self._audit(s, "purge-blob" if purge else "doctor-repair", None,
+                                f"removed {what} {name}")
         return removed

@@ -72,6 +72,9 @@ ACTIONS = (
     "client-remove",
     # a client's tree exported (service.export)
     "client-export",
+    # maintenance: retention, trash expiry, the history budget, orphan blobs
+    # (service.maintenance)
+    "purge-version", "purge-trash", "purge-blob",
     # notifications: a test email sent by the admin, how often a user hears of changes
     # (service.admin_notify)
     "notify-test", "user-notify",
