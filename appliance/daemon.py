@@ -1,5 +1,5 @@
 """`strongroom serve`: WebDAV and SFTP in one process until SIGTERM or SIGINT, with
-the threads that anchor the audit trail and send notifications.
+the threads that anchor the audit trail, send notifications and run maintenance.
 
 Stopping closes the listeners and every connection; an upload that has not
 been closed cleanly is aborted, so no partial version ever becomes visible.
@@ -19,6 +19,9 @@ from strongroom.appliance.app import App
 from strongroom.appliance.notify.sender import Sender
 from strongroom.appliance.runlock import RunLock
 from strongroom.appliance.service import admin_doctor
+from strongroom.appliance.service.admin import Admin
+from strongroom.appliance.service.maintenance import ACTOR as MAINTENANCE
+from strongroom.appliance.service.maintenance_lease import LeaseTaken
 from strongroom.appliance.startup import listeners
 from strongroom.appliance.version import installed
 
@@ -49,6 +52,36 @@ def _anchor_audit(app: App, stop: threading.Event) -> None:
                 app.audit.anchor(app.db)
         except Exception:
             log.exception("anchoring the audit trail failed")
+
+
+# The first maintenance run comes this long after the start (or one interval, if
+# shorter): not at once, so that a restart loop does not purge in a loop.
+FIRST_MAINTENANCE = 30.0
+
+
+def _maintain(app: App, stop: threading.Event) -> None:
+    """Run maintenance (appliance.service.maintenance) every [retention] interval
+    until `stop`. A run another process holds is skipped; a failure is one log line,
+    and the next run tries again."""
+    admin = Admin(app, MAINTENANCE, "system")
+    interval = app.config.retention.interval
+    wait = min(FIRST_MAINTENANCE, interval)
+    while not stop.wait(wait):
+        wait = interval
+        try:
+            results = admin.maintenance(cancelled=stop.is_set)
+        except LeaseTaken as e:
+            log.info("maintenance skipped: %s", e)
+            continue
+        except Exception as e:      # the thread must live on: the next run tries again
+            log.error("maintenance failed: %s: %s", type(e).__name__,
+                      " ".join(str(e).split())[:300])
+            continue
+        totals = [sum(r[k] or 0 for r in results) for k in ("versions", "trash_items",
+                                                               "blobs", "bytes")]
+        if any(totals):
+            log.info("maintenance removed %d versions, %d trash items, %d blobs (%d bytes)",
+                     *totals)
 
 
 def run(data_dir: Path) -> None:
@@ -94,6 +127,9 @@ def _serve(app: App, lock: RunLock) -> None:
                                 daemon=True),
                # notifications: routes, builds and sends digests until `stop` (notify.sender)
                threading.Thread(target=Sender(app).run, args=(stop,), name="notify",
+                                daemon=True),
+               # retention, trash expiry, unreferenced blobs (service.maintenance)
+               threading.Thread(target=_maintain, args=(app, stop), name="maintenance",
                                 daemon=True)]
     for t in threads:
         t.start()

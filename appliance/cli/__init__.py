@@ -6,7 +6,7 @@ from typing import Any
 import click
 
 from strongroom.appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
-                           notify, trash, user_notify, users, versions)
+                           maintenance, notify, trash, user_notify, users, versions)
 from strongroom.appliance.cli.options import close_apps, fail
 from strongroom.appliance.cli.status import status
 
@@ -75,6 +75,7 @@ main.add_command(acl.acl)
 main.add_command(libraries.library)
 main.add_command(folders.folder)
 main.add_command(doctor.doctor)
+main.add_command(maintenance.maintenance)
 main.add_command(audit.audit)
 main.add_command(locks.locks)
 main.add_command(notify.notify)
