@@ -6,10 +6,14 @@ acme's old wrapped key still opens (so the test can tell), yet no key left in th
 database unwraps any of its data keys; beta's files read back byte-exact; `audit
 verify` passes; acme's users log in over neither protocol, and a live SFTP session
 of theirs fails without a traceback in the daemon's log. The refusals (no --yes off a
-terminal, files without --shred, an unknown client) are one line and change nothing."""
+terminal, files without --shred, an unknown client) are one line and change nothing; on
+a terminal (a pty) the client's name is typed to confirm."""
 import io
 import os
+import pty
+import select
 import shutil
+import subprocess
 import time
 
 import paramiko
@@ -168,3 +172,38 @@ def _live_session_ends(sftp) -> bool:
             return True
         time.sleep(0.3)
     return False
+
+
+def _on_terminal(daemon, args, typed: str) -> tuple[int, str]:
+    """Run `strongroom ARGS` with a terminal (a pty) as stdin and stderr, type `typed`
+    at its prompt; (exit status, what the terminal showed)."""
+    main, sub = pty.openpty()
+    proc = subprocess.Popen(["strongroom", *args, "--data-dir", str(daemon.data_dir)],
+                            stdin=sub, stdout=sub, stderr=sub, close_fds=True)
+    os.close(sub)
+    shown = b""
+    deadline = time.monotonic() + 60
+    while b"confirm" not in shown and time.monotonic() < deadline and proc.poll() is None:
+        if select.select([main], [], [], 0.5)[0]:
+            shown += os.read(main, 4096)
+    os.write(main, typed.encode() + b"\n")
+    proc.wait(60)
+    while select.select([main], [], [], 0.2)[0]:
+        try:
+            shown += os.read(main, 4096)
+        except OSError:        # the terminal closed with the process
+            break
+    os.close(main)
+    return proc.returncode, shown.decode("utf-8", "replace")
+
+
+def test_on_a_terminal_the_name_is_typed_to_confirm(daemon):
+    daemon.cli("client", "add", "gamma", check=True)
+    daemon.cli("folder", "add", "/gamma/inbox", check=True)
+    status, shown = _on_terminal(daemon, ["client", "remove", "gamma", "--shred"], "gama")
+    assert status == 1 and "This destroys client gamma for good" in shown, shown
+    assert "not confirmed" in shown and "nothing was removed" in shown
+    assert daemon.cli("client", "show", "gamma").returncode == 0
+    status, shown = _on_terminal(daemon, ["client", "remove", "gamma", "--shred"], "gamma")
+    assert status == 0 and "client gamma removed: 0 files" in shown, shown
+    assert daemon.cli("client", "show", "gamma").returncode != 0
