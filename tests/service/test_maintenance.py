@@ -348,3 +348,51 @@ def test_blobs_no_row_names_go_once_they_are_old(app, acme):
     assert old.blob_id not in on_disk(app) and new.blob_id in on_disk(app)
     assert [d for _p, d, a in events(app, "purge-blob")] == \
         [f"removed stray blob {old.blob_id}"]
+
+
+def test_the_daemon_thread_skips_a_held_run_survives_a_failure_and_goes_on(data_dir, caplog):
+    from sqlalchemy import text
+    from strongroom.appliance import daemon
+    from strongroom.appliance.app import App
+    conf = data_dir / "strongroom.toml"
+    conf.write_text(conf.read_text().replace('# interval = "15m"', 'interval = "1s"'))
+    app = App(data_dir)
+    stop = threading.Event()
+    thread = threading.Thread(target=daemon._maintain, args=(app, stop), daemon=True)
+    try:
+        acme = client_session(app, "acme")
+        for i in range(3):
+            put(acme, "/a.txt", b"%d" % i)
+        retain(app, keep_all=1, max_versions=2)
+        held = Lease(app.db)
+        held.take()
+        thread.start()
+        caplog.set_level("INFO", logger="strongroom")
+        assert _until(lambda: "maintenance skipped: maintenance is running in process"
+                      in caplog.text)
+        assert len(version_rows(app)) == 3
+        with app.db.write() as s:      # a failure: the lease table is gone for a while
+            s.execute(text("ALTER TABLE maintenance_leases RENAME TO leases_away"))
+        assert _until(lambda: "maintenance failed: " in caplog.text)
+        failures = [r for r in caplog.records if r.getMessage().startswith("maintenance failed")]
+        assert all("\n" not in r.getMessage() and r.exc_info is None for r in failures)
+        with app.db.write() as s:
+            s.execute(text("ALTER TABLE leases_away RENAME TO maintenance_leases"))
+            s.execute(update(MaintenanceLease).values(expires_at=0.0))
+        assert _until(lambda: len(version_rows(app)) == 2)
+        assert thread.is_alive()
+        assert _until(lambda: "maintenance removed 1 versions" in caplog.text)
+    finally:
+        stop.set()
+        thread.join(30)
+        app.close()
+    assert not thread.is_alive()
+
+
+def _until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
