@@ -175,6 +175,17 @@ def duration_with_unit(value: object) -> float:
     return seconds
 
 
+def describe_period(seconds: float | None) -> str:
+    """'2d', '36h', '15m', '90s' (the largest unit that states it exactly, with the
+    units `period` reads), '1.5s'; 'none' for None."""
+    if seconds is None:
+        return "none"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size:.0f}{unit}"
+    return f"{seconds:g}s"
+
+
 def prefix_length(maximum: int) -> Callable[[object], int]:
     def convert(value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:

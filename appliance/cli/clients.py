@@ -9,7 +9,8 @@ from strongroom.appliance.cli.client_export import export
 from strongroom.appliance.cli.options import (F, Json, data_dir_option, emit, human_size,
                                               json_option, open_app)
 from strongroom.appliance.errors import BadRequest
-from strongroom.config.converters import SIZE_FORMS, describe_size, size_with_unit
+from strongroom.config.converters import (SIZE_FORMS, describe_period, describe_size,
+                                          size_with_unit)
 
 KEEP = "keep"
 
@@ -68,6 +69,9 @@ def add(name: str, quota: int | None, data_dir: Path, as_json: bool) -> None:
 @client.command("set", epilog="Examples: strongroom client set acme --quota 20GiB "
                               "--display-name 'Acme Ltd'\n\n"
                               "strongroom client set acme --quota none\n\n"
+                              "strongroom client set acme --retention "
+                              "keep_all=7d,max_versions=20,history_quota=5GiB\n\n"
+                              "strongroom client set acme --retention max_age=default\n\n"
                               "strongroom client set acme --disable")
 @click.argument("name")
 @quota_option(removable=True)
@@ -76,14 +80,24 @@ def add(name: str, quota: int | None, data_dir: Path, as_json: bool) -> None:
               help="Disabled: the client's users cannot log in (over any protocol), their "
                    "drive sessions and WebDAV locks end, live SFTP sessions within seconds; "
                    "staff still see the tree.")
+@click.option("--retention", metavar="SPEC",
+              help="The client's own retention options: OPTION=VALUE,... of keep_all, "
+                   "max_age, max_versions, trash_days, history_quota (as in [retention]; "
+                   "durations and sizes with their unit, 'none' for no limit where the "
+                   "option allows it, 'default' to follow [retention] again); 'default' "
+                   "alone drops them all. Options not named stay as they are.")
 @data_dir_option
 @json_option
 def set_(name: str, quota: int | str | None, display_name: str | None, disabled: bool | None,
-         data_dir: Path, as_json: bool) -> None:
-    """Change client NAME's quota, display name or whether it is disabled."""
-    given = {} if isinstance(quota, str) else {"quota": quota}   # a str: KEEP
-    out = open_app(data_dir).admin().set_client(name, display_name=display_name,
-                                                disabled=disabled, **given)
+         retention: str | None, data_dir: Path, as_json: bool) -> None:
+    """Change client NAME's quota, display name, retention or whether it is disabled."""
+    admin = open_app(data_dir).admin()
+    if isinstance(quota, str):   # KEEP
+        out = admin.set_client(name, display_name=display_name, disabled=disabled,
+                               retention=retention)
+    else:
+        out = admin.set_client(name, quota=quota, display_name=display_name,
+                               disabled=disabled, retention=retention)
     emit(out, as_json, _human_client)
 
 
@@ -91,6 +105,25 @@ def _human_client(d: Json) -> Iterator[str]:
     yield (f"client {d['name']}" + (f" ({d['display_name']})" if d["display_name"] else "")
            + (" [disabled]" if d["disabled"] else ""))
     yield f"  {_quota_text(d['quota_bytes'])}, {describe_size(d['used_bytes'])} used"
+    if "history_bytes" in d:
+        yield (f"  older versions {describe_size(d['history_bytes'])}, "
+               f"trash {describe_size(d['trash_bytes'])}")
+
+
+def _human_retention(retention: Json) -> Iterator[str]:
+    yield "retention:"
+    for name, option in retention.items():
+        yield f"  {name:14} {_retention_value(option)}" + (" (its own)" if option["own"]
+                                                           else "")
+
+
+def _retention_value(option: Json) -> str:
+    """'7d', '36h', '20', '5.0 GiB (5368709120 bytes)' or 'none'."""
+    if "count" in option:
+        return "none" if option["count"] is None else str(option["count"])
+    if "bytes" in option:
+        return "none" if option["bytes"] is None else describe_size(option["bytes"])
+    return describe_period(option["seconds"])
 
 
 @client.command("rename", epilog="Example: strongroom client rename acme acme-ltd")
@@ -111,14 +144,16 @@ def rename(old: str, new: str, data_dir: Path, as_json: bool) -> None:
 @data_dir_option
 @json_option
 def show(name: str, data_dir: Path, as_json: bool) -> None:
-    """Show client NAME: display name, quota, usage, users, grants in its tree and the
-    libraries it sees."""
+    """Show client NAME: display name, quota, usage (current files, older versions,
+    trash), its retention (each option marked when it is the client's own), users,
+    grants in its tree and the libraries it sees."""
     out = open_app(data_dir).admin().show_client(name)
     emit(out, as_json, _human_show)
 
 
 def _human_show(d: Json) -> Iterator[str]:
     yield from _human_client(d)
+    yield from _human_retention(d["retention"])
     yield "users:" + ("" if d["users"] else " none")
     for u in d["users"]:
         yield (f"  {u['login']}" + (f" <{u['email']}>" if u["email"] else "")
@@ -134,12 +169,15 @@ def _human_show(d: Json) -> Iterator[str]:
 @data_dir_option
 @json_option
 def list_(data_dir: Path, as_json: bool) -> None:
-    """List clients with their usage and quota."""
+    """List clients with their usage (current files; older versions; trash) and quota."""
     rows = open_app(data_dir).admin().list_clients()
-    emit(rows, as_json, lambda rs: [f"{'NAME':24} {'USED':>12} {'QUOTA':>12}  DISPLAY NAME"] +
-         [f"{r['name']:24} {human_size(r['used_bytes']):>12} {human_size(r['quota_bytes']):>12}"
-          f"  {r['display_name'] or ''}{' [disabled]' if r['disabled'] else ''}".rstrip()
-          for r in rs])
+    emit(rows, as_json, lambda rs: [
+        f"{'NAME':24} {'USED':>11} {'VERSIONS':>11} {'TRASH':>11} {'QUOTA':>11}  DISPLAY NAME"]
+        + [f"{r['name']:24} {human_size(r['used_bytes']):>11} "
+           f"{human_size(r['history_bytes']):>11} {human_size(r['trash_bytes']):>11} "
+           f"{human_size(r['quota_bytes']):>11}"
+           f"  {r['display_name'] or ''}{' [disabled]' if r['disabled'] else ''}".rstrip()
+           for r in rs])
 
 
 @client.command("remove", epilog="Examples: strongroom client remove old-client\n\n"

@@ -11,6 +11,7 @@ from strongroom.appliance.service.admin_libraries import LibrariesMixin
 from strongroom.appliance.service.admin_notify import NotifyMixin
 from strongroom.appliance.service.admin_remove import RemoveMixin
 from strongroom.appliance.service.admin_users import UsersMixin
+from strongroom.appliance.service.admin_versions import PinsMixin
 from strongroom.appliance.service.admin_verify import VerifyMixin
 from strongroom.appliance.service.maintenance import MaintenanceMixin
 from strongroom.appliance.service.adminlocks import AdminLocksMixin
@@ -24,7 +25,7 @@ from strongroom.appliance.service.trees import TreesMixin
 
 class Admin(UsersMixin, LibrariesMixin, ClientsMixin, CredentialsMixin, GrantsMixin,
             AdminLocksMixin, TreesMixin, MaintenanceMixin, DoctorMixin, NotifyMixin,
-            RemoveMixin, VerifyMixin, ExportMixin):
+            RemoveMixin, VerifyMixin, ExportMixin, PinsMixin):
     """The mixins stand on AdminBase (the App, the actor, _audit, _user, _client_row);
     LibrariesMixin extends ClientsMixin (a library is made as a client is), GrantsMixin
     extends TreesMixin."""

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, Client, LibraryMember, Node, User
 from strongroom.appliance.errors import BadRequest, Conflict
-from strongroom.appliance.service import renames
+from strongroom.appliance.service import history_usage, renames
+from strongroom.appliance.service import retention_rules as rr
 from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.credentials import end_sessions
 from strongroom.appliance.service.grants import grants_in
@@ -55,17 +56,27 @@ class ClientsMixin(AdminBase):
             return client_dict(client)
 
     def list_clients(self) -> list[Json]:
+        """Every client with its usage: used_bytes (current files), history_bytes
+        (older versions of live files), trash_bytes (all versions of deleted items)."""
         with self.app.db.read() as s:
-            return [client_dict(c) for c in repo.clients(s, "client")]
+            history, trashed = history_usage.history_bytes(s), history_usage.trash_bytes(s)
+            return [dict(client_dict(c), history_bytes=history.get(c.id, 0),
+                         trash_bytes=trashed.get(c.id, 0)) for c in repo.clients(s, "client")]
 
     def set_client(self, name: str, *, quota: int | None | Keep = KEEP,
-                   display_name: str | None = None, disabled: bool | None = None) -> Json:
+                   display_name: str | None = None, disabled: bool | None = None,
+                   retention: str | None = None) -> Json:
         """Change what is given: `quota` (None: no quota), `display_name` ('' clears
         it), `disabled` (its users cannot log in; their drive sessions and WebDAV
-        locks end, live SFTP sessions within seconds)."""
+        locks end, live SFTP sessions within seconds), `retention` (a spec for
+        retention_rules.parse_overrides: the options given become the client's own,
+        'OPTION=default' drops one, 'default' all). A bad value changes nothing."""
         changes = []
         with self.app.db.write() as s:
             client = self._client_row(s, name)
+            if retention is not None:
+                client.retention = _retention_overrides(client.retention, retention)
+                changes.append(f"retention={client.retention or 'default'}")
             if not isinstance(quota, Keep):
                 _check_quota(quota)
                 client.quota_bytes = quota
@@ -80,7 +91,7 @@ class ClientsMixin(AdminBase):
                 changes.append(f"disabled={disabled}")
             if not changes:
                 raise BadRequest("nothing to change: give --quota, --display-name, "
-                                 "--disable or --enable")
+                                 "--disable, --enable or --retention")
             self._audit(s, "client-set", f"/{name}", " ".join(changes))
             return client_dict(client)
 
@@ -107,8 +118,33 @@ class ClientsMixin(AdminBase):
                 Client.shared_with_all.is_(True) | Client.id.in_(
                     select(LibraryMember.library_id).where(LibraryMember.client_id == client.id)))
                 .order_by(Client.name))
+            ids = [client.id]
             return dict(client_dict(client), users=[_user_summary(u) for u in users],
-                        grants=grants_in(s, client), libraries=list(libraries))
+                        grants=grants_in(s, client), libraries=list(libraries),
+                        history_bytes=history_usage.history_bytes(s, ids).get(client.id, 0),
+                        trash_bytes=history_usage.trash_bytes(s, ids).get(client.id, 0),
+                        retention=self._retention(client))
+
+    def _retention(self, client: Client) -> Json:
+        """The client's effective retention, each option saying whether it is its own."""
+        try:
+            return rr.effective(self.app.config, client.retention)
+        except ValueError as e:     # written by hand into the database, say
+            raise BadRequest(f"client {client.name}: {e}; 'client set {client.name} "
+                             f"--retention default' resets it") from None
+
+
+def _retention_overrides(stored: str | None, spec: str) -> str | None:
+    """The stored overrides after applying `spec` to `stored`."""
+    try:
+        given = rr.parse_overrides(spec)
+        if all(given.get(name) is rr.DEFAULT for name in rr.OVERRIDABLE):
+            return None             # also when what is stored cannot be read
+        old = rr.read_overrides(stored)
+    except ValueError as e:
+        raise BadRequest(str(e)) from None
+    merged = {**old, **given}
+    return rr.stored_overrides({n: v for n, v in merged.items() if v is not rr.DEFAULT})
 
 
 def check_name(name: str, what: str) -> None:

@@ -83,6 +83,8 @@ ACTIONS = (
     # a user's own account (service.account) and invitations (service.invitations)
     "password-change", "totp-enrol", "drive-session-end", "web-session-end",
     "invite-accepted", "invite-refused",
+    # pinned versions, which retention never removes (service.admin_versions)
+    "version-pin", "version-unpin",
     # the trail itself
     "audit-rekey",
 )

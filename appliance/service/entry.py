@@ -36,6 +36,7 @@ class VersionInfo:
     created_at: float
     author: str | None
     current: bool
+    pinned: bool = False      # kept whatever retention says (admin_versions)
 
 
 class NodeFacts(Protocol):

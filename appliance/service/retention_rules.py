@@ -96,6 +96,19 @@ def _count(value: object) -> int | None:
     return value
 
 
+# The unit of each option's value, as `effective` names it.
+UNITS = {"keep_all": "seconds", "max_age": "seconds", "max_versions": "count",
+         "trash_days": "seconds", "history_quota": "bytes"}
+
+
+def effective(config: Config, overrides: str | None) -> dict[str, dict[str, object]]:
+    """{option: {UNIT: value (None: no limit), "own": whether the client set it}} for
+    every option a client may set, e.g. {"keep_all": {"seconds": 604800.0, "own": True}}."""
+    own, values = read_overrides(overrides), policy(config, overrides)
+    return {name: {UNITS[name]: getattr(values, name), "own": name in own}
+            for name in OVERRIDABLE}
+
+
 def read_overrides(text: str | None) -> dict[str, object]:
     """A client's stored overrides as {option: value} (None: no limit)."""
     if text is None:

@@ -292,7 +292,7 @@ class Session:
             if node.is_dir:
                 raise Conflict(f"is a folder: {self.view_path(t)}")
             return [VersionInfo(v.id, v.size, v.digest, v.mtime, v.created_at, v.author,
-                                v.id == node.current_version_id)
+                                v.id == node.current_version_id, bool(v.pinned))
                     for v in repo.versions_of(db, node.id)]
 
     def restore(self, path: RawPath, version_id: int) -> None:

@@ -53,7 +53,8 @@ def test_user_add_json_contract(data_dir):
         ("alice", "client", "acme"), ("sam", "staff", None)]
     clients = json.loads(cli(data_dir, "client", "list", "--json").stdout)
     assert clients == [{"name": "acme", "display_name": None, "quota_bytes": 10 * 1024**3,
-                        "used_bytes": 0, "disabled": False}]
+                        "used_bytes": 0, "disabled": False, "history_bytes": 0,
+                        "trash_bytes": 0}]
 
 
 @pytest.mark.parametrize("args, message", [
