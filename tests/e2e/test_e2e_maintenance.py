@@ -3,7 +3,7 @@ short in [retention]) thin @versions and empty @trash, and neither WebDAV (curl
 PROPFIND) nor OpenSSH sftp lists what was purged; `maintenance run --dry-run --json`
 and `--json` with an injected clock (the hidden --now); a maintenance run killed
 with SIGKILL at random moments leaves every version row with its blob, and the next
-run (after a restart too) leaves `doctor` clean."""
+run (after a restart too) leaves `doctor` clean. On SQLite and on PostgreSQL."""
 import json
 import random
 import signal
@@ -20,17 +20,27 @@ DAY = 86400.0
 BUSY = "strongroom: error: maintenance is running in process "
 
 
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory):
+def on_database(request, tmp_path_factory, name, options=None):
+    """running_daemon on SQLite, or on a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield from running_daemon(tmp_path_factory, name, options=options)
+        return
+    from tests.support import postgres
+    with postgres.fresh_database() as url:     # skipped without STRONGROOM_TEST_PG_URL
+        yield from running_daemon(tmp_path_factory, name, options=options, database_url=url)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def quick(request, tmp_path_factory):
     """Keeps versions a second and trash three, and runs maintenance every second."""
-    yield from running_daemon(tmp_path_factory, "maint-quick", options={
+    yield from on_database(request, tmp_path_factory, f"maint-quick-{request.param}", {
         "retention": {"keep_all": "1s", "trash_days": "3s", "interval": "1s"}})
 
 
-@pytest.fixture(scope="module")
-def slow(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def slow(request, tmp_path_factory):
     """The default [retention]: nothing is old enough until the CLI says it is later."""
-    yield from running_daemon(tmp_path_factory, "maint-slow")
+    yield from on_database(request, tmp_path_factory, f"maint-slow-{request.param}")
 
 
 def dav_names(d: Daemon, folder: str) -> list[str]:
