@@ -3,7 +3,9 @@
 # an error fails here), start a local PostgreSQL for the service level, and run the whole
 # suite: on STRONGROOM_TEST_WORKERS processes (default 4, pytest-xdist: end-to-end tests
 # wait on clients and daemons more than they compute, so more processes than cores shorten the run
-# on 2 cores; a module's tests stay together, sharing its daemon). Arguments go to pytest: `scripts/test.sh -m "not e2e"`
+# on 2 cores; tests/conftest.py says which tests stay together: an end-to-end module's, per
+# database, sharing its daemon; long modules marked `slow` start first). Arguments go to
+# pytest: `scripts/test.sh -m "not e2e"`
 # runs the fast levels (tests/unit, tests/service). Exit status is mypy's if it found
 # errors, else pytest's (5, no tests, is a failure).
 set -euo pipefail
@@ -27,7 +29,10 @@ if [ -z "${STRONGROOM_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql >/dev/null 2>&
 fi
 set +e
 export PATH="$PWD/.venv/bin:$PATH"
-.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-4}" --dist loadfile "$@"
+# Python may keep the compiled modules (many images set this): the suite starts the CLI
+# and the daemon as processes thousands of times, and compiling 120 modules costs each 0.2 s.
+unset PYTHONDONTWRITEBYTECODE
+.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi
