@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 
 def cli(data_dir, *args, input=None, env=None):
     return subprocess.run([sys.executable, "-m", "strongroom.appliance.cli", *args, "--data-dir", str(data_dir)],

@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.sessions import get, put
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 TRAP = "90d, 12h, 30m"     # how a refused duration shows the accepted forms
 
 

@@ -27,7 +27,8 @@ from tests.support import postgres
 from tests.support.daemon import HOST, Daemon, User, running_daemon
 from tests.support.portal import PortalClient
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+              pytest.mark.slow]     # started first (tests/conftest.py)
 PROTOCOLS = ("sftp", "dav", "web", "cli")
 LOCKINFO = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
             '</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>parity</D:owner>'

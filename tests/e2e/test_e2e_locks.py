@@ -9,6 +9,8 @@ import pytest
 
 from tests.support.daemon import running_daemon
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 LOCKINFO = ('<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
             '</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>e2e</D:owner>'
             '</D:lockinfo>')

@@ -16,6 +16,8 @@ import pytest
 
 from tests.support.daemon import Daemon, need, running_daemon, sftp_lines, sftp_quote as q
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 DAY = 86400.0
 BUSY = "strongroom: error: maintenance is running in process "
 

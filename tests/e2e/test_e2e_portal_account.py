@@ -24,7 +24,8 @@ from tests.support.clients import host_fingerprint
 from tests.support.daemon import HOST, User
 from tests.support.portal import CODES, PortalClient, token_of, unique
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+              pytest.mark.slow]     # started first (tests/conftest.py)
 NEW = "Fresh-long-passphrase-2049"
 _SECRET = re.compile(r'<code class="secret"[^>]*>([^<]+)</code>')
 

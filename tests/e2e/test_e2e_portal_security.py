@@ -18,7 +18,8 @@ from tests.support.daemon import HOST, running_daemon
 from tests.support.portal import CODES, SESSION_COOKIE, PortalClient, unique, with_app_password
 
 BLOCK_AFTER = 4
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+              pytest.mark.slow]     # started first (tests/conftest.py)
 XSS = "<img src=x onerror=alert(1)>.html"
 
 

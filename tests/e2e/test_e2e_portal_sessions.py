@@ -12,7 +12,8 @@ import requests
 from tests.support.daemon import running_daemon
 from tests.support.portal import PortalClient, unique, with_app_password
 
-pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+              pytest.mark.slow]     # started first (tests/conftest.py)
 IDLE, LIFETIME = 3, 6
 
 

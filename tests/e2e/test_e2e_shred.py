@@ -27,6 +27,8 @@ from strongroom.providers.local import LocalProvider
 from tests.support import postgres
 from tests.support.daemon import HOST, running_daemon, sftp_quote as q
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 WITHIN = 10     # seconds: live sessions notice a removed user well within this
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.daemon import HOST, TIMEOUT, Daemon, free_ports
 
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
+
 
 def one_line(proc) -> str:
     """The single error line of a failed command (asserting it is single)."""

@@ -5,11 +5,14 @@ things during traffic; a soak of small files. kill -9 is test_faults_kill9.py.""
 import threading
 import time
 
+import pytest
 import requests
 
 from tests.support.faults import (TIMEOUT, Dav, Ledger, Sftp, check_acknowledged, healthy,
                                   no_errors_logged, payload, process_usage, sha,
                                   versions_json)
+
+pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
 
 ROUNDS = 6
 
