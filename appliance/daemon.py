@@ -24,6 +24,7 @@ from strongroom.appliance.service.maintenance import ACTOR as MAINTENANCE
 from strongroom.appliance.service.maintenance_lease import LeaseTaken
 from strongroom.appliance.startup import listeners
 from strongroom.appliance.version import installed
+from strongroom.auth import passwords
 
 log = logging.getLogger("strongroom")
 
@@ -101,6 +102,7 @@ def _serve(app: App, lock: RunLock) -> None:
     logs.setup(app.config.log)
     # paramiko logs a traceback for every port probe or reset; we log one line per connection
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    passwords.dummy_hash()        # now, so that the first unknown login costs what others do
     stop_metrics = metrics.serve(app)   # before the listeners, which count into it
     try:
         sftp, web = listeners(app)

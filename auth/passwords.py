@@ -8,8 +8,10 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 # Hash of a random string, verified against when an account does not exist so that
-# a failed login costs the same time either way.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+# a failed login costs the same time either way. Made on first use, not at import: it
+# costs one hash (0.1 s), which most CLI commands never need; the daemon makes it at
+# start (dummy_hash()), so that its first unknown login costs what the others do.
+_DUMMY_HASH: str | None = None
 
 MIN_LENGTH = 10
 # The most common passwords of at least MIN_LENGTH characters in published breach
@@ -29,10 +31,18 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def dummy_hash() -> str:
+    """The hash an unknown account's login is verified against (made once)."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+    return _DUMMY_HASH
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """True if `password` matches; always spends one argon2 verification."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _hasher.verify(stored_hash or dummy_hash(), password) and stored_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

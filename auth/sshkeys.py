@@ -2,8 +2,6 @@
 import base64
 import hashlib
 
-import paramiko
-
 ALLOWED = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
            "ssh-rsa")
 MIN_RSA_BITS = 2048
@@ -23,6 +21,7 @@ def parse(line: str) -> tuple[str, str, str | None]:
     key_type, data = parts[0], parts[1]
     if key_type not in ALLOWED:
         raise ValueError(f"key type {key_type} is not accepted (use {', '.join(ALLOWED)})")
+    import paramiko     # here: a CLI command that reads no key should not pay its import
     try:
         key = paramiko.PKey.from_type_string(key_type, base64.b64decode(data, validate=True))
     except Exception:
