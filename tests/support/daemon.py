@@ -151,25 +151,38 @@ class Daemon:
                         f"{proc.stderr.strip()}")
         return proc
 
+    def cli_in_process(self, *args, input: str | None = None) -> str:
+        """Run `strongroom ARGS --data-dir DATA` in this process (click's runner: the same
+        commands, without a Python start of a second each); its output; the test fails
+        if it does. For provisioning: tests of the CLI itself use `cli`, a process."""
+        from click.testing import CliRunner
+        from strongroom.appliance.cli import main
+        result = CliRunner().invoke(main, [*map(str, args), "--data-dir", str(self.data_dir)],
+                                    input=input)
+        if result.exit_code != 0:
+            pytest.fail(f"strongroom {' '.join(map(str, args))} exited {result.exit_code}: "
+                        f"{result.output.strip()} {result.exception!r}")
+        return result.stdout
+
     def provision(self, database_url: str | None = None) -> None:
         """init, clients acme and beta, users alice, bob and staff; with `database_url`,
         on that database (PostgreSQL) instead of the data dir's SQLite file."""
-        self.cli("init", "--host", HOST, "--webdav-port", self.webdav_port,
-                 "--sftp-port", self.sftp_port, check=True)
+        self.cli_in_process("init", "--host", HOST, "--webdav-port", self.webdav_port,
+                            "--sftp-port", self.sftp_port)
         if database_url:
             self.set_options("database", url=database_url)
         for name in CLIENTS:
-            self.cli("client", "add", name, "--quota", "10GiB", check=True)
+            self.cli_in_process("client", "add", name, "--quota", "10GiB")
         # hex passwords cannot contain these logins (l, i, o, s, t are not hex digits)
         for login, client in (("alice", "acme"), ("bob", "beta"), ("staff", None)):
             user = User(login, f"E2e-pass-{os.urandom(8).hex()}", client)
             where = ("--client", client) if client else ("--staff",)
-            self.cli("user", "add", login, *where, "--password-stdin", "--no-totp", "--json",
-                     input=(user.password + "\n").encode(), check=True)
+            self.cli_in_process("user", "add", login, *where, "--password-stdin", "--no-totp",
+                                "--json", input=user.password + "\n")
             self.users[login] = user
         for name in CLIENTS:   # staff see only the clients they are granted
-            self.cli("acl", "grant", f"/{name}", "--user", "staff",
-                     "--rights", "read,write,delete,manage", check=True)
+            self.cli_in_process("acl", "grant", f"/{name}", "--user", "staff",
+                                "--rights", "read,write,delete,manage")
 
     def set_options(self, section: str, **values) -> None:
         """Change options in the data dir's strongroom.toml (takes effect at the next start)."""
@@ -193,10 +206,9 @@ class Daemon:
         import json
         password = f"E2e-pass-{os.urandom(8).hex()}"
         where = ("--client", client) if client else ("--staff",)
-        out = self.cli("user", "add", login, *where, "--password-stdin", "--json",
-                       *(() if totp else ("--no-totp",)),
-                       input=(password + "\n").encode(), check=True)
-        user = User(login, password, client, json.loads(out.stdout).get("totp_secret"))
+        out = self.cli_in_process("user", "add", login, *where, "--password-stdin", "--json",
+                                  *(() if totp else ("--no-totp",)), input=password + "\n")
+        user = User(login, password, client, json.loads(out).get("totp_secret"))
         self.users[login] = user
         self._rclone_conf = None
         return user
