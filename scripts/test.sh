@@ -32,7 +32,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 # Python may keep the compiled modules (many images set this): the suite starts the CLI
 # and the daemon as processes thousands of times, and compiling 120 modules costs each 0.2 s.
 unset PYTHONDONTWRITEBYTECODE
-.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder "$@"
+.venv/bin/python -m pytest -q -n "${STRONGROOM_TEST_WORKERS:-4}" "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "no tests ran: failing" >&2; exit 1; fi
