@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from strongroom import config as configmod
+from strongroom.appliance.service.login import RECHECK_SECONDS
 from strongroom.providers.errors import CorruptData
 from strongroom.providers.keys import KeyRing, load_master_key
 from strongroom.providers.local import LocalProvider
@@ -130,6 +131,11 @@ def test_shred_destroys_acme_and_leaves_beta(daemon, tmp_path):
 
     with pytest.raises((OSError, EOFError, paramiko.SSHException)):
         live.putfo(io.BytesIO(b"written after the shred"), "/after.txt")
+    # a WebDAV password login the daemon remembers is re-read after RECHECK_SECONDS
+    # (README): until then the removed tree answers nothing but refusals, then 401
+    within = daemon.request("alice", "PUT", "/after.txt", "--data-binary", "x").status
+    assert within in (401, 403, 404, 409), within
+    time.sleep(RECHECK_SECONDS)
     assert daemon.request("alice", "PUT", "/after.txt", "--data-binary", "x").status == 401
     left = set(daemon.blob_dir.glob("??/*"))
     assert not {p.name for p in left} & {row[0] for row in acme_versions}
