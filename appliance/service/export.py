@@ -42,6 +42,7 @@ from strongroom.providers.base import BlobReader
 
 MANIFEST = "manifest.json"
 _IN_BATCH = 500
+_NAME_MAX = 255
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
@@ -166,8 +167,19 @@ def _history(s: OrmSession, files: list[tuple[Node, str]], name: str) -> Iterato
         for v in rows:
             node, rel = batch[v.node_id]
             folder = rel.rsplit("/", 1)[0]
-            member = f"{name}/{VIEW}{folder}/{node.name}/{version_name(v, node.name)}"
+            member = f"{name}/{VIEW}{folder}/{node.name}/{_fitting(version_name(v, node.name))}"
             yield Item(member, f"/{name}{rel}", v.mtime, _blob(v), current=False)
+
+
+def _fitting(member_name: str) -> str:
+    """`member_name` cut to NAME_MAX (255 bytes, whole characters): a version's view
+    name puts its date and id before a name that may itself be 255 bytes, and a longer
+    member stops tar (Python's and GNU's) with "File name too long". The id before the
+    name keeps the cut names apart; the manifest gives each one's path."""
+    encoded = member_name.encode()
+    if len(encoded) <= _NAME_MAX:
+        return member_name
+    return encoded[:_NAME_MAX].decode(errors="ignore")
 
 
 def _blob(v: Version) -> Blob:

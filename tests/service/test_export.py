@@ -117,3 +117,21 @@ def flip_byte(app, version_id, offset):
     data = bytearray(path.read_bytes())
     data[offset] ^= 1
     path.write_bytes(bytes(data))
+
+
+def test_a_version_of_a_long_name_extracts(app, out):
+    """A name near the 255-byte limit: its @versions member (date and id before the
+    name) still fits a file system's name limit, so the tar extracts; the manifest names
+    the member it used."""
+    session = client_session(app, "acme")
+    name = "é" * 120 + ".txt"                       # 244 bytes
+    put(session, f"/{name}", b"one")
+    put(session, f"/{name}", b"two")
+    app.admin().export_client("acme", out / "a.tar", versions=True)
+    with tarfile.open(out / "a.tar") as tar:
+        tar.extractall(out / "x", filter="data")
+        manifest = json.load(tar.extractfile("manifest.json"))
+    kept = sorted(p.read_bytes() for p in (out / "x/acme/@versions" / name).iterdir())
+    assert kept == [b"one", b"two"]
+    assert all(len(v["member"].rsplit("/", 1)[1].encode()) <= 255
+               and (out / "x" / v["member"]).is_file() for v in manifest["versions"])
