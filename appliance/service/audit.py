@@ -85,6 +85,8 @@ ACTIONS = (
     "invite-accepted", "invite-refused",
     # pinned versions, which retention never removes (service.admin_versions)
     "version-pin", "version-unpin",
+    # backups (service.backup, service.backup_restore)
+    "backup-create", "backup-restore",
     # the trail itself
     "audit-rekey",
 )

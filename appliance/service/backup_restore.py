@@ -1,0 +1,264 @@
+"""Checking and restoring a backup (made by appliance.service.backup).
+
+`verify_backup`: the snapshot's table files match the manifest's digests, every blob
+the manifest lists is present with its size; given the master key, every chunk of
+every version authenticates too (without it, that is said in the result).
+
+`restore_backup`: builds a NEW data directory (refusing a non-empty one): the config
+(ports as in the backup; the database: `database_url`, else SQLite in NEW; key, blob
+and anchor paths that lay outside the old data directory are put back at their
+defaults inside NEW), the keys (the private ones decrypted with the master key: a key
+that does not decrypt them is refused before anything is made), the master key file,
+the database (migrated to the backup's revision, its rows loaded in one transaction,
+then migrated to the newest), the blobs; then a backup-restore audit event anchors the
+chain. Any failure removes what was made (NEW's contents; in a PostgreSQL database, the
+tables the restore made).
+"""
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from sqlalchemy import Integer, Table, delete, func, insert, inspect, select, text
+
+from strongroom import config as configmod
+from strongroom.appliance.db import Database, default_url
+from strongroom.appliance.db.migrate import _config as alembic_config
+from strongroom.appliance.db.models import Base
+from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
+from strongroom.appliance.service import backup as bk
+from strongroom.providers.keys import KeyRing, load_master_key
+from strongroom.providers.streams import ChunkedReader
+
+Json = dict[str, Any]
+# Path options a restore puts inside NEW when the backup's config had them elsewhere.
+_PATHS = {"tls": ("cert_file", "key_file"), "ssh": ("host_key_ed25519", "host_key_rsa"),
+          "storage": ("master_key_file", "blob_dir"), "audit": ("anchor_file",)}
+_READ = 1 << 20
+
+
+def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
+    """{"blobs", "checked_bytes", "authenticated", "problems": [one line each]}."""
+    src = Path(src).resolve()
+    manifest = bk.read_manifest(src)
+    problems = _table_problems(src, manifest)
+    for blob in manifest["blobs"]:
+        try:
+            size = bk.blob_path(src / "blobs", blob["id"]).stat().st_size
+        except FileNotFoundError:
+            problems.append(f"blob {blob['id']} is missing")
+            continue
+        if size != blob["size"]:
+            problems.append(f"blob {blob['id']} has {size} bytes, the manifest says "
+                            f"{blob['size']}")
+    if master_key_file is not None and not problems:
+        problems += _authenticate(src, manifest, KeyRing(load_master_key(master_key_file)))
+    return {"backup": str(src), "created_at": manifest["created_at"],
+            "blobs": len(manifest["blobs"]), "blob_bytes": sum(b["size"] for b in
+                                                               manifest["blobs"]),
+            "authenticated": master_key_file is not None and not problems,
+            "problems": problems}
+
+
+def _table_problems(src: Path, manifest: Json) -> list[str]:
+    import hashlib
+    problems = []
+    for name, digest in manifest["table_sha256"].items():
+        path = src / manifest["snapshot"] / "tables" / f"{name}.jsonl"
+        try:
+            actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            problems.append(f"table file {name}.jsonl is missing")
+            continue
+        if actual != digest:
+            problems.append(f"table file {name}.jsonl was changed")
+    return problems
+
+
+def _authenticate(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
+    """Read every version's blob through its keys: each chunk authenticates."""
+    by_table = {t.name: t for t in Base.metadata.sorted_tables}
+    clients = {r["id"]: r["wrapped_key"] for r in bk.table_rows(src, manifest,
+                                                                by_table["clients"])}
+    node_client = {r["id"]: r["client_id"] for r in bk.table_rows(src, manifest,
+                                                                  by_table["nodes"])}
+    problems = []
+    for v in bk.table_rows(src, manifest, by_table["versions"]):
+        try:
+            key = keyring.data_key(clients[node_client[v["node_id"]]], v["wrapped_key"])
+        except CorruptData:
+            return ["the master key does not match this backup"]
+        try:
+            reader = ChunkedReader(bk.blob_path(src / "blobs", v["blob_id"]), key,
+                                   v["size"], v["holes"])
+            try:
+                for offset in range(0, v["size"], _READ):
+                    reader.read(offset, min(_READ, v["size"] - offset))
+            finally:
+                reader.close()
+        except (CorruptData, OSError) as e:
+            problems.append(f"blob {v['blob_id']} (version {v['id']}) does not "
+                            f"authenticate: {e}")
+    return problems
+
+
+def restore_backup(src: Path, new: Path, master_key_file: Path,
+                   database_url: str | None = None, actor: str = "admin") -> Json:
+    """Build the data directory `new` from the backup in `src`; see the module."""
+    src, new = Path(src).resolve(), Path(new).resolve()
+    manifest = bk.read_manifest(src)
+    keyring = KeyRing(load_master_key(master_key_file))
+    snap = src / manifest["snapshot"]
+    private = {}
+    for name, _path, is_private in bk.key_files(configmod.load(src, snap / "config" /
+                                                               "strongroom.toml")):
+        if is_private:
+            private[name] = bk.unseal(keyring, name, (snap / "keys" / f"{name}.enc")
+                                      .read_bytes())
+    if new.exists() and any(new.iterdir()):
+        raise Conflict(f"{new} is not empty: restore builds a new data directory")
+    made_dir = not new.exists()
+    db: Database | None = None
+    try:
+        new.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg = _write_config(snap, new, database_url)
+        _write_keys(cfg, snap, private, master_key_file)
+        db = Database(cfg.database.url or default_url(new))
+        _load_database(db, src, manifest)
+        blobs = _copy_blobs(src, manifest, Path(cfg.storage.blob_dir))
+    except BaseException:
+        if db is not None and not db.url.startswith("sqlite"):
+            _drop_all(db)
+        if db is not None:
+            db.dispose()
+        _remove(new, made_dir)
+        raise
+    db.dispose()
+    _audit_restore(new, src, actor)
+    return {"data_dir": str(new), "from": str(src), "revision": manifest["revision"],
+            "rows": manifest["rows"], "blobs": blobs, "database": "sqlite" if not
+            database_url else "postgresql"}
+
+
+def _write_config(snap: Path, new: Path, database_url: str | None) -> Any:
+    shutil.copyfile(snap / "config" / "strongroom.toml", new / "strongroom.toml")
+    os.chmod(new / "strongroom.toml", 0o600)
+    configmod.set_options(new, "database", {"url": database_url or ""})
+    cfg = configmod.load(new)
+    for section, names in _PATHS.items():
+        outside: dict[str, object] = {n: configmod.SCHEMA[section][n].default for n in names
+                   if not Path(getattr(getattr(cfg, section), n)).resolve()
+                   .is_relative_to(new)}
+        if outside:
+            configmod.set_options(new, section, outside)
+    return configmod.load(new)
+
+
+def _write_keys(cfg: Any, snap: Path, private: dict[str, bytes], master: Path) -> None:
+    for name, path, is_private in bk.key_files(cfg):
+        data = private[name] if is_private else (snap / "keys" / name).read_bytes()
+        _write_file(Path(path), data)
+    _write_file(Path(cfg.storage.master_key_file), master.read_bytes())
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _load_database(db: Database, src: Path, manifest: Json) -> None:
+    """Migrate to the backup's revision, load every row in one transaction, migrate on."""
+    if inspect(db.engine).get_table_names():
+        raise Conflict(f"the database {db.url.split('@')[-1]} is not empty: restore "
+                       "loads into a new database only")
+    command.upgrade(alembic_config(db.engine), manifest["revision"])
+    with db.write() as s:
+        for table in reversed(bk.tables()):
+            s.execute(delete(table))            # what the migrations seeded
+        for table in bk.tables():
+            rows = _parents_first(table, list(bk.table_rows(src, manifest, table)))
+            for i in range(0, len(rows), 500):
+                if rows[i:i + 500]:
+                    s.execute(insert(table), rows[i:i + 500])
+        if not db.url.startswith("sqlite"):
+            _reset_sequences(s, bk.tables())
+    command.upgrade(alembic_config(db.engine), "head")
+
+
+def _parents_first(table: Table, rows: list[Json]) -> list[Json]:
+    """Rows of a table with a foreign key to itself (nodes.parent_id) in an order where
+    each row's parent comes before it (a moved item can be older than its folder)."""
+    own = [fk.parent.name for fk in table.foreign_keys if fk.column.table is table]
+    if not own:
+        return rows
+    col, key = own[0], list(table.primary_key.columns)[0].name
+    ids = {r[key] for r in rows}
+    done: set[Any] = set()
+    ordered: list[Json] = []
+    pending = rows
+    while pending:
+        ready = [r for r in pending if r[col] is None or r[col] not in ids or r[col] in done]
+        if not ready:
+            raise CorruptData(f"the backup's {table.name} has a cycle of parents")
+        ordered += ready
+        done.update(r[key] for r in ready)
+        pending = [r for r in pending if r[key] not in done]
+    return ordered
+
+
+def _reset_sequences(s: Any, tables: list[Table]) -> None:
+    """PostgreSQL: each serial id continues after the highest restored one."""
+    for table in tables:
+        pk = list(table.primary_key.columns)
+        if len(pk) != 1 or not isinstance(pk[0].type, Integer):
+            continue
+        seq = s.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                       {"t": table.name, "c": pk[0].name})
+        top = s.scalar(select(func.max(pk[0])))
+        if seq and top is not None:
+            s.execute(text("SELECT setval(:s, :v)"), {"s": seq, "v": top})
+
+
+def _copy_blobs(src: Path, manifest: Json, blob_dir: Path) -> int:
+    blob_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for blob in manifest["blobs"]:
+        source = bk.blob_path(src / "blobs", blob["id"])
+        if not source.exists():
+            raise BadRequest(f"the backup is incomplete: blob {blob['id']} is missing "
+                             "(`strongroom backup verify` names every problem)")
+        bk.copy_file(source, bk.blob_path(blob_dir, blob["id"]))
+    return len(manifest["blobs"])
+
+
+def _drop_all(db: Database) -> None:
+    with db.engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _remove(new: Path, made_dir: bool) -> None:
+    if made_dir:
+        shutil.rmtree(new, ignore_errors=True)
+        return
+    for child in new.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
+def _audit_restore(new: Path, src: Path, actor: str) -> None:
+    """Open the restored appliance once: a backup-restore event, and the chain anchored."""
+    from strongroom.appliance.app import App
+    app = App(new)
+    try:
+        with app.db.write() as s:
+            app.audit.append(s, actor=actor, protocol="cli", address=None,
+                             action="backup-restore", path=None, detail=f"from={src}")
+    finally:
+        app.close()
