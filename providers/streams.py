@@ -5,6 +5,7 @@ import ctypes.util
 import errno
 import os
 import queue
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -323,6 +324,28 @@ class ChunkedWriter(BlobWriter):
         return self._result
 
 
+def _open_regular(path: Path) -> int:
+    """A descriptor of the blob file at `path`. Not following a symbolic link nor
+    waiting on a FIFO (O_NONBLOCK: opening one for reading would wait for a writer,
+    hanging a download or the scrub); either, or a device or socket, is StorageError.
+    O_NONBLOCK changes nothing for a regular file's reads."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise CorruptData("blob file is missing") from None
+        if e.errno == errno.ELOOP:
+            raise StorageError("blob is not a regular file") from None
+        raise StorageError(f"cannot open blob: {e.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    # A directory fails its first read harmlessly (EISDIR, as a failing disk fails);
+    # a FIFO, socket or device could block or never end.
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        os.close(fd)
+        raise StorageError("blob is not a regular file")
+    return fd
+
+
 class ChunkedReader(BlobReader):
     """Decrypts only the chunks a read touches; keeps the last two decrypted chunks.
     Hole chunks read as zeros without touching the file."""
@@ -331,12 +354,7 @@ class ChunkedReader(BlobReader):
                  *, remove_on_close: bool = False, fd: int | None = None) -> None:
         """`fd`: an open descriptor of `path` to read from (and close) instead."""
         self._remove = path if remove_on_close else None
-        try:
-            self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC) if fd is None else fd
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                raise CorruptData("blob file is missing") from None
-            raise StorageError(f"cannot open blob: {e.strerror}") from None
+        self._fd = _open_regular(path) if fd is None else fd
         try:
             self._open(data_key, size, holes_text)
         except BaseException:

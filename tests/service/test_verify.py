@@ -3,6 +3,7 @@ every chunk of every version is authenticated, each damaged version is named wit
 its client and path, and a sample reads exactly its share."""
 import os
 import random
+import threading
 
 import pytest
 
@@ -95,3 +96,31 @@ def test_a_sample_is_a_random_choice(app, acme):
 def test_a_sample_out_of_range_is_refused(app, percent):
     with pytest.raises(BadRequest, match="--sample: a percentage above 0"):
         app.admin().verify_blobs(percent)
+
+
+def test_a_blob_that_is_a_fifo_or_a_symlink_is_reported_not_opened(app, acme, tmp_path):
+    """Something put in a blob's place: a FIFO (opening it for reading waited for a
+    writer: the scrub hung) or a symbolic link to a file elsewhere (followed and read).
+    Each is reported as damage and the scrub goes on."""
+    fifo, link = blob_path(app, acme, "/docs/cut.txt"), blob_path(app, acme, "/docs/gone.txt")
+    fifo.unlink()
+    os.mkfifo(fifo)
+    outside = tmp_path / "outside"
+    os.mkfifo(outside)                      # a link target that would hang too if opened
+    link.unlink()
+    link.symlink_to(outside)
+    done: list = []
+    scrub = threading.Thread(target=lambda: done.append(app.admin().verify_blobs()), daemon=True)
+    scrub.start()
+    scrub.join(30)
+    for stuck in (fifo, outside):           # free a reader the scrub left waiting
+        try:
+            os.close(os.open(stuck, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+    scrub.join(10)
+    assert done, "the scrub hung on a FIFO"
+    assert sorted((d["path"], d["problem"]) for d in done[0]["damaged"]) == [
+        ("/acme/docs/cut.txt", "blob is not a regular file"),
+        ("/acme/docs/gone.txt", "blob is not a regular file")]
+    assert done[0]["checked"] == 6
