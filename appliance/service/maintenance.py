@@ -18,6 +18,7 @@ A dry run decides the same in a read transaction and changes nothing.
 """
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import DeadProperty, Node, Version
+from strongroom.appliance.errors import BadRequest
 from strongroom.appliance.service import consistency, maintenance_plan as planning
 from strongroom.appliance.service.access import hot
 from strongroom.appliance.service.admin_base import Json
@@ -59,6 +61,9 @@ class MaintenanceMixin(DoctorMixin):
         Raises LeaseTaken (a Conflict naming the process) if a run is in progress;
         a dry run needs no lease. Once `cancelled()` is true (the daemon stopping),
         no further client is begun and the orphan step is skipped."""
+        if now is not None and not math.isfinite(now):
+            # nan and inf fall through every row of the thinning table
+            raise BadRequest(f"--now: a time in seconds since the epoch; got {now}")
         now = time.time() if now is None else now
         if dry_run:
             return self._all_clients(now, True, meter, each, cancelled)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from strongroom.appliance.db.models import AuditEvent, Client, MaintenanceLease, Node, Version
-from strongroom.appliance.errors import NotFound
+from strongroom.appliance.errors import BadRequest, NotFound
 from strongroom.appliance.service import retention_rules
 from strongroom.appliance.service.maintenance import Journal
 from strongroom.appliance.service.maintenance_lease import Lease, LeaseTaken
@@ -396,3 +396,17 @@ def _until(condition, timeout=30.0):
             return True
         time.sleep(0.2)
     return condition()
+
+
+@pytest.mark.parametrize("now", [float("nan"), float("inf")])
+def test_a_time_that_is_not_a_number_is_refused_and_changes_nothing(app, now):
+    """maintenance run --now nan (or inf): one clear error, not an unexpected
+    StopIteration from the thinning table, and nothing removed."""
+    session = client_session(app, "acme")
+    for i in range(4):
+        put(session, "/f.txt", b"v%d" % i)
+    for dry_run in (True, False):
+        with pytest.raises(BadRequest, match="--now"):
+            app.admin().maintenance(dry_run=dry_run, now=now)
+    with app.db.read() as s:
+        assert s.query(Version).count() == 4
