@@ -5,8 +5,9 @@ from typing import Any
 
 import click
 
-from strongroom.appliance.cli import (acl, audit, clients, daemon, doctor, folders, libraries, locks,
-                           maintenance, notify, trash, user_notify, users, versions)
+from strongroom.appliance.cli import (acl, audit, backup, clients, daemon, doctor, folders,
+                                      libraries, locks, maintenance, notify, trash, user_notify,
+                                      users, versions)
 from strongroom.appliance.cli.options import close_apps, fail
 from strongroom.appliance.cli.status import status
 
@@ -80,3 +81,5 @@ main.add_command(audit.audit)
 main.add_command(locks.locks)
 main.add_command(notify.notify)
 main.add_command(status)
+main.add_command(backup.backup)
+main.add_command(backup.restore)
