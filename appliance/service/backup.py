@@ -29,6 +29,7 @@ master key is never in a backup.
 """
 import base64
 import datetime
+import errno
 import hashlib
 import json
 import os
@@ -152,6 +153,9 @@ def _snapshot_and_copy(app: App, dest: Path, lease: Lease) -> Json:
         try:
             meta = _write_snapshot(app, snap)
             c, vanished = _copy_blobs(app, dest, meta["blobs"], lease)
+        except OSError as e:
+            shutil.rmtree(snap, ignore_errors=True)
+            raise write_error(Path(e.filename or snap / "x"), e) from None
         except BaseException:
             shutil.rmtree(snap, ignore_errors=True)
             raise
@@ -256,20 +260,46 @@ def _still_named(app: App, blob_id: str) -> bool:
 
 
 def copy_file(src: Path, dst: Path) -> None:
-    """Copy to DST.part, fsync, rename: DST is whole or absent."""
+    """Copy to DST.part, fsync, rename: DST is whole or absent. Holes stay holes."""
     dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     part = dst.with_name(dst.name + ".part")
     try:
         with open(src, "rb") as fin, open(part, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-            fout.flush()
+            _copy_sparse(fin.fileno(), fout.fileno(), os.fstat(fin.fileno()).st_size)
             os.fsync(fout.fileno())
         os.replace(part, dst)
     except OSError as e:
         part.unlink(missing_ok=True)
-        if e.errno in (28, 122):     # ENOSPC, EDQUOT
-            raise NoSpace(f"no space left for the backup in {dst.parent}") from None
-        raise BadRequest(f"cannot write {dst}: {e.strerror or e}") from None
+        raise write_error(dst, e) from None
+
+
+def _copy_sparse(fin: int, fout: int, size: int) -> None:
+    """The data segments of `fin` into `fout` at their offsets (a blob with holes,
+    providers.crypto, keeps them)."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fin, offset, os.SEEK_DATA)
+        except OSError:          # ENXIO: only a hole is left
+            break
+        end = os.lseek(fin, start, os.SEEK_HOLE)
+        while start < end:
+            data = os.pread(fin, min(1 << 20, end - start), start)
+            if not data:
+                break
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fout, data[written:], start + written)
+            start += len(data)
+        offset = end
+    os.ftruncate(fout, size)
+
+
+def write_error(path: Path, e: OSError) -> Exception:
+    """One line for an OSError writing the backup at `path`."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpace(f"no space left for the backup in {path.parent}")
+    return BadRequest(f"cannot write {path}: {e.strerror or e}")
 
 
 def _manifest(snap_id: str, meta: Json) -> Json:

@@ -127,15 +127,18 @@ def restore_backup(src: Path, new: Path, master_key_file: Path,
         db = Database(cfg.database.url or default_url(new))
         _load_database(db, src, manifest)
         blobs = _copy_blobs(src, manifest, Path(cfg.storage.blob_dir))
-    except BaseException:
+        db.dispose()
+        _audit_restore(new, src, actor)
+    except BaseException as e:
         if db is not None and not db.url.startswith("sqlite"):
             _drop_all(db)
         if db is not None:
             db.dispose()
         _remove(new, made_dir)
+        if isinstance(e, OSError):
+            raise BadRequest(f"cannot restore into {new}: {e.strerror or e} "
+                             f"({e.filename}); nothing was left behind") from None
         raise
-    db.dispose()
-    _audit_restore(new, src, actor)
     return {"data_dir": str(new), "from": str(src), "revision": manifest["revision"],
             "rows": manifest["rows"], "blobs": blobs, "database": "sqlite" if not
             database_url else "postgresql"}

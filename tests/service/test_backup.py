@@ -141,3 +141,20 @@ def test_verify_names_a_changed_and_a_missing_blob(app, acme, tmp_path):
     assert len(problems) == 1 and blobs[0].name in problems[0] and "authenticate" in problems[0]
     blobs[1].unlink()
     assert verify_backup(tmp_path / "bk")["problems"] == [f"blob {blobs[1].name} is missing"]
+
+
+def test_a_sparse_file_stays_sparse_in_the_backup_and_reads_back(app, tmp_path):
+    session = client_session(app, "acme")
+    upload = session.open_write("/sparse.img")
+    try:
+        upload.write(0, b"head")
+        upload.write(64 * 1024 * 1024, b"tail")      # 64 MiB of hole between
+        upload.commit()
+    finally:
+        upload.abort()
+    create_backup(app, tmp_path / "bk")
+    (blob,) = [p for p in (tmp_path / "bk" / "blobs").rglob("*") if p.is_file()]
+    assert blob.stat().st_size > 64 * 1024 * 1024 and blob.stat().st_blocks * 512 < 4 * 1024 * 1024
+    restore_backup(tmp_path / "bk", tmp_path / "new", app.data_dir / "master.key")
+    got_rows, got_bytes, _verdict = restored(tmp_path / "new")
+    assert got_bytes == version_bytes(app)
