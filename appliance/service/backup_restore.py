@@ -24,6 +24,7 @@ from sqlalchemy import Integer, Table, delete, func, insert, inspect, select, te
 
 from strongroom import config as configmod
 from strongroom.appliance.db import Database, default_url
+from strongroom.appliance.db.engine import safe_url
 from strongroom.appliance.db.migrate import _config as alembic_config
 from strongroom.appliance.db.models import Base
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
@@ -120,17 +121,22 @@ def restore_backup(src: Path, new: Path, master_key_file: Path,
         raise Conflict(f"{new} is not empty: restore builds a new data directory")
     made_dir = not new.exists()
     db: Database | None = None
+    ours = False        # whether the database's tables are this restore's to drop
     try:
         new.mkdir(parents=True, exist_ok=True, mode=0o700)
         cfg = _write_config(snap, new, database_url)
         _write_keys(cfg, snap, private, master_key_file)
         db = Database(cfg.database.url or default_url(new))
+        if inspect(db.engine).get_table_names():
+            raise Conflict(f"the database {safe_url(db.url)} is not empty: restore loads "
+                           "into a new database only")
+        ours = True
         _load_database(db, src, manifest)
         blobs = _copy_blobs(src, manifest, Path(cfg.storage.blob_dir))
         db.dispose()
         _audit_restore(new, src, actor)
     except BaseException as e:
-        if db is not None and not db.url.startswith("sqlite"):
+        if db is not None and ours and not db.url.startswith("sqlite"):
             _drop_all(db)
         if db is not None:
             db.dispose()
@@ -175,10 +181,8 @@ def _write_file(path: Path, data: bytes) -> None:
 
 
 def _load_database(db: Database, src: Path, manifest: Json) -> None:
-    """Migrate to the backup's revision, load every row in one transaction, migrate on."""
-    if inspect(db.engine).get_table_names():
-        raise Conflict(f"the database {db.url.split('@')[-1]} is not empty: restore "
-                       "loads into a new database only")
+    """Migrate the (empty) database to the backup's revision, load every row in one
+    transaction, migrate on."""
     command.upgrade(alembic_config(db.engine), manifest["revision"])
     with db.write() as s:
         for table in reversed(bk.tables()):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from strongroom.appliance.app import App
 from strongroom.appliance.db.models import Client, Node, User, Version
-from strongroom.appliance.errors import BadRequest, Conflict
+from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
 from strongroom.appliance.service.backup import NO_MASTER_KEY, create_backup
 from strongroom.appliance.service.backup_restore import restore_backup, verify_backup
 from strongroom.providers.keys import create_master_key
@@ -158,3 +158,24 @@ def test_a_sparse_file_stays_sparse_in_the_backup_and_reads_back(app, tmp_path):
     restore_backup(tmp_path / "bk", tmp_path / "new", app.data_dir / "master.key")
     got_rows, got_bytes, _verdict = restored(tmp_path / "new")
     assert got_bytes == version_bytes(app)
+
+
+def test_a_non_empty_database_is_refused_and_left_alone(app, acme, tmp_path):
+    if not app.db.url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL database given by URL")
+    create_backup(app, tmp_path / "bk")
+    before = rows(app)
+    with pytest.raises(Conflict, match="is not empty: restore loads into a new database only"):
+        restore_backup(tmp_path / "bk", tmp_path / "new", app.data_dir / "master.key",
+                       database_url=app.db.url)
+    assert not (tmp_path / "new").exists() and rows(app) == before
+
+
+def test_a_blob_missing_on_the_appliance_is_named_and_no_manifest_made(app, acme, tmp_path):
+    with app.db.read() as s:
+        blob_id = s.scalars(select(Version.blob_id)).first()
+    (app.provider.root / blob_id[:2] / blob_id).unlink()
+    with pytest.raises(CorruptData, match=f"blob {blob_id} is missing on the appliance"):
+        create_backup(app, tmp_path / "bk")
+    assert not (tmp_path / "bk" / "manifest.json").exists()
+    assert list((tmp_path / "bk" / "snapshots").iterdir()) == []
