@@ -31,7 +31,8 @@ def _created(d: Json) -> list[str]:
     return [f"backed up to {d['dest']} (snapshot {d['snapshot']}, revision {d['revision']}): "
             f"{sum(d['rows'].values())} rows, {d['blobs']} blobs "
             f"({human_size(d['blob_bytes'])}): {d['copied']} copied, "
-            f"{d['already_present']} already present",
+            f"{d['already_present']} already present"
+            + (f", {d['pruned']} no longer named removed" if d["pruned"] else ""),
             d["note"]]
 
 

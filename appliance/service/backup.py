@@ -24,8 +24,8 @@ version still exists is an appliance fault, named in the error.
 
 Blobs never change once written, so a blob already in DEST (same name and size) is not
 copied again; each is copied to a temporary name, fsynced, then renamed. The manifest
-replaces the previous one atomically; older snapshot folders are removed after it. The
-master key is never in a backup.
+replaces the previous one atomically; older snapshot folders, and blobs the new manifest
+does not list, are removed after it. The master key is never in a backup.
 """
 import base64
 import datetime
@@ -172,11 +172,25 @@ def _snapshot_and_copy(app: App, dest: Path, lease: Lease) -> Json:
     for old in (dest / "snapshots").iterdir():
         if old.name != snap_id:
             shutil.rmtree(old, ignore_errors=True)
+    pruned = _prune(dest / "blobs", {b["id"] for b in meta["blobs"]})
     total = sum(b["size"] for b in meta["blobs"])
     return {"dest": str(dest), "snapshot": snap_id, "revision": meta["revision"],
             "rows": meta["rows"], "blobs": len(meta["blobs"]), "copied": copied,
             "already_present": max(0, len(meta["blobs"]) - copied),
-            "blob_bytes": total, "tries": attempt}
+            "blob_bytes": total, "pruned": pruned, "tries": attempt}
+
+
+def _prune(root: Path, keep: set[str]) -> int:
+    """Remove the blobs (and .part files of a killed backup) the new manifest does not
+    list: the previous snapshot is gone, so nothing names them (an off-site copy by
+    restic or borg keeps the history). Returns how many blobs went."""
+    pruned = 0
+    for sub in root.iterdir() if root.is_dir() else ():
+        for f in sub.iterdir() if sub.is_dir() else ():
+            if f.name not in keep:
+                f.unlink(missing_ok=True)
+                pruned += not f.name.endswith(".part")
+    return pruned
 
 
 def _write_snapshot(app: App, snap: Path) -> Json:

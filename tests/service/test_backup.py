@@ -87,6 +87,12 @@ def test_a_second_backup_copies_only_new_blobs(app, acme, tmp_path):
     third = create_backup(app, tmp_path / "bk")
     assert (third["copied"], third["blobs"]) == (1, 6)
     assert len(list((tmp_path / "bk" / "snapshots").iterdir())) == 1
+    stale = tmp_path / "bk" / "blobs" / "ab" / ("ab" + "0" * 30)   # named by no version
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"old")
+    (tmp_path / "bk" / "blobs" / "ab" / "left.part").write_bytes(b"half")
+    assert create_backup(app, tmp_path / "bk")["pruned"] == 1
+    assert not stale.exists() and not list((tmp_path / "bk").rglob("*.part"))
 
 
 def test_a_sqlite_backup_restores_into_postgresql(app, acme, tmp_path):
