@@ -28,8 +28,10 @@ replaces the previous one atomically; older snapshot folders, and blobs the new 
 does not list, are removed after it. The master key is never in a backup.
 """
 import base64
+import contextlib
 import datetime
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -104,11 +106,12 @@ def create_backup(app: App, dest: Path) -> Json:
     audited (backup-create)."""
     dest = Path(dest).resolve()
     _prepare(dest)
-    lease = _take_lease(app)
-    try:
-        summary = _snapshot_and_copy(app, dest, lease)
-    finally:
-        lease.release()
+    with _only_backup(dest):
+        lease = _take_lease(app)
+        try:
+            summary = _snapshot_and_copy(app, dest, lease)
+        finally:
+            lease.release()
     with app.db.write() as s:
         app.audit.append(s, actor=app.admin_name, protocol="cli", address=None,
                          action="backup-create", path=None,
@@ -127,8 +130,23 @@ def _prepare(dest: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise BadRequest(f"cannot write the backup to {dest}: {e.strerror or e}") from None
-    if any(dest.iterdir()) and not (dest / MANIFEST).exists() and not (dest / "blobs").is_dir():
+    ours = {MANIFEST, f"{MANIFEST}.tmp", ".lock", "snapshots", "blobs"}
+    if not (dest / MANIFEST).exists() and any(p.name not in ours for p in dest.iterdir()):
         raise Conflict(f"{dest} is neither empty nor a Strongroom backup: choose another place")
+
+
+@contextlib.contextmanager
+def _only_backup(dest: Path) -> Iterator[None]:
+    """One backup into DEST at a time (a second one would prune the first's blobs)."""
+    fd = os.open(dest / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(f"another backup into {dest} is running; try later") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _take_lease(app: App) -> Lease:

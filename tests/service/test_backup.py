@@ -133,6 +133,10 @@ def test_bad_targets_and_sources_are_refused(app, acme, tmp_path):
         restore_backup(tmp_path / "full", tmp_path / "new", app.data_dir / "master.key")
     with pytest.raises(Conflict, match="neither empty nor a Strongroom backup"):
         create_backup(app, tmp_path / "full")
+    (tmp_path / "killed").mkdir()           # what a backup killed at its start leaves
+    (tmp_path / "killed" / ".lock").write_bytes(b"")
+    (tmp_path / "killed" / "snapshots").mkdir()
+    assert create_backup(app, tmp_path / "killed")["copied"] == 5
 
 
 def test_verify_names_a_changed_and_a_missing_blob(app, acme, tmp_path):
@@ -185,3 +189,13 @@ def test_a_blob_missing_on_the_appliance_is_named_and_no_manifest_made(app, acme
         create_backup(app, tmp_path / "bk")
     assert not (tmp_path / "bk" / "manifest.json").exists()
     assert list((tmp_path / "bk" / "snapshots").iterdir()) == []
+
+
+def test_one_backup_into_a_folder_at_a_time(app, acme, tmp_path):
+    import fcntl
+    create_backup(app, tmp_path / "bk")
+    with open(tmp_path / "bk" / ".lock", "r+b") as held:     # as a running backup holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(Conflict, match="another backup into .* is running"):
+            create_backup(app, tmp_path / "bk")
+    assert create_backup(app, tmp_path / "bk")["copied"] == 0
