@@ -11,7 +11,7 @@ import re
 import paramiko
 import pytest
 
-from tests.support.daemon import HOST, Daemon, need
+from tests.support.daemon import HOST, Daemon, running_on
 from tests.support.portal import PortalClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -24,28 +24,8 @@ REFUSED = "locked by another user"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def daemon(request, tmp_path_factory):
     """alice and carol of acme, on SQLite or on a PostgreSQL database of its own."""
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp(f"locks-everywhere-{request.param}"))
-    if request.param == "sqlite":
-        yield from _running(d)
-        return
-    from tests.support import postgres
-    with postgres.fresh_database() as url:     # skipped without STRONGROOM_TEST_PG_URL
-        d.cli("init", "--host", HOST, "--webdav-port", d.webdav_port,
-              "--sftp-port", d.sftp_port, check=True)
-        d.set_options("database", url=url)
-        yield from _running(d)
-
-
-def _running(d: Daemon):
-    d.provision()
-    d.add_user("carol", "acme", totp=False)
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            d.stop()
+    yield from running_on(request.param, tmp_path_factory, "locks-everywhere",
+                          setup=lambda d: d.add_user("carol", "acme", totp=False))
 
 
 class Sftp:

@@ -14,7 +14,7 @@ import paramiko
 import pytest
 import requests
 
-from tests.support.daemon import HOST, Daemon, need
+from tests.support.daemon import HOST, Daemon, running_on
 
 SIZES = (100_000, 200_000)
 READERS, GETS = 3, 60          # whole GETs per reader
@@ -28,27 +28,7 @@ PATH = "/race.bin"
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def daemon(request, tmp_path_factory):
     """alice's daemon, on SQLite or on a PostgreSQL database of its own."""
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp(f"read-races-{request.param}"))
-    if request.param == "sqlite":
-        yield from _running(d)
-        return
-    from tests.support import postgres
-    with postgres.fresh_database() as url:     # skipped without STRONGROOM_TEST_PG_URL
-        d.cli("init", "--host", HOST, "--webdav-port", d.webdav_port,
-              "--sftp-port", d.sftp_port, check=True)
-        d.set_options("database", url=url)
-        yield from _running(d)
-
-
-def _running(d: Daemon):
-    d.provision()
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            d.stop()
+    yield from running_on(request.param, tmp_path_factory, "read-races")
 
 
 def content(tag: str, size: int) -> bytes:

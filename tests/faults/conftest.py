@@ -10,8 +10,7 @@ scenarios once on SQLite and once on a throwaway PostgreSQL database.
 """
 import pytest
 
-from tests.support import postgres
-from tests.support.daemon import Daemon, running_daemon
+from tests.support.daemon import Daemon, running_on
 
 
 def pytest_itemcollected(item):
@@ -21,11 +20,7 @@ def pytest_itemcollected(item):
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def daemon(request, tmp_path_factory):
-    if request.param == "sqlite":
-        yield from running_daemon(tmp_path_factory, "faults-sqlite")
-        return
-    with postgres.fresh_database() as url:
-        yield from running_daemon(tmp_path_factory, "faults-pg", database_url=url)
+    yield from running_on(request.param, tmp_path_factory, "faults")
 
 
 @pytest.hookimpl(hookwrapper=True)

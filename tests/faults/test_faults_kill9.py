@@ -17,7 +17,7 @@ import paramiko
 import pytest
 import requests
 
-from tests.support.daemon import HOST, Daemon, need
+from tests.support.daemon import HOST, Daemon, running_on
 
 ROUNDS = 10
 WRITERS_DAV, WRITERS_SFTP = 2, 1
@@ -26,27 +26,7 @@ ANSWER = 30                      # seconds any request may take
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def daemon(request, tmp_path_factory):
-    need("strongroom")
-    d = Daemon(tmp_path_factory.mktemp(f"kill9-{request.param}"))
-    if request.param == "sqlite":
-        yield from _running(d)
-        return
-    from tests.support import postgres
-    with postgres.fresh_database() as url:     # skipped without STRONGROOM_TEST_PG_URL
-        d.cli("init", "--host", HOST, "--webdav-port", d.webdav_port,
-              "--sftp-port", d.sftp_port, check=True)
-        d.set_options("database", url=url)
-        yield from _running(d)
-
-
-def _running(d: Daemon):
-    d.provision()
-    d.start()
-    try:
-        yield d
-    finally:
-        if d.running:
-            d.stop()
+    yield from running_on(request.param, tmp_path_factory, "kill9")
 
 
 def content(name: str) -> bytes:

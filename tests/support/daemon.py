@@ -411,3 +411,15 @@ def running_daemon(tmp_path_factory, name: str = "e2e", options=None, setup=None
     yield d
     if d.running:
         d.stop()
+
+
+def running_on(database: str, tmp_path_factory, name: str = "e2e", **kwargs):
+    """`running_daemon` on `database`: "sqlite" (the data directory's file) or
+    "postgresql" (a throwaway database; skipped without STRONGROOM_TEST_PG_URL), for
+    module fixtures parametrized over both."""
+    if database == "sqlite":
+        yield from running_daemon(tmp_path_factory, f"{name}-sqlite", **kwargs)
+        return
+    from tests.support import postgres
+    with postgres.fresh_database() as url:
+        yield from running_daemon(tmp_path_factory, f"{name}-pg", database_url=url, **kwargs)
