@@ -15,6 +15,7 @@ from strongroom.providers import crypto, holes, staging
 from strongroom.providers.base import BlobReader, BlobWriter, BytesLike
 from strongroom.providers.digest import ContentDigest
 from strongroom.providers.errors import CorruptData, StorageError, write_failed
+from strongroom.providers.fsutil import fsync_dir
 
 
 # Blob writes start their way to the disk every WRITEBACK_EVERY bytes, so that the
@@ -270,7 +271,7 @@ class ChunkedWriter(BlobWriter):
             os.makedirs(folder, exist_ok=True)
             os.link(self._staging, self._final)
         try:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except OSError:
             os.unlink(self._final)
             raise
@@ -428,10 +429,3 @@ class ChunkedReader(BlobReader):
                 pass
             self._remove = None
 
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -52,6 +52,7 @@ from strongroom.appliance.db.models import Base, Version
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData, NoSpace
 from strongroom.appliance.service.maintenance_lease import Lease, LeaseTaken
 from strongroom.providers.keys import KeyRing
+from strongroom.providers.fsutil import fsync_dir
 
 Json = dict[str, Any]
 FORMAT = "strongroom-backup-1"
@@ -349,11 +350,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def read_manifest(src: Path) -> Json:

@@ -39,6 +39,7 @@ from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.history import VIEW, version_name
 from strongroom.appliance.service.meter import NO_METER, Meter
 from strongroom.providers.base import BlobReader
+from strongroom.providers.fsutil import fsync_dir
 
 MANIFEST = "manifest.json"
 _IN_BATCH = 500
@@ -258,7 +259,7 @@ def _to_file(to: Path, write: Callable[[IO[bytes]], Json]) -> Json:
             out.flush()
             os.fsync(out.fileno())
         os.rename(partial, to)
-        _fsync_dir(to.parent)
+        fsync_dir(to.parent)
     except BaseException as e:
         partial.unlink(missing_ok=True)
         if isinstance(e, OSError):
@@ -273,10 +274,3 @@ def _write_error(partial: Path, e: OSError) -> Exception:
         return NoSpace(f"no space left for {partial} (the partial export was removed)")
     return BadRequest(f"cannot write {partial}: {e.strerror or e}")
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

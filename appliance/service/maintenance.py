@@ -38,6 +38,7 @@ from strongroom.appliance.service.admin_doctor import DoctorMixin, referenced
 from strongroom.appliance.service.maintenance_lease import Lease
 from strongroom.appliance.service.meter import NO_METER, Meter
 from strongroom.appliance.service.retention_rules import Policy, policy
+from strongroom.providers.fsutil import fsync_dir
 
 if TYPE_CHECKING:
     from strongroom.appliance.app import App
@@ -220,18 +221,11 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        _sync_dir(self.folder)
+        fsync_dir(self.folder)
 
     def done(self) -> None:
         self.path.unlink(missing_ok=True)
 
-
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def finish_journals(app: "App") -> int:
