@@ -45,6 +45,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=_rank)                # stable: a module's own order is kept
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the daemon's log to a failed end-to-end or fault test's report."""
+    from tests.support.daemon import Daemon
+    outcome = yield
+    report = outcome.get_result()
+    d = getattr(item, "funcargs", {}).get("daemon")
+    if report.failed and isinstance(d, Daemon):
+        report.sections.append(("daemon log (last 6000 characters)", d.log_text()[-6000:]))
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
     from xdist.scheduler import LoadScopeScheduling
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Daemon, need, running_daemon
+from tests.support.daemon import need, running_daemon
 from tests.support.mounts import need_fuse
 
 
@@ -25,16 +25,6 @@ def pytest_itemcollected(item):
 def daemon(tmp_path_factory):
     """A provisioned data dir and a running daemon, shared by the tests of one module."""
     yield from running_daemon(tmp_path_factory)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Attach the daemon's log to a failed end-to-end test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    d = getattr(item, "funcargs", {}).get("daemon")
-    if report.failed and isinstance(d, Daemon):
-        report.sections.append(("daemon log (last 6000 characters)", d.log_text()[-6000:]))
 
 
 @pytest.fixture

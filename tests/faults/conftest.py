@@ -10,7 +10,7 @@ scenarios once on SQLite and once on a throwaway PostgreSQL database.
 """
 import pytest
 
-from tests.support.daemon import Daemon, running_on
+from tests.support.daemon import running_on
 
 
 def pytest_itemcollected(item):
@@ -21,13 +21,3 @@ def pytest_itemcollected(item):
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def daemon(request, tmp_path_factory):
     yield from running_on(request.param, tmp_path_factory, "faults")
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Attach the daemon's log to a failed scenario's report."""
-    outcome = yield
-    report = outcome.get_result()
-    d = getattr(item, "funcargs", {}).get("daemon")
-    if report.failed and isinstance(d, Daemon):
-        report.sections.append(("daemon log (last 6000 characters)", d.log_text()[-6000:]))
