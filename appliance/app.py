@@ -17,7 +17,8 @@ from strongroom.appliance.service.locks import LockStore
 from strongroom.appliance.service.login import Authenticator
 from strongroom.appliance.service.websessions import WebSessions
 from strongroom.auth.acl import Grant
-from strongroom.providers.keys import KeyRing, load_master_key
+from strongroom.appliance import keysource
+from strongroom.providers.keys import KeyRing
 
 if TYPE_CHECKING:   # prometheus_client is loaded only when metrics are turned on
     from strongroom.appliance.metrics import Metrics
@@ -37,7 +38,8 @@ LibraryMemo: TypeAlias = dict[str | int | None, tuple[float, frozenset[str]]]
 class App:
     """Everything a daemon or a CLI command needs, built from one data directory."""
 
-    def __init__(self, data_dir: Path | str, *, migrate: bool = True) -> None:
+    def __init__(self, data_dir: Path | str, *, migrate: bool = True,
+                 key_source: keysource.KeySource | None = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.config = configmod.load(self.data_dir)
         # first: a config naming an unknown backend changes nothing (no migration)
@@ -45,7 +47,9 @@ class App:
         self.db = Database(self.config.database.url or default_url(self.data_dir))
         if migrate:
             upgrade(self.db)
-        self.keyring = KeyRing(load_master_key(Path(self.config.storage.master_key_file)))
+        # where the master key comes from, and where a rotation puts the next one
+        self.key_source = key_source or keysource.from_config(self.config)
+        self.keyring = KeyRing(self.key_source.load())
         self.audit = Chain(self.keyring.derive("audit chain"),
                            Path(self.config.audit.anchor_file))
         if migrate:
