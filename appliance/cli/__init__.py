@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from strongroom.appliance.cli import (acl, audit, backup, clients, daemon, doctor, folders,
+from strongroom.appliance.cli import (acl, audit, backup, clients, daemon, doctor, folders, keys,
                                       libraries, locks, maintenance, notify, trash, user_notify,
                                       users, versions)
 from strongroom.appliance.cli.options import close_apps, fail
@@ -83,3 +83,4 @@ main.add_command(notify.notify)
 main.add_command(status)
 main.add_command(backup.backup)
 main.add_command(backup.restore)
+main.add_command(keys.keys)
