@@ -84,3 +84,5 @@ main.add_command(status)
 main.add_command(backup.backup)
 main.add_command(backup.restore)
 main.add_command(keys.keys)
+# these add their commands to the keys group
+from strongroom.appliance.cli import keys_recovery, keys_rotate  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""`strongroom unlock`: hands the passphrase to a daemon started locked (issue 15)."""
