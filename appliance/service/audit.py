@@ -87,6 +87,8 @@ ACTIONS = (
     "version-pin", "version-unpin",
     # backups (service.backup, service.backup_restore)
     "backup-create", "backup-restore",
+    # the recovery key (service.recovery)
+    "keys-export-recovery", "keys-import-recovery",
     # the trail itself
     "audit-rekey",
 )
