@@ -4,6 +4,8 @@ from pathlib import Path
 
 import click
 
+from strongroom.appliance.cli.keys_recovery import (recovery_passphrase,
+                                                    recovery_passphrase_option)
 from strongroom.appliance.cli.options import (Json, cli_admin_name, data_dir_option, emit, fail,
                                               human_size, json_option, open_app)
 
@@ -69,29 +71,49 @@ def _verified(d: Json) -> list[str]:
     return lines + [f"problem: {p}" for p in d["problems"]]
 
 
-@click.command("restore", epilog="Example: strongroom restore /srv/backup/strongroom "
-                                 "--data-dir /var/lib/strongroom-new --master-key master.key")
+@click.command("restore", epilog="Examples:\n\n\b\n"
+                                 "  strongroom restore /srv/backup/strongroom "
+                                 "--data-dir /var/lib/strongroom-new --master-key master.key\n"
+                                 "  strongroom restore /srv/backup/strongroom "
+                                 "--data-dir /var/lib/strongroom-new --recovery recovery.key")
 @click.argument("src", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data-dir", "data_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="The NEW data directory to build (missing or empty).")
-@click.option("--master-key", "master_key", required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--master-key", "master_key", type=click.Path(dir_okay=False, path_type=Path),
               help="The master key file of the appliance the backup was made from.")
+@click.option("--recovery", "recovery", type=click.Path(dir_okay=False, path_type=Path),
+              help="Its recovery key (strongroom keys export-recovery) instead; the "
+                   "passphrase is asked, or read from --passphrase-file.")
+@recovery_passphrase_option
 @click.option("--database-url", "database_url", metavar="URL",
               help="Load into this (empty) database, e.g. postgresql+psycopg2://...; "
                    "default: SQLite in the new data directory.")
 @json_option
-def restore(src: Path, data_dir: Path, master_key: Path, database_url: str | None,
-            as_json: bool) -> None:
+def restore(src: Path, data_dir: Path, master_key: Path | None, recovery: Path | None,
+            passphrase_file: Path | None, database_url: str | None, as_json: bool) -> None:
     """Build a new data directory from the backup in SRC: the same tree, versions,
-    trash, users, keys and ports. Refuses a non-empty directory or database; a failed
-    restore leaves nothing behind. Audited in the restored appliance."""
+    trash, users, keys and ports; the master key from --master-key FILE or --recovery
+    FILE (exactly one). Refuses a non-empty directory or database; a failed restore
+    leaves nothing behind. Audited in the restored appliance."""
     from strongroom.appliance.service.backup_restore import restore_backup
-    if not master_key.is_file():
-        fail(f"--master-key {master_key}: no such file")
-    out = restore_backup(src, data_dir, master_key, database_url, actor=cli_admin_name())
+    out = restore_backup(src, data_dir, _restore_key(master_key, recovery, passphrase_file),
+                         database_url, actor=cli_admin_name())
     emit(out, as_json, lambda d: [
         f"restored {d['from']} into {d['data_dir']} ({d['database']}, revision "
         f"{d['revision']}): {sum(d['rows'].values())} rows, {d['blobs']} blobs; "
         f"start it with: strongroom serve --data-dir {d['data_dir']}"])
+
+
+def _restore_key(master_key: Path | None, recovery: Path | None,
+                 passphrase_file: Path | None) -> Path | bytes:
+    """The master key file, or the key opened from the recovery file."""
+    if (master_key is None) == (recovery is None):
+        fail("give exactly one of --master-key FILE and --recovery FILE")
+    if recovery is None:
+        assert master_key is not None
+        if not master_key.is_file():
+            fail(f"--master-key {master_key}: no such file")
+        return master_key
+    from strongroom.appliance.service.recovery import recovered_key
+    return recovered_key(recovery, recovery_passphrase(passphrase_file, new=False))

@@ -104,12 +104,14 @@ def _authenticate(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
     return problems
 
 
-def restore_backup(src: Path, new: Path, master_key_file: Path,
+def restore_backup(src: Path, new: Path, master_key: Path | bytes,
                    database_url: str | None = None, actor: str = "admin") -> Json:
-    """Build the data directory `new` from the backup in `src`; see the module."""
+    """Build the data directory `new` from the backup in `src`; see the module.
+    `master_key`: the key, or the file holding it."""
     src, new = Path(src).resolve(), Path(new).resolve()
     manifest = bk.read_manifest(src)
-    keyring = KeyRing(load_master_key(master_key_file))
+    key = master_key if isinstance(master_key, bytes) else load_master_key(master_key)
+    keyring = KeyRing(key)
     snap = src / manifest["snapshot"]
     private = {}
     for name, _path, is_private in bk.key_files(configmod.load(src, snap / "config" /
@@ -125,7 +127,7 @@ def restore_backup(src: Path, new: Path, master_key_file: Path,
     try:
         new.mkdir(parents=True, exist_ok=True, mode=0o700)
         cfg = _write_config(snap, new, database_url)
-        _write_keys(cfg, snap, private, master_key_file)
+        _write_keys(cfg, snap, private, key)
         db = Database(cfg.database.url or default_url(new))
         if inspect(db.engine).get_table_names():
             raise Conflict(f"the database {safe_url(db.url)} is not empty: restore loads "
@@ -164,11 +166,11 @@ def _write_config(snap: Path, new: Path, database_url: str | None) -> Any:
     return configmod.load(new)
 
 
-def _write_keys(cfg: Any, snap: Path, private: dict[str, bytes], master: Path) -> None:
+def _write_keys(cfg: Any, snap: Path, private: dict[str, bytes], master: bytes) -> None:
     for name, path, is_private in bk.key_files(cfg):
         data = private[name] if is_private else (snap / "keys" / name).read_bytes()
         _write_file(Path(path), data)
-    _write_file(Path(cfg.storage.master_key_file), master.read_bytes())
+    _write_file(Path(cfg.storage.master_key_file), master)
 
 
 def _write_file(path: Path, data: bytes) -> None:
