@@ -1,7 +1,9 @@
 """Where the master key comes from (`[keys] master_key_source`), and where a new one goes.
 
 A source is named in the config as `file:PATH` (the default: [storage] master_key_file),
-`systemd-credential:NAME` or `passphrase`. `load()` gives the 32-byte key or raises
+`systemd-credential:NAME` (what systemd hands a unit with LoadCredentialEncrypted=) or
+`passphrase[:PATH]` (the key sealed by providers.sealed; the passphrase is asked only
+when the key is needed). `load()` gives the 32-byte key or raises
 KeyUnavailable with one line saying what is wrong and what to do; `store()` replaces
 the key (a finished rotation, an imported recovery key) atomically, or raises
 KeyUnavailable saying what the admin must do instead (a credential is sealed by
@@ -10,10 +12,11 @@ systemd-creds, not by us). `key_id()` names a key without revealing it.
 import hashlib
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from strongroom.config import Config
-from strongroom.providers import crypto
+from strongroom.providers import crypto, sealed
 from strongroom.providers.errors import StorageError
 from strongroom.providers.fsutil import fsync_dir
 
@@ -55,33 +58,190 @@ class FileSource(KeySource):
         return f"file {self.path}"
 
     def load(self) -> bytes:
-        try:
-            key = self.path.read_bytes()
-        except FileNotFoundError:
-            raise KeyUnavailable(f"master key file {self.path} does not exist") from None
-        except OSError as e:
-            raise KeyUnavailable(f"cannot read master key file {self.path}: {e.strerror}") from None
-        if len(key) != crypto.KEY_SIZE:
-            raise KeyUnavailable(f"master key file {self.path} must hold exactly "
-                                 f"{crypto.KEY_SIZE} bytes, it holds {len(key)}")
-        return key
+        return _exact_key(_read(self.path, "master key file"), f"master key file {self.path}")
 
     def store(self, key: bytes) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        _write_atomically(self.path, key, "master key file")
+
+
+# What the daemon's unit and the CLI's systemd-run give to a credential source.
+CREDSTORE = "/etc/credstore.encrypted"
+
+
+class CredentialSource(KeySource):
+    """$CREDENTIALS_DIRECTORY/NAME: systemd decrypts the credential (sealed by
+    `systemd-creds encrypt` with the TPM or the host key) for the unit's processes only."""
+
+    def __init__(self, name: str, pending: Path,
+                 environ: Mapping[str, str] = os.environ) -> None:
+        self.name, self.pending, self._environ = name, Path(pending), environ
+
+    def describe(self) -> str:
+        return f"systemd credential {self.name}"
+
+    def load(self) -> bytes:
+        where = self._environ.get("CREDENTIALS_DIRECTORY")
+        given = (f"LoadCredentialEncrypted={self.name}:{CREDSTORE}/{self.name}")
+        if not where:
+            raise KeyUnavailable(
+                f"the master key is the systemd credential {self.name} and "
+                "$CREDENTIALS_DIRECTORY is not set: start the daemon from its unit "
+                f"({given}), and run a CLI command as 'systemd-run --pipe --wait "
+                f"-p {given} strongroom ...'")
+        path = Path(where) / self.name
+        if not path.exists():
+            raise KeyUnavailable(f"no credential {self.name} in $CREDENTIALS_DIRECTORY "
+                                 f"({where}): the unit (or systemd-run) needs -p {given}")
+        return _exact_key(_read(path, "credential"), f"credential {path}")
+
+    def store(self, key: bytes) -> None:
+        """We cannot seal a credential: the new key is left in `pending` (0600) for
+        the admin to seal with systemd-creds, and KeyUnavailable says how."""
+        _write_atomically(self.pending, key, "new master key file")
+        raise KeyUnavailable(
+            f"the master key is the systemd credential {self.name}, which only systemd "
+            f"seals: the new key is in {self.pending}; run 'systemd-creds encrypt "
+            f"--name={self.name} {self.pending} {CREDSTORE}/{self.name}', then 'shred -u "
+            f"{self.pending}', and restart the daemon")
+
+
+# How a PassphraseSource gets the passphrase when it first needs it (the CLI: a file,
+# else a terminal prompt, else KeyUnavailable saying how to give it).
+Ask = Callable[[], str]
+
+
+class PassphraseSource(KeySource):
+    """The key sealed by a passphrase (argon2id + AES-256-GCM, providers.sealed). The
+    passphrase is asked once, when the key is first needed, and kept (in memory) so
+    that `store()` can seal a new key with it."""
+
+    def __init__(self, path: Path, ask: Ask | None = None) -> None:
+        self.path, self._ask = Path(path), ask
+        self._passphrase: str | None = None
+        self._key: bytes | None = None
+
+    def describe(self) -> str:
+        return f"passphrase, sealed in {self.path}"
+
+    def present(self) -> None:
+        """KeyUnavailable unless the sealed file can be read (asks nothing)."""
+        _read(self.path, "sealed master key file")
+
+    def load(self) -> bytes:
+        if self._key is None:
+            self.unlock(self._passphrase if self._passphrase is not None else self._asked())
+        assert self._key is not None
+        return self._key
+
+    def unlock(self, passphrase: str) -> bytes:
+        """Open the key with `passphrase` and keep both; KeyUnavailable if it is wrong."""
+        data = _read(self.path, "sealed master key file")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(key)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise KeyUnavailable(f"cannot write master key file {self.path}: "
-                                 f"{e.strerror}") from None
+            key = sealed.open_sealed(data, passphrase, sealed.MASTER_KEY)
+        except sealed.WrongPassphrase:
+            raise KeyUnavailable(f"wrong passphrase for the master key ({self.path})") from None
+        except sealed.SealedKeyError as e:
+            raise KeyUnavailable(f"{self.path}: {e}") from None
+        self._passphrase, self._key = passphrase, key
+        return key
+
+    def passphrase(self) -> str:
+        """The passphrase it opened with, else the one `ask` gives (kept)."""
+        if self._passphrase is None:
+            self._passphrase = self._asked()
+        return self._passphrase
+
+    def store(self, key: bytes) -> None:
+        passphrase = self.passphrase()
+        _write_atomically(self.path, seal_master_key(key, passphrase), "sealed master key file")
+        self._passphrase, self._key = passphrase, key
+
+    def _asked(self) -> str:
+        if self._ask is None:
+            raise KeyUnavailable(f"the master key is sealed by a passphrase ({self.path}) "
+                                 "and none was given")
+        return self._ask()
 
 
-def from_config(config: Config) -> KeySource:
-    """The source the config names (today: always the [storage] master_key_file)."""
-    return FileSource(Path(config.storage.master_key_file))
+def seal_master_key(key: bytes, passphrase: str) -> bytes:
+    """What a PassphraseSource's file holds for `key`."""
+    try:
+        return sealed.seal(key, passphrase, sealed.MASTER_KEY)
+    except sealed.SealedKeyError as e:
+        raise KeyUnavailable(str(e)) from None
+
+
+def read_passphrase_file(path: Path) -> str:
+    """The passphrase in `path`: its first line (a trailing newline is not part of it)."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        raise KeyUnavailable(f"cannot read the passphrase file {path}: {reason}") from None
+    passphrase = text.split("\n", 1)[0].removesuffix("\r")
+    if not passphrase:
+        raise KeyUnavailable(f"the passphrase file {path} is empty")
+    return passphrase
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise KeyUnavailable(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise KeyUnavailable(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+def _exact_key(key: bytes, what: str) -> bytes:
+    if len(key) != crypto.KEY_SIZE:
+        raise KeyUnavailable(f"{what} must hold exactly {crypto.KEY_SIZE} bytes, "
+                             f"it holds {len(key)}")
+    return key
+
+
+def _write_atomically(path: Path, data: bytes, what: str) -> None:
+    """`path` holds `data` (mode 0600) or, on any failure, what it held before."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise KeyUnavailable(f"cannot write {what} {path}: {e.strerror}") from None
+
+
+# Where `passphrase` (without a path) keeps the sealed key, in the data directory.
+SEALED_NAME = "master.key.sealed"
+# Where a credential source leaves a new key for the admin to seal (CredentialSource.store).
+PENDING_NAME = "master.key.new"
+
+
+def from_config(config: Config, ask: Ask | None = None) -> KeySource:
+    """The source [keys] master_key_source names; `ask` gives a passphrase source
+    its passphrase (called only when the key is first needed)."""
+    return named(str(config.get("keys", "master_key_source") or ""), config.data_dir,
+                 Path(config.storage.master_key_file), ask)
+
+
+def named(value: str, data_dir: Path, default_file: Path, ask: Ask | None = None) -> KeySource:
+    """The source a (valid) master_key_source value names; relative paths are inside
+    `data_dir`; "" is `default_file`."""
+    kind, _, arg = value.partition(":")
+    if kind == "systemd-credential":
+        return CredentialSource(arg, Path(data_dir) / PENDING_NAME)
+    if kind == "passphrase":
+        return PassphraseSource(_path(data_dir, arg or SEALED_NAME), ask)
+    if kind == "file":
+        return FileSource(_path(data_dir, arg))
+    return FileSource(Path(default_file))
+
+
+def _path(data_dir: Path, given: str) -> Path:
+    """A path of the option, relative ones inside the data directory (as other paths)."""
+    return (Path(data_dir) / os.path.expanduser(given.strip())).resolve()

@@ -2,6 +2,7 @@
 
 Relative paths are resolved against the data directory by the loader.
 """
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -14,6 +15,26 @@ class Option:
     convert: Callable[[object], conv.Value]
     help: str
     is_path: bool = False
+
+
+# A systemd credential's name: what LoadCredentialEncrypted=NAME:... accepts, so that
+# $CREDENTIALS_DIRECTORY/NAME stays inside that directory.
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,254}")
+
+
+def master_key_source(raw: object) -> str:
+    """'' (the [storage] master_key_file), 'file:PATH', 'systemd-credential:NAME',
+    'passphrase' or 'passphrase:PATH'; returned stripped. A relative PATH is inside the
+    data directory (appliance.keysource resolves it)."""
+    value = conv.string(raw).strip()
+    kind, sep, arg = value.partition(":")
+    if value in ("", "passphrase") or (sep and arg.strip() and kind in ("file", "passphrase")):
+        return value
+    if kind == "systemd-credential" and _CREDENTIAL_NAME.fullmatch(arg):
+        return value
+    raise ValueError("expected \"\" (the [storage] master_key_file), \"file:PATH\", "
+                     "\"systemd-credential:NAME\", \"passphrase\" or \"passphrase:PATH\", "
+                     f"got {raw!r}")
 
 
 SCHEMA: dict[str, dict[str, Option]] = {
@@ -68,6 +89,17 @@ SCHEMA: dict[str, dict[str, Option]] = {
         "reserve": Option("5%", conv.size_or_percent,
                           "Free space kept on the blob file system: uploads are refused, "
                           "and stopped mid-way, below it (a size or a share of the disk)."),
+    },
+    "keys": {
+        "master_key_source": Option(
+            "", master_key_source,
+            "Where the master key comes from. Empty: the file [storage] master_key_file. "
+            "file:PATH: 32 bytes in PATH, e.g. file:/etc/strongroom/master.key, off the data "
+            "disk. systemd-credential:NAME: $CREDENTIALS_DIRECTORY/NAME, given by the unit's "
+            "LoadCredentialEncrypted=NAME:... (sealed by systemd-creds with the TPM or the "
+            "host key). passphrase (or passphrase:PATH): sealed by a passphrase in "
+            "master.key.sealed (or PATH); the daemon starts locked until 'strongroom "
+            "unlock'. Relative paths are inside the data directory."),
     },
     "webdav": {
         "block_size": Option(1048576, conv.positive_int,

@@ -47,6 +47,10 @@ class Storage(Section):
     reserve: Amount
 
 
+class Keys(Section):
+    master_key_source: str
+
+
 class Webdav(Section):
     block_size: int
     threads: int
@@ -122,7 +126,7 @@ class Metrics(Section):
 
 SECTIONS: dict[str, type[Section]] = {
     "server": Server, "tls": Tls, "ssh": Ssh, "database": Database, "storage": Storage,
-    "webdav": Webdav, "web": Web, "mail": Mail, "notify": Notify, "auth": Auth, "audit": Audit,
+    "keys": Keys, "webdav": Webdav, "web": Web, "mail": Mail, "notify": Notify, "auth": Auth, "audit": Audit,
     "retention": Retention, "log": Log, "metrics": Metrics}
 
 _drift = [name for name, cls in SECTIONS.items()
