@@ -5,6 +5,11 @@ Stopping closes the listeners and every connection; an upload that has not
 been closed cleanly is aborted, so no partial version ever becomes visible.
 Staging leftovers of a killed process are removed at the next start, with the
 blobs it published whose versions it never committed (appliance.service.admin_doctor).
+
+The master key is had before anything else is touched: a missing or wrong one stops
+the start with one line (appliance.keysource). A key sealed by a passphrase that was
+not given starts the daemon locked (appliance.unlocking): it binds nothing until
+`strongroom unlock`.
 """
 import ctypes
 import logging
@@ -14,7 +19,7 @@ import time
 from pathlib import Path
 
 from strongroom import config as configmod
-from strongroom.appliance import logs, metrics
+from strongroom.appliance import keysource, logs, metrics, unlocking
 from strongroom.appliance.app import App
 from strongroom.appliance.notify.sender import Sender
 from strongroom.appliance.runlock import RunLock
@@ -85,20 +90,47 @@ def _maintain(app: App, stop: threading.Event) -> None:
                      *totals)
 
 
-def run(data_dir: Path) -> None:
+def run(data_dir: Path, passphrase_file: Path | None = None) -> None:
     """Serve until SIGTERM or SIGINT. The data directory's lock is taken before
-    anything in it is touched (a second daemon stops there, naming the first), and
-    the ports are bound before the staging area is cleaned."""
+    anything in it is touched (a second daemon stops there, naming the first), the
+    master key is had before the database is opened (a missing or wrong one changes
+    nothing), and the ports are bound before the staging area is cleaned.
+    `passphrase_file`: the passphrase of a sealed master key; without it such a
+    daemon waits locked for `strongroom unlock`."""
     _limit_malloc_arenas()
-    configmod.load(data_dir)           # no config: one line saying where and what to run
+    cfg = configmod.load(data_dir)     # no config: one line saying where and what to run
     lock = RunLock(data_dir).acquire(installed())
+    stopping: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     try:
-        _serve(App(data_dir), lock)
+        source = _master_key(cfg, passphrase_file, stopping)
+        if source is not None:
+            logs.setup(cfg.log)
+            _serve(App(data_dir, key_source=source), lock, stopping)
     finally:
         lock.release()
 
 
-def _serve(app: App, lock: RunLock) -> None:
+def _master_key(cfg: configmod.Config, passphrase_file: Path | None,
+                stopping: list[int]) -> keysource.KeySource | None:
+    """The source of the master key, its key loaded (KeyUnavailable, one line, if it
+    cannot be had); None if the daemon was stopped while it waited locked."""
+    ask = (lambda: keysource.read_passphrase_file(passphrase_file)) if passphrase_file \
+        else None
+    source = keysource.from_config(cfg, ask)
+    if isinstance(source, keysource.PassphraseSource) and passphrase_file is None:
+        source.present()
+        logs.setup(cfg.log)
+        if unlocking.wait_unlocked(cfg.data_dir, source, stopping):
+            return source
+        log.info("stopped while locked")
+        return None
+    source.load()
+    return source
+
+
+def _serve(app: App, lock: RunLock, stopping: list[int]) -> None:
     logs.setup(app.config.log)
     # paramiko logs a traceback for every port probe or reset; we log one line per connection
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
@@ -119,10 +151,7 @@ def _serve(app: App, lock: RunLock) -> None:
         log.info("shortened %d WebDAV locks to [webdav] lock_max", capped)
     host = app.config.server.host
     lock.update(host=host, webdav_port=web.bind_addr[1], sftp_port=sftp.port)
-    stopping: list[int] = []
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     threads = [threading.Thread(target=web.serve, name="webdav", daemon=True),
                threading.Thread(target=sftp.serve_forever, name="sftp", daemon=True),
                threading.Thread(target=_anchor_audit, args=(app, stop), name="audit-anchor",

@@ -25,14 +25,13 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from strongroom import config as configmod
-from strongroom.appliance import runlock
+from strongroom.appliance import keysource, runlock, unlocking
 from strongroom.appliance.db import default_url, migrate
 from strongroom.appliance.db.engine import safe_url
 from strongroom.appliance.version import installed as installed_version
 from strongroom.providers import crypto
-from strongroom.providers.errors import CorruptData, StorageError
+from strongroom.providers.errors import CorruptData
 from strongroom.config import Config
-from strongroom.providers.keys import load_master_key
 
 if TYPE_CHECKING:
     from strongroom.appliance.app import App
@@ -56,8 +55,9 @@ def status(data_dir: Path) -> dict[str, Any]:
     data_dir = Path(data_dir).resolve()
     cfg = configmod.load(data_dir)
     holder = runlock.holder(data_dir)
+    locked = holder is not None and unlocking.socket_path(data_dir).exists()
     database, sample_key = _database(cfg, data_dir)
-    checks = [_daemon(holder), *_ports(cfg, holder), database,
+    checks = [_daemon(holder, locked), *_ports(cfg, holder, locked), database,
               _master_key(cfg, sample_key), _disk(cfg), _staging(cfg)]
     report: dict[str, Any] = {"ok": all(c.ok is not False for c in checks),
               "attention": [c.name for c in checks if c.ok is False]}
@@ -68,7 +68,11 @@ def status(data_dir: Path) -> dict[str, Any]:
 
 # -- the daemon -------------------------------------------------------------------
 
-def _daemon(holder: dict[str, Any] | None) -> Check:
+def _daemon(holder: dict[str, Any] | None, locked: bool = False) -> Check:
+    if holder is not None and locked:
+        return Check("daemon", False, f"locked, PID {holder.get('pid')}: it serves nothing "
+                     "until `strongroom unlock` gives the master key's passphrase",
+                     {"running": True, "locked": True, "pid": holder.get("pid")})
     if holder is None:
         return Check("daemon", False, "not running (no process holds strongroom.pid); "
                      "start it with 'strongroom serve' or systemctl start strongroom",
@@ -86,7 +90,12 @@ def _daemon(holder: dict[str, Any] | None) -> Check:
     return Check("daemon", True, summary, facts)
 
 
-def _ports(cfg: Config, holder: dict[str, Any] | None) -> list[Check]:
+def _ports(cfg: Config, holder: dict[str, Any] | None, locked: bool = False) -> list[Check]:
+    if locked:      # a locked daemon binds nothing: the daemon line says why
+        return [Check(name, None, "not listening while the daemon is locked",
+                      {"host": cfg.server.host, "port": port, "accepting": False})
+                for name, port in (("webdav", cfg.server.webdav_port),
+                                   ("sftp", cfg.server.sftp_port))]
     holder = holder or {}
     host = holder.get("host", cfg.server.host)
     target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
@@ -206,22 +215,36 @@ def _sample_key(connection: Connection) -> bytes | None:
 
 
 def _master_key(cfg: Config, sample: bytes | None) -> Check:
-    path = cfg.storage.master_key_file
+    """Whether the master key can be had from its source and opens the database's
+    client keys; never asks for anything (a passphrase or a credential status cannot
+    have is a fact, ok None)."""
+    source = keysource.from_config(cfg)
+    facts: dict[str, Any] = {"source": source.describe(), "matches_database": None}
+    if isinstance(source, keysource.FileSource):
+        facts["file"] = str(source.path)
+    where = source.describe()
     try:
-        key = load_master_key(Path(path))
-    except StorageError as e:
-        return Check("master_key", False, str(e), {"file": path})
-    facts: dict[str, Any] = {"file": path, "matches_database": None}
+        if isinstance(source, keysource.PassphraseSource):
+            source.present()
+            return Check("master_key", None, f"{where}: cannot be checked without the "
+                         "passphrase", facts)
+        if isinstance(source, keysource.CredentialSource) and \
+                "CREDENTIALS_DIRECTORY" not in os.environ:
+            return Check("master_key", None, f"{where}: only the unit (or systemd-run "
+                         "with the credential) can read it", facts)
+        key = source.load()
+    except keysource.KeyUnavailable as e:
+        return Check("master_key", False, str(e), facts)
     if sample is None:
-        return Check("master_key", True, f"{path} readable, {len(key)} bytes", facts)
+        return Check("master_key", True, f"{where}: readable, {len(key)} bytes", facts)
     try:
         crypto.unwrap_key(key, sample)
     except CorruptData:
         facts["matches_database"] = False
-        return Check("master_key", False, f"{path} does not open the clients' keys in the "
+        return Check("master_key", False, f"{where} does not open the clients' keys in the "
                      "database: a different master key", facts)
     facts["matches_database"] = True
-    return Check("master_key", True, f"{path} readable, {len(key)} bytes, opens the "
+    return Check("master_key", True, f"{where}: readable, {len(key)} bytes, opens the "
                  "clients' keys", facts)
 
 

@@ -12,8 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from strongroom import config as configmod
+from strongroom.appliance import keysource
 from strongroom.appliance.db import Database, default_url, upgrade
+from strongroom.appliance.errors import BadRequest, Conflict, Unavailable
 from strongroom.config import Config
+from strongroom.providers import crypto
 from strongroom.providers.keys import create_master_key
 
 
@@ -27,17 +30,23 @@ class Initialized(TypedDict):
     certificate: str | None              # what was done about the certificate, if anything
 
 
-def initialize(data_dir: Path, settings: Settings, given: tuple[str, ...] = ()) -> Initialized:
+def initialize(data_dir: Path, settings: Settings, given: tuple[str, ...] = (),
+               ask: keysource.Ask | None = None) -> Initialized:
     """Create config, master key, host keys, TLS certificate and database. Run again,
     write the [server] options named in `given` into the existing config, and make a
     new self-signed certificate if the names it must carry changed. Return
-    {"created": [paths], "changed": {option: [old, new]}, "certificate": str|None}."""
+    {"created": [paths], "changed": {option: [old, new]}, "certificate": str|None}.
+    settings["keys"]["master_key_source"], for a new data directory only, puts the
+    master key elsewhere (file:PATH, never overwritten) or seals it by the passphrase
+    `ask` gives (asked before anything is made)."""
     data_dir = Path(data_dir).resolve()
+    cfg_path = data_dir / "strongroom.toml"
+    ask = _once(ask)
+    _check_key_choice(data_dir, cfg_path, settings, ask)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     made: list[str] = []
     changed: dict[str, tuple[object, object]] = {}
     certificate = None
-    cfg_path = data_dir / "strongroom.toml"
     if not cfg_path.exists():
         _write_config(data_dir, cfg_path, _first_config(settings).encode())
         made.append(str(cfg_path))
@@ -47,8 +56,8 @@ def initialize(data_dir: Path, settings: Settings, given: tuple[str, ...] = ()) 
     cfg = configmod.load(data_dir)
     if {"host", "public_name"} & set(changed):
         certificate = _renew_own_certificate(cfg)
+    made += _make_master_key(keysource.from_config(cfg, ask))
     steps: list[tuple[str, Callable[[Path], None]]] = [
-        (cfg.storage.master_key_file, create_master_key),
         (cfg.ssh.host_key_ed25519, _make_ed25519),
         (cfg.ssh.host_key_rsa, _make_rsa),
         (cfg.tls.key_file, lambda p: _make_tls(p, Path(cfg.tls.cert_file), _names(cfg))),
@@ -65,6 +74,75 @@ def initialize(data_dir: Path, settings: Settings, given: tuple[str, ...] = ()) 
     db.dispose()
     return {"created": made, "changed": {f"[server] {n}": list(v) for n, v in changed.items()},
             "certificate": certificate}
+
+
+def _check_key_choice(data_dir: Path, cfg_path: Path, settings: Settings,
+                      ask: keysource.Ask | None) -> None:
+    """Refuse a key choice init cannot honour before anything is made: a key file
+    that exists (never overwritten), another choice than an existing config's, a
+    passphrase that cannot be had."""
+    wanted = str(settings.get("keys", {}).get("master_key_source", "") or "")
+    if not wanted:
+        return
+    if cfg_path.exists():
+        current = configmod.load(data_dir).get("keys", "master_key_source")
+        if current != wanted:
+            raise Conflict(f"{data_dir} is made already, its master key from "
+                           f"[keys] master_key_source = {current!r} in {cfg_path}: init "
+                           "chooses where the key lives only for a new data directory")
+        return
+    source = keysource.named(wanted, data_dir, data_dir / "master.key", ask)
+    if isinstance(source, keysource.FileSource) and source.path.exists():
+        raise Conflict(f"{source.path} exists: init never overwrites a master key; "
+                       "remove it or name another path")
+    if isinstance(source, keysource.PassphraseSource):
+        if ask is None:
+            raise BadRequest("a master key sealed by a passphrase needs the passphrase")
+        ask()
+
+
+def _once(ask: keysource.Ask | None) -> keysource.Ask | None:
+    """`ask`, asking only the first time (init's early check and the key it makes)."""
+    if ask is None:
+        return None
+    asked: list[str] = []
+    inner = ask
+
+    def once() -> str:
+        if not asked:
+            asked.append(inner())
+        return asked[0]
+    return once
+
+
+def _make_master_key(source: keysource.KeySource) -> list[str]:
+    """Make the master key where `source` keeps it, unless it is there; [path] if made.
+    A systemd credential is sealed by systemd-creds, not here (README)."""
+    make: Callable[[Path], None]
+    if isinstance(source, keysource.FileSource):
+        path, make = source.path, create_master_key
+    elif isinstance(source, keysource.PassphraseSource):
+        path, make = source.path, lambda p: _make_sealed(p, source)
+    else:
+        return []
+    if path.exists():
+        return []
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make(path)
+    except OSError as e:
+        raise Unavailable(f"cannot write the master key {path}: {e.strerror}") from None
+    return [str(path)]
+
+
+def _make_sealed(path: Path, source: keysource.PassphraseSource) -> None:
+    """A new master key, sealed by the source's passphrase, in `path` (0600, new)."""
+    data = keysource.seal_master_key(crypto.new_key(), source.passphrase())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 # Where init puts the keys and data it makes: a new config sets these (besides the

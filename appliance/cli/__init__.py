@@ -6,9 +6,9 @@ from typing import Any
 import click
 
 from strongroom.appliance.cli import (acl, audit, backup, clients, daemon, doctor, folders, keys,
-                                      libraries, locks, maintenance, notify, trash, user_notify,
-                                      users, versions)
-from strongroom.appliance.cli.options import close_apps, fail
+                                      libraries, locks, maintenance, notify, trash, unlock,
+                                      user_notify, users, versions)
+from strongroom.appliance.cli.options import close_apps, fail, passphrase_file_option
 from strongroom.appliance.cli.status import status
 
 
@@ -60,6 +60,7 @@ def _print_version(ctx: click.Context, value: bool) -> None:
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=lambda ctx, _p, value: _print_version(ctx, value),
               help="Show the version (and the source commit it was installed from) and exit.")
+@passphrase_file_option
 def main() -> None:
     """Strongroom: encrypted, versioned client file exchange over WebDAV and SFTP."""
     os.umask(0o077)  # keys, database and blobs are for the appliance's user only
@@ -84,5 +85,6 @@ main.add_command(status)
 main.add_command(backup.backup)
 main.add_command(backup.restore)
 main.add_command(keys.keys)
+main.add_command(unlock.unlock)
 # these add their commands to the keys group
 from strongroom.appliance.cli import keys_recovery, keys_rotate  # noqa: E402,F401

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 import click
 from click.core import ParameterSource
 
-from strongroom.appliance.cli.options import F, data_dir_option, emit
+from strongroom.appliance.cli.options import (F, data_dir_option, emit, passphrase_asker,
+                                              chosen_passphrase_file)
 from strongroom.config import SCHEMA
 
 if TYPE_CHECKING:    # initialize imports cryptography: only `init` loads it
@@ -24,16 +25,37 @@ def _server_option(name: str, **kwargs: Any) -> Callable[[F], F]:
                         help=option.help, **kwargs)
 
 
-@click.command(epilog="Example: strongroom init --data-dir /srv/strongroom --host 0.0.0.0")
+KEY_OUTSIDE = "/etc/strongroom/master.key"
+passphrase_file_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+    help="File whose first line is the master key's passphrase ([keys] master_key_source "
+         "= passphrase); else asked on a terminal.")
+
+
+@click.command(epilog="""\b
+Examples:
+  strongroom init --data-dir /srv/strongroom --host 0.0.0.0
+  strongroom init --key-outside                       # key in /etc/strongroom/master.key
+  strongroom init --key-source passphrase             # asks the passphrase twice""")
 @data_dir_option
 @_server_option("host", show_default=True)
 @_server_option("webdav_port", type=int, show_default=True)
 @_server_option("sftp_port", type=int, show_default=True)
 @_server_option("public_name")
+@click.option("--key-outside", metavar="[PATH]", is_flag=False, flag_value=KEY_OUTSIDE,
+              default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Make the master key in PATH (default {KEY_OUTSIDE}), off the data "
+                   "disk, and name it in [keys] master_key_source. A new data directory only.")
+@click.option("--key-source", type=click.Choice(["file", "passphrase"]), default="file",
+              show_default=True,
+              help="passphrase: seal the master key by a passphrase (master.key.sealed); "
+                   "the daemon then starts locked until 'strongroom unlock'.")
+@passphrase_file_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.pass_context
 def init(ctx: click.Context, data_dir: Path, host: str, webdav_port: int, sftp_port: int,
-         public_name: str, as_json: bool) -> None:
+         public_name: str, key_outside: Path | None, key_source: str,
+         passphrase_file: Path | None, as_json: bool) -> None:
     """Create the data directory: config, master key, SSH host keys, TLS cert, database.
 
     Safe to run again: keys, certificates and data are never overwritten; the options
@@ -47,12 +69,27 @@ def init(ctx: click.Context, data_dir: Path, host: str, webdav_port: int, sftp_p
                    "public_name": public_name}}
     given = tuple(name for name in settings["server"]
                   if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE)
-    made = initialize(data_dir, settings, given)
+    source = _key_source(key_outside, key_source)
+    if source:
+        settings["keys"] = {"master_key_source": source}
+    ask = passphrase_asker(passphrase_file, confirm=True) if key_source == "passphrase" \
+        else None
+    made = initialize(data_dir, settings, given, ask)
     running = holder(data_dir)
     out: "InitReport" = {
         **made, "data_dir": str(data_dir.resolve()),
         "restart_needed": bool(running and (made["changed"] or made["certificate"]))}
     emit(out, as_json, _init_lines)
+
+
+def _key_source(key_outside: Path | None, key_source: str) -> str:
+    """[keys] master_key_source for init's options ("": the default file)."""
+    from strongroom.appliance.errors import BadRequest
+    if key_outside is not None and key_source == "passphrase":
+        raise BadRequest("--key-outside and --key-source passphrase exclude each other")
+    if key_outside is not None:
+        return f"file:{key_outside.expanduser().resolve()}"
+    return "passphrase" if key_source == "passphrase" else ""
 
 
 def _init_lines(d: "InitReport") -> list[str]:
@@ -67,7 +104,13 @@ def _init_lines(d: "InitReport") -> list[str]:
 
 @click.command(epilog="Example: strongroom serve --data-dir /srv/strongroom")
 @data_dir_option
-def serve(data_dir: Path) -> None:
-    """Run WebDAV (HTTPS) and SFTP in the foreground until SIGTERM or Ctrl-C."""
+@passphrase_file_option
+def serve(data_dir: Path, passphrase_file: Path | None) -> None:
+    """Run WebDAV (HTTPS) and SFTP in the foreground until SIGTERM or Ctrl-C.
+
+    With a master key sealed by a passphrase and no --passphrase-file (nor
+    $STRONGROOM_PASSPHRASE_FILE), it starts locked: it serves nothing until
+    'strongroom unlock' gives the passphrase.
+    """
     from strongroom.appliance.daemon import run
-    run(data_dir)
+    run(data_dir, passphrase_file=chosen_passphrase_file(passphrase_file))

@@ -11,6 +11,7 @@ import click
 
 if TYPE_CHECKING:
     from strongroom.appliance.app import App
+    from strongroom.appliance.keysource import Ask
     from strongroom.appliance.service import Session
 
 T = TypeVar("T")
@@ -70,14 +71,71 @@ def converted(convert: Callable[[str], V]
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
+# The passphrase of a master key sealed by one ([keys] master_key_source = passphrase):
+# `strongroom --passphrase-file F COMMAND`, else $STRONGROOM_PASSPHRASE_FILE, else asked
+# on a terminal, and only by a command that opens the key.
+PASSPHRASE_ENV = "STRONGROOM_PASSPHRASE_FILE"
+_passphrase_file: list[Path] = []
+
+
+def _remember_passphrase_file(ctx: click.Context, param: click.Parameter,
+                              value: Path | None) -> None:
+    _passphrase_file[:] = [value] if value is not None else []   # one invocation's
+
+
+passphrase_file_option = click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+    callback=_remember_passphrase_file, envvar=PASSPHRASE_ENV,
+    help="File whose first line is the passphrase of a master key sealed by one ([keys] "
+         f"master_key_source = passphrase); also ${PASSPHRASE_ENV}. Without it, commands "
+         "that need the key ask on a terminal.")
+
+
+def chosen_passphrase_file(given: Path | None = None) -> Path | None:
+    """`given` (a command's own --passphrase-file), else the main group's, else None."""
+    return given or (_passphrase_file[0] if _passphrase_file else None)
+
+
+def passphrase_asker(given: Path | None = None, *, confirm: bool = False) -> "Ask":
+    """How a PassphraseSource gets its passphrase: the file, else a terminal prompt
+    (twice with `confirm`), else KeyUnavailable saying how to give it."""
+    from strongroom.appliance.keysource import KeyUnavailable, read_passphrase_file
+
+    def ask() -> str:
+        path = chosen_passphrase_file(given)
+        if path is not None:
+            return read_passphrase_file(path)
+        if not sys.stdin.isatty():
+            raise KeyUnavailable(
+                "the master key is sealed by a passphrase and there is no terminal to ask "
+                f"it on: give --passphrase-file FILE (strongroom --passphrase-file FILE "
+                f"COMMAND ...) or set ${PASSPHRASE_ENV}")
+        return _prompt(confirm)
+    return ask
+
+
+def _prompt(confirm: bool) -> str:
+    import getpass
+    from strongroom.appliance.errors import BadRequest
+    passphrase = getpass.getpass("Passphrase of the master key: ")
+    if not passphrase:
+        raise BadRequest("an empty passphrase")
+    if confirm and getpass.getpass("The same passphrase again: ") != passphrase:
+        raise BadRequest("the two passphrases differ; nothing was made")
+    return passphrase
+
+
 _opened: list["App"] = []
 
 
 def open_app(data_dir: Path) -> "App":
     """The App of `data_dir`; closed (and its audit events anchored) when the command
-    ends (close_apps)."""
+    ends (close_apps). A passphrase-sealed master key is asked for (passphrase_asker)."""
+    from strongroom import config as configmod
     from strongroom.appliance.app import App
-    app = App(data_dir)
+    from strongroom.appliance.keysource import from_config
+    source = from_config(configmod.load(Path(data_dir).resolve()), passphrase_asker())
+    app = App(data_dir, key_source=source)
     app.admin_name = cli_admin_name()
     _opened.append(app)
     return app
