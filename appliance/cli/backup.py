@@ -64,8 +64,10 @@ def verify(dest: Path, master_key: Path | None, data_dir: Path | None, as_json: 
 
 
 def _verified(d: Json) -> list[str]:
-    how = ("every chunk authenticated" if d["authenticated"]
-           else "presence and sizes only (--master-key or --data-dir authenticates every chunk)")
+    how = ("the manifest and every chunk authenticated" if d["authenticated"]
+           else "with the master key" if d["keyed"]
+           else "presence and sizes only; the manifest was not authenticated (--master-key "
+                "or --data-dir authenticates it and every chunk)")
     lines = [f"{d['backup']} (made {d['created_at']}): {d['blobs']} blobs, "
              f"{human_size(d['blob_bytes'])}; checked: {how}"]
     return lines + [f"problem: {p}" for p in d["problems"]]

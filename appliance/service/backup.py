@@ -25,7 +25,9 @@ version still exists is an appliance fault, named in the error.
 Blobs never change once written, so a blob already in DEST (same name and size) is not
 copied again; each is copied to a temporary name, fsynced, then renamed. The manifest
 replaces the previous one atomically; older snapshot folders, and blobs the new manifest
-does not list, are removed after it. The master key is never in a backup.
+does not list, are removed after it. The master key is never in a backup. The manifest
+and every snapshot file carry an HMAC under a key of the master key
+(appliance.service.backup_manifest), so an edited backup is detected by whoever has it.
 """
 import base64
 import contextlib
@@ -50,6 +52,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.app import App
 from strongroom.appliance.db.models import Base, Version
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData, NoSpace
+from strongroom.appliance.service import backup_manifest
 from strongroom.appliance.service.maintenance_lease import Lease, LeaseTaken
 from strongroom.providers.keys import KeyRing
 from strongroom.providers.fsutil import fsync_dir
@@ -186,7 +189,7 @@ def _snapshot_and_copy(app: App, dest: Path, lease: Lease) -> Json:
             raise Conflict(f"{len(vanished)} blobs were deleted while they were being "
                            f"backed up, {_TRIES} times in a row (e.g. {vanished[0]}): "
                            "try again when fewer files are being deleted")
-    manifest = _manifest(snap_id, meta)
+    manifest = backup_manifest.sign(_manifest(snap_id, meta), snap, app.keyring)
     _write_atomic(dest / MANIFEST, json.dumps(manifest, indent=1).encode())
     for old in (dest / "snapshots").iterdir():
         if old.name != snap_id:

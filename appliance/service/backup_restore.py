@@ -14,6 +14,7 @@ then migrated to the newest), the blobs; then a backup-restore audit event ancho
 chain. Any failure removes what was made (NEW's contents; in a PostgreSQL database, the
 tables the restore made).
 """
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -28,7 +29,7 @@ from strongroom.appliance.db.engine import safe_url
 from strongroom.appliance.db.migrate import _config as alembic_config
 from strongroom.appliance.db.models import Base
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
-from strongroom.appliance.service import backup as bk
+from strongroom.appliance.service import backup as bk, backup_manifest
 from strongroom.providers.keys import KeyRing, load_master_key
 from strongroom.providers.streams import ChunkedReader
 
@@ -40,9 +41,35 @@ _READ = 1 << 20
 
 
 def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
-    """{"blobs", "checked_bytes", "authenticated", "problems": [one line each]}."""
+    """{"blobs", "blob_bytes", "keyed", "authenticated", "manifest_authenticated",
+    "problems": [one line each]}. Without a master key, the table files are checked
+    against the manifest's digests and the blobs for presence and size only: an edited
+    manifest can pass that, which `manifest_authenticated` False says."""
     src = Path(src).resolve()
     manifest = bk.read_manifest(src)
+    keyring = None if master_key_file is None else KeyRing(load_master_key(master_key_file))
+    macs = [] if keyring is None else _mac_problems(src, manifest, keyring)
+    problems = macs + _plain_problems(src, manifest)
+    if keyring is not None and not problems:
+        problems += _authenticate(src, manifest, keyring)
+    return {"backup": str(src), "created_at": manifest["created_at"],
+            "blobs": len(manifest["blobs"]), "blob_bytes": sum(b["size"] for b in
+                                                               manifest["blobs"]),
+            "keyed": keyring is not None, "authenticated": keyring is not None and not problems,
+            "manifest_authenticated": keyring is not None and not macs,
+            "problems": problems}
+
+
+def _mac_problems(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
+    """The manifest's and snapshot files' HMACs; a wrong key said as such."""
+    problems = backup_manifest.check(src, manifest, keyring)
+    if problems and not _key_matches(src, manifest, keyring):
+        return ["the master key does not match this backup"]
+    return problems
+
+
+def _plain_problems(src: Path, manifest: Json) -> list[str]:
+    """What needs no key: the table files' digests, the blobs' presence and sizes."""
     problems = _table_problems(src, manifest)
     for blob in manifest["blobs"]:
         try:
@@ -53,17 +80,21 @@ def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
         if size != blob["size"]:
             problems.append(f"blob {blob['id']} has {size} bytes, the manifest says "
                             f"{blob['size']}")
-    if master_key_file is not None and not problems:
-        problems += _authenticate(src, manifest, KeyRing(load_master_key(master_key_file)))
-    return {"backup": str(src), "created_at": manifest["created_at"],
-            "blobs": len(manifest["blobs"]), "blob_bytes": sum(b["size"] for b in
-                                                               manifest["blobs"]),
-            "authenticated": master_key_file is not None and not problems,
-            "problems": problems}
+    return problems
+
+
+def _key_matches(src: Path, manifest: Json, keyring: KeyRing) -> bool:
+    """Whether the master key opens the backup's sealed TLS key (AES-GCM: a wrong key
+    fails there, whatever else was edited)."""
+    try:
+        sealed = (src / manifest["snapshot"] / "keys" / "tls-key.pem.enc").read_bytes()
+        bk.unseal(keyring, "tls-key.pem", sealed)
+    except (OSError, BadRequest):
+        return False
+    return True
 
 
 def _table_problems(src: Path, manifest: Json) -> list[str]:
-    import hashlib
     problems = []
     for name, digest in manifest["table_sha256"].items():
         path = src / manifest["snapshot"] / "tables" / f"{name}.jsonl"
@@ -119,6 +150,7 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
         if is_private:
             private[name] = bk.unseal(keyring, name, (snap / "keys" / f"{name}.enc")
                                       .read_bytes())
+    _refuse_unsound(src, manifest, keyring)
     if new.exists() and any(new.iterdir()):
         raise Conflict(f"{new} is not empty: restore builds a new data directory")
     made_dir = not new.exists()
@@ -150,6 +182,19 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
     return {"data_dir": str(new), "from": str(src), "revision": manifest["revision"],
             "rows": manifest["rows"], "blobs": blobs, "database": "sqlite" if not
             database_url else "postgresql"}
+
+
+def _refuse_unsound(src: Path, manifest: Json, keyring: KeyRing) -> None:
+    """CorruptData, one line, unless the backup verifies with the key (HMACs, tables,
+    blobs present with their sizes, every chunk): a restore never builds an appliance
+    from an edited backup, nor one whose files would not read back."""
+    problems = (_mac_problems(src, manifest, keyring) + _plain_problems(src, manifest)
+                or _authenticate(src, manifest, keyring))
+    if problems:
+        more = (f" (and {len(problems) - 1} more: `strongroom backup verify` names them "
+                "all)" if len(problems) > 1 else "")
+        raise CorruptData(f"the backup in {src} does not verify: {problems[0]}{more}; "
+                          "nothing was restored")
 
 
 def _write_config(snap: Path, new: Path, database_url: str | None) -> Any:
@@ -190,6 +235,8 @@ def _load_database(db: Database, src: Path, manifest: Json) -> None:
         for table in reversed(bk.tables()):
             s.execute(delete(table))            # what the migrations seeded
         for table in bk.tables():
+            if table.name not in manifest["rows"]:
+                continue            # added after the backup's revision: nothing to load
             rows = _parents_first(table, list(bk.table_rows(src, manifest, table)))
             for i in range(0, len(rows), 500):
                 if rows[i:i + 500]:

@@ -199,3 +199,80 @@ def test_one_backup_into_a_folder_at_a_time(app, acme, tmp_path):
         with pytest.raises(Conflict, match="another backup into .* is running"):
             create_backup(app, tmp_path / "bk")
     assert create_backup(app, tmp_path / "bk")["copied"] == 0
+
+
+def _drop_a_blob(m):
+    m["blobs"] = m["blobs"][1:]
+
+
+def _grow_a_blob(m):
+    m["blobs"][0]["size"] += 1
+
+
+def _edit_a_table(m, bk):
+    """A row's bytes changed, and the table's digest with it (what an attacker would do)."""
+    import hashlib
+    path = bk / m["snapshot"] / "tables" / "clients.jsonl"
+    edited = path.read_bytes().replace(b'"beta"', b'"evil"')
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    m["table_sha256"]["clients"] = hashlib.sha256(edited).hexdigest()
+
+
+def _edit_the_config(m, bk):
+    path = bk / m["snapshot"] / "config" / "strongroom.toml"
+    path.write_text(path.read_text() + "\n# edited\n")
+
+
+def _strip_the_hmac(m):
+    del m["hmac"]
+
+
+EDITS = [  # (edit, what verify with the key names, whether verify without a key notices)
+    (_drop_a_blob, "the manifest does not authenticate", False),
+    (_grow_a_blob, "the manifest does not authenticate", True),
+    (_edit_a_table, "the manifest does not authenticate", False),
+    (_edit_the_config, "snapshot file config/strongroom.toml does not authenticate", False),
+    (_strip_the_hmac, "the manifest carries no HMAC", False),
+]
+
+
+@pytest.mark.parametrize("edit, named, seen_without_key", EDITS,
+                         ids=[e[0].__name__.strip("_") for e in EDITS])
+def test_an_edited_manifest_is_named_by_verify_with_the_key_and_refused_by_restore(
+        app, acme, tmp_path, edit, named, seen_without_key):
+    import json
+    client_session(app, "beta")
+    bk, key = tmp_path / "bk", app.data_dir / "master.key"
+    create_backup(app, bk)
+    assert verify_backup(bk, key)["manifest_authenticated"] is True
+    manifest = json.loads((bk / "manifest.json").read_text())
+    edit(manifest, *((bk,) if edit in (_edit_a_table, _edit_the_config) else ()))
+    (bk / "manifest.json").write_text(json.dumps(manifest))
+    plain = verify_backup(bk)
+    assert bool(plain["problems"]) is seen_without_key and not plain["manifest_authenticated"]
+    keyed = verify_backup(bk, key)
+    assert keyed["problems"] and keyed["problems"][0].startswith(named), keyed["problems"]
+    assert not keyed["authenticated"] and not keyed["manifest_authenticated"]
+    with pytest.raises(CorruptData, match=f"^the backup in {bk} does not verify: {named}"):
+        restore_backup(bk, tmp_path / "new", key)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_wrong_key_given_to_verify_is_said_as_such(app, acme, tmp_path):
+    create_backup(app, tmp_path / "bk")
+    create_master_key(tmp_path / "other.key")
+    out = verify_backup(tmp_path / "bk", tmp_path / "other.key")
+    assert out["problems"] == ["the master key does not match this backup"]
+
+
+def test_a_changed_blob_is_refused_by_restore(app, acme, tmp_path):
+    create_backup(app, tmp_path / "bk")
+    blob = max((p for p in (tmp_path / "bk" / "blobs").rglob("*") if p.is_file()),
+               key=lambda p: p.stat().st_size)
+    data = bytearray(blob.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    blob.write_bytes(bytes(data))
+    with pytest.raises(CorruptData, match=f"blob {blob.name} .* does not authenticate"):
+        restore_backup(tmp_path / "bk", tmp_path / "new", app.data_dir / "master.key")
+    assert not (tmp_path / "new").exists()
