@@ -18,7 +18,7 @@ from strongroom.appliance.service.login import Authenticator
 from strongroom.appliance.service.websessions import WebSessions
 from strongroom.auth.acl import Grant
 from strongroom.appliance import keysource
-from strongroom.providers.keys import KeyRing
+from strongroom.appliance.service import keys_store
 
 if TYPE_CHECKING:   # prometheus_client is loaded only when metrics are turned on
     from strongroom.appliance.metrics import Metrics
@@ -49,7 +49,7 @@ class App:
             upgrade(self.db)
         # where the master key comes from, and where a rotation puts the next one
         self.key_source = key_source or keysource.from_config(self.config)
-        self.keyring = KeyRing(self.key_source.load())
+        self.keyring = keys_store.open_keyring(self.db, self.key_source)
         self.audit = Chain(self.keyring.derive("audit chain"),
                            Path(self.config.audit.anchor_file))
         if migrate:

@@ -83,6 +83,7 @@ class VersionRow(NamedTuple):
     author: str | None
     holes: str | None
     pinned: bool
+    client_key_id: str
 
 
 def _check_fields() -> None:

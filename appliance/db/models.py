@@ -38,6 +38,18 @@ class Client(Base):
     # NULL: the [retention] defaults; else a JSON object of the options this client
     # overrides (migration 0009).
     retention: Mapped[str | None] = mapped_column(Text)
+    # Key ids (migration 0010; appliance.service.keys_store): `key_id` names the client
+    # key (random, given when it is made); `master_key_id` the master key wrapping
+    # wrapped_key, next_wrapped_key and wrapped_digest_key (NULL only until the first
+    # start after the upgrade). next_*: the client's next key while `keys rotate-client`
+    # rewraps its data keys. wrapped_digest_key: NULL while the digest key is derived
+    # from the client key; kept from the first client rotation on, so that digests and
+    # ETags stay the same when the client key changes.
+    key_id: Mapped[str] = mapped_column(String(16))
+    master_key_id: Mapped[str | None] = mapped_column(String(16))
+    next_wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    next_key_id: Mapped[str | None] = mapped_column(String(16))
+    wrapped_digest_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Clients and libraries share one namespace, unique without regard to case.
     __table_args__ = (Index("uq_clients_name_ci", func.lower(name), unique=True),)
 
@@ -179,12 +191,29 @@ class Version(Base):
     holes: Mapped[str | None] = mapped_column(Text)
     # Never removed by retention, trash expiry or the history budget (migration 0009).
     pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The client key wrapping `wrapped_key`: the client's key_id, or its next_key_id
+    # during a rotation (migration 0010).
+    client_key_id: Mapped[str] = mapped_column(String(16), index=True)
     __table_args__ = (
         # Finds the digests left to convert without reading the table: once all are,
         # it is empty.
         Index("ix_versions_legacy_digest", "id", sqlite_where=text("digest NOT LIKE '%:%'"),
               postgresql_where=text("digest NOT LIKE '%:%'")),
     )
+
+
+class ApplianceKey(Base):
+    """Keys of the appliance itself (migration 0010; appliance.service.keys_store):
+    'master' holds only the id of the current master key (never key material);
+    'master-next' the next master key during `keys rotate-master`, wrapped by the
+    current one; 'derive' the base of every derived key (the audit chain, drive
+    sessions, invitations, backups), wrapped by the master key `master_key_id`."""
+    __tablename__ = "appliance_keys"
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    master_key_id: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[float] = mapped_column(Float, default=_now)
 
 
 class Lock(Base):

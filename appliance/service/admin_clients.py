@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import AclGrant, Client, LibraryMember, Node, User
 from strongroom.appliance.errors import BadRequest, Conflict
-from strongroom.appliance.service import history_usage, renames
+from strongroom.appliance.service import history_usage, keys_store, renames
 from strongroom.appliance.service import retention_rules as rr
 from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.credentials import end_sessions
@@ -43,7 +43,7 @@ class ClientsMixin(AdminBase):
         with self.app.db.write() as s:
             _name_free(s, name)
             client = Client(name=name, quota_bytes=quota, used_bytes=0, kind=kind,
-                            wrapped_key=self.app.keyring.new_client_key())
+                            **keys_store.new_client_key(s.connection(), self.app.keyring))
             s.add(client)
             s.flush()
             s.add(Node(client_id=client.id, parent_id=None, name="", is_dir=True))

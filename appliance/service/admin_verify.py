@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import BadRequest
+from strongroom.appliance.service import keys_store
 from strongroom.appliance.service.admin_base import AdminBase
 from strongroom.appliance.service.meter import NO_METER, Meter
 from strongroom.providers.base import BlobReader
@@ -56,7 +57,8 @@ class _Row:
     size: int
     holes: str | None
     data_key: bytes       # wrapped
-    client_key: bytes     # wrapped
+    client_key_id: str    # the client key wrapping it
+    client_id: int
     client: str
 
 
@@ -95,7 +97,8 @@ class VerifyMixin(AdminBase):
             with self.app.db.read() as s:
                 batch = [_Row(*r) for r in s.execute(
                     select(Version.id, Version.node_id, Version.blob_id, Version.size,
-                           Version.holes, Version.wrapped_key, Client.wrapped_key, Client.name)
+                           Version.holes, Version.wrapped_key, Version.client_key_id,
+                           Client.id, Client.name)
                     .join(Node, Node.id == Version.node_id)
                     .join(Client, Client.id == Node.client_id)
                     .where(Version.id > after, Version.id <= last)
@@ -108,7 +111,8 @@ class VerifyMixin(AdminBase):
     def _check(self, row: _Row) -> tuple[str | None, int]:
         """(what is wrong or None, plaintext bytes read) for one version's blob."""
         try:
-            key = self.app.keyring.data_key(row.client_key, row.data_key)
+            key = keys_store.data_key_now(self.app.db, self.app.keyring, row.client_id,
+                                          row.version, row.client_key_id, row.data_key)
             reader = self.app.provider.open_blob(row.blob_id, key, row.size, row.holes)
         except StorageError as e:    # damaged (CorruptData) or unreadable: reported alike
             return _described(str(e)), 0

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session as OrmSession
 from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Node, Version
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData, NoSpace
+from strongroom.appliance.service import keys_store
 from strongroom.appliance.service.admin_base import AdminBase, Json
 from strongroom.appliance.service.history import VIEW, version_name
 from strongroom.appliance.service.meter import NO_METER, Meter
@@ -56,6 +57,7 @@ class Blob:
     holes: str | None
     wrapped_key: bytes
     mtime: float
+    client_key_id: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +78,7 @@ class ExportMixin(AdminBase):
         module docstring. Returns counts; audited (client-export)."""
         with self.app.db.read() as s:
             client = self._client_row(s, name)
-            client_key, items = client.wrapped_key, list(_listing(s, client.id, name, versions))
+            client_key, items = client.id, list(_listing(s, client.id, name, versions))
         meter.start(sum(i.blob.size for i in items if i.blob is not None))
         if isinstance(to, Path):
             summary = _to_file(to, lambda out: self._write(out, client_key, items, meter))
@@ -90,7 +92,7 @@ class ExportMixin(AdminBase):
                         f"versions={'yes' if versions else 'no'}")
         return summary
 
-    def _write(self, out: IO[bytes], client_key: bytes, items: list[Item], meter: Meter,
+    def _write(self, out: IO[bytes], client_key: int, items: list[Item], meter: Meter,
                *, stream: bool = False) -> Json:
         """Stream `items` and then the manifest into a tar on `out`."""
         files: list[Json] = []
@@ -114,13 +116,14 @@ class ExportMixin(AdminBase):
             tar.addfile(_info(MANIFEST, time.time(), len(manifest)), io.BytesIO(manifest))
         return dict(counts)
 
-    def _add_file(self, tar: tarfile.TarFile, client_key: bytes, item: Item,
+    def _add_file(self, tar: tarfile.TarFile, client_key: int, item: Item,
                   meter: Meter) -> str | None:
         """Add one version's plaintext; its sha256, or None if it vanished meanwhile."""
         blob = item.blob
         assert blob is not None
         try:
-            key = self.app.keyring.data_key(client_key, blob.wrapped_key)
+            key = keys_store.data_key_now(self.app.db, self.app.keyring, client_key, blob.id,
+                                          blob.client_key_id, blob.wrapped_key)
             reader = self.app.provider.open_blob(blob.blob_id, key, blob.size, blob.holes)
         except CorruptData as e:
             if not self._exists(blob.id):
@@ -184,7 +187,7 @@ def _fitting(member_name: str) -> str:
 
 
 def _blob(v: Version) -> Blob:
-    return Blob(v.id, v.blob_id, v.size, v.holes, v.wrapped_key, v.mtime)
+    return Blob(v.id, v.blob_id, v.size, v.holes, v.wrapped_key, v.mtime, v.client_key_id)
 
 
 def _entry(item: Item, sha: str) -> Json:

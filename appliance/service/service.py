@@ -24,7 +24,7 @@ from strongroom.appliance.db import repo
 from strongroom.appliance.db.models import Client, Node, Version
 from strongroom.appliance.errors import Conflict, CorruptData, Denied, NotFound
 from strongroom.appliance.notify.outbox import Change
-from strongroom.appliance.service import locking, saving
+from strongroom.appliance.service import keys_store, locking, saving
 from strongroom.appliance.service.access import ClientInfo, hot
 from strongroom.appliance.service.copying import Copies
 from strongroom.appliance.service.entry import (Entry, VersionInfo, checked_mtime, dir_entry,
@@ -160,7 +160,8 @@ class Session:
         t = self.target(path)
         with self._spine.transaction("read", t, write=True, right="read") as (db, client):
             node, version = self._readable(db, client, t, version_id)
-            key = self.app.keyring.data_key(client.wrapped_key, version.wrapped_key)
+            key = keys_store.data_key(hot(db), self.app.keyring, client.id, version.id,
+                                      version.client_key_id, version.wrapped_key)
             origin = Origin(client.name, t.canonical, version.id, version.blob_id)
             try:
                 reader = self.app.provider.open_blob(version.blob_id, key, version.size,

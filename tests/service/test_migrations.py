@@ -32,10 +32,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from sqlalchemy import MetaData, create_engine, func, select, text
 from sqlalchemy.exc import SAWarning
 
+from strongroom import config as configmod
 from strongroom.appliance.app import App
+from strongroom.appliance.keysource import key_id
 from strongroom.appliance.db import default_url, migrate
 from strongroom.appliance.db.models import Base, Version
 from strongroom.appliance.errors import NotFound
+from strongroom.providers import crypto
 from strongroom.providers import digest as digests
 from tests.support import postgres
 from tests.support.sessions import PASSWORD, get, put
@@ -181,6 +184,23 @@ def build_at(revision: str, url: str, rows: dict) -> dict[str, set[str]]:
         engine.dispose()
 
 
+def derived_from_the_master_key(data_dir) -> None:
+    """The 'derive' row an appliance made before 0010 gets at its first start: its
+    derived keys (the audit chain's) come from its master key, as they always did
+    (a new appliance's come from a random base: appliance.service.keys_store)."""
+    key = (data_dir / "master.key").read_bytes()
+    kid = key_id(key)
+    engine = create_engine(configmod.load(data_dir).database.url or default_url(data_dir))
+    try:
+        with engine.begin() as c:
+            for name, wrapped in (("master", None), ("derive", crypto.wrap_key(key, key))):
+                c.execute(text("INSERT INTO appliance_keys (name, key_id, wrapped, "
+                               "master_key_id, created_at) VALUES (:n, :k, :w, :m, 0)"),
+                          {"n": name, "k": kid, "w": wrapped, "m": kid if wrapped else None})
+    finally:
+        engine.dispose()
+
+
 def old_data_dir(source, target, revision: str, old_url: str | None, new_url: str | None):
     """`source`'s keys, blobs and config in `target`, its database left out, and for
     revisions before the keyed chain (0004) no audit anchor either."""
@@ -200,6 +220,7 @@ def old_data_dir(source, target, revision: str, old_url: str | None, new_url: st
 @pytest.mark.parametrize("revision", REVISIONS[:-1])
 def test_an_upgraded_populated_database_keeps_its_rows_and_works(revision, data_dir,
                                                                  database_url, tmp_path):
+    derived_from_the_master_key(data_dir)
     source = App(data_dir)
     try:
         contents = populate(source)
