@@ -8,7 +8,7 @@ import click
 
 from strongroom.appliance.cli.keys import keys
 from strongroom.appliance.cli.options import (Json, cli_admin_name, data_dir_option, emit,
-                                              json_option, open_app)
+                                              json_option, open_app, passphrase_asker)
 
 __all__ = ["keys", "recovery_passphrase", "recovery_passphrase_option"]
 
@@ -81,7 +81,8 @@ def import_recovery(file: Path, passphrase_file: Path | None, data_dir: Path,
     it is left alone; one holding another working key is not replaced. Audited."""
     from strongroom.appliance.service.recovery import import_recovery as restore_key
     passphrase = recovery_passphrase(passphrase_file, new=False)
-    out = restore_key(data_dir, file, passphrase, actor=cli_admin_name())
+    out = restore_key(data_dir, file, passphrase, actor=cli_admin_name(),
+                      ask=passphrase_asker())
     emit(out, as_json, _imported)
 
 
@@ -89,7 +90,7 @@ def _imported(d: Json) -> list[str]:
     checked = (f"it opens all {d['client_keys']} client keys" if d["client_keys"]
                else "there are no client keys to check it on")
     if not d["changed"]:
-        return [f"the {d['source']} already holds master key {d['key_id']} ({checked}); "
-                "nothing was changed"]
-    return [f"master key {d['key_id']} written to the {d['source']} ({checked}); "
+        return [f"the key source ({d['source']}) already holds master key {d['key_id']} "
+                f"({checked}); nothing was changed"]
+    return [f"master key {d['key_id']} put in the key source ({d['source']}; {checked}); "
             "the daemon can start"]

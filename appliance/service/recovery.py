@@ -110,21 +110,23 @@ def recovered_key(path: Path, passphrase: str) -> bytes:
         raise sealed.SealedKeyError(f"recovery file {path}: {e}") from None
 
 
-def import_recovery(data_dir: Path, path: Path, passphrase: str, actor: str) -> Json:
-    """Put the master key of the recovery file `path` back; see the module.
+def import_recovery(data_dir: Path, path: Path, passphrase: str, actor: str,
+                    ask: keysource.Ask | None = None) -> Json:
+    """Put the master key of the recovery file `path` back; see the module. `ask`: the
+    passphrase of a passphrase source (its current key, or the one to seal with).
     {"key_id", "source", "changed", "client_keys"}."""
     data_dir = Path(data_dir).resolve()
     config = configmod.load(data_dir)
     key = recovered_key(path, passphrase)
     kid = sealed.key_id(key)
     wrapped = _client_keys(config, data_dir)
-    source = keysource.from_config(config)
+    source = keysource.from_config(config, ask)
     result = {"key_id": kid, "source": source.describe(), "client_keys": len(wrapped)}
     current = _current(source)
     if current == key:
         return {**result, "changed": False}
     if current is not None and _unwrapping(current, wrapped) == len(wrapped):
-        raise Conflict(f"the {source.describe()} holds another key (id "
+        raise Conflict(f"the key source ({source.describe()}) holds another key (id "
                        f"{sealed.key_id(current)}) that opens this appliance's client keys: "
                        f"the recovery key (id {kid}) is not put in its place")
     opened = _unwrapping(key, wrapped)

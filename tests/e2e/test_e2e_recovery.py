@@ -117,8 +117,8 @@ def test_lost_master_key_comes_back_from_the_recovery_file(daemon, files, export
     assert not key_file.exists()
     out = daemon.cli("keys", "import-recovery", to, "--passphrase-file", secret / "right")
     assert out.returncode == 0, out.stderr
-    assert f"master key {key_id(key)} written to the file {key_file}" in out.stdout
-    assert "it opens all 2 client keys" in out.stdout
+    assert f"master key {key_id(key)} put in the key source (file {key_file}; it opens " \
+        "all 2 client keys)" in out.stdout
     assert key_file.read_bytes() == key and stat.S_IMODE(key_file.stat().st_mode) == 0o600
     daemon.start()
     serves(daemon, files)
