@@ -14,7 +14,7 @@ from strongroom.config import SCHEMA
 
 # What `strongroom init` of commit d1b9147 wrote: every option set to its default.
 OLD_CONFIG = Path(__file__).parent / "data" / "strongroom-d1b9147.toml"
-ADDED_SINCE = {("storage", "backend"),
+ADDED_SINCE = {("storage", "backend"), ("keys", "master_key_source"),
                *((section, name) for section in ("web", "mail", "notify", "retention")
                  for name in SCHEMA[section])}
 MADE_BY_INIT = {"tls": {"cert_file": "tls/cert.pem", "key_file": "tls/key.pem"},
