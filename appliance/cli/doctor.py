@@ -65,6 +65,7 @@ def _human(r: dict[str, Any]) -> Iterator[str]:
     for key, names in lists:
         if names:
             yield f"{key.replace('_', ' ')}: {len(names)}: {' '.join(names[:20])}"
+    yield from (f"keys: {line}" for line in r.get("keys", []))
     if "verify" in r:
         yield from _human_scrub(r["verify"])
     yield "consistent" if r["ok"] else "NOT consistent"

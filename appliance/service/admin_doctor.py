@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, text
 
 from strongroom.appliance.db.models import Version
-from strongroom.appliance.service import consistency
+from strongroom.appliance.service import consistency, keys_status
 from strongroom.appliance.service.admin_base import AdminBase
 
 if TYPE_CHECKING:
@@ -51,13 +51,13 @@ class DoctorMixin(AdminBase):
         belong to an upload committing now), and `removed` names them. Staging files
         a live process holds are never removed (providers.staging); blobs a dead
         process published without a version count as staging leftovers."""
+        removed = self._remove_staging(min_age) if repair else []
+        report = consistency.check(self.app)
         if repair:
-            removed = self._remove_staging(min_age)
-            report = consistency.check(self.app)
             report["removed"] = removed + self._remove_stray(report["stray_blobs"], min_age)
-            report["ok"] = consistency.is_ok(report)
-            return report
-        return consistency.check(self.app)
+        report["keys"] = keys_status.problems(self.app)
+        report["ok"] = consistency.is_ok(report)
+        return report
 
     def _stale(self, blob_ids: list[str], min_age: float) -> list[str]:
         """Those of `blob_ids` still there and unchanged for `min_age` seconds (a

@@ -87,6 +87,8 @@ ACTIONS = (
     "version-pin", "version-unpin",
     # backups (service.backup, service.backup_restore)
     "backup-create", "backup-restore",
+    # key rotation (service.keys_rotation): key ids and counts only
+    "keys-rotate-master", "keys-rotate-client",
     # the recovery key (service.recovery)
     "keys-export-recovery", "keys-import-recovery",
     # the trail itself

@@ -17,6 +17,7 @@ tables the restore made).
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from strongroom.appliance.db.migrate import _config as alembic_config
 from strongroom.appliance.db.models import Base
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
 from strongroom.appliance.service import backup as bk, backup_manifest
+from strongroom.providers import crypto
 from strongroom.providers.keys import KeyRing, load_master_key
 from strongroom.providers.streams import ChunkedReader
 
@@ -47,7 +49,8 @@ def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
     manifest can pass that, which `manifest_authenticated` False says."""
     src = Path(src).resolve()
     manifest = bk.read_manifest(src)
-    keyring = None if master_key_file is None else KeyRing(load_master_key(master_key_file))
+    keyring = None if master_key_file is None else backup_keyring(
+        src, manifest, load_master_key(master_key_file))
     macs = [] if keyring is None else _mac_problems(src, manifest, keyring)
     problems = macs + _plain_problems(src, manifest)
     if keyring is not None and not problems:
@@ -111,17 +114,21 @@ def _table_problems(src: Path, manifest: Json) -> list[str]:
 def _authenticate(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
     """Read every version's blob through its keys: each chunk authenticates."""
     by_table = {t.name: t for t in Base.metadata.sorted_tables}
-    clients = {r["id"]: r["wrapped_key"] for r in bk.table_rows(src, manifest,
-                                                                by_table["clients"])}
+    try:
+        keys, current = _client_keys(bk.table_rows(src, manifest, by_table["clients"]), keyring)
+    except CorruptData:
+        return ["the master key does not match this backup"]
     node_client = {r["id"]: r["client_id"] for r in bk.table_rows(src, manifest,
                                                                   by_table["nodes"])}
     problems = []
     for v in bk.table_rows(src, manifest, by_table["versions"]):
+        client_key = keys.get(v.get("client_key_id") or current[node_client[v["node_id"]]])
+        if client_key is None:
+            problems.append(f"version {v['id']} names client key {v.get('client_key_id')}, "
+                            "which its client does not have")
+            continue
         try:
-            key = keyring.data_key(clients[node_client[v["node_id"]]], v["wrapped_key"])
-        except CorruptData:
-            return ["the master key does not match this backup"]
-        try:
+            key = crypto.unwrap_key(client_key, v["wrapped_key"])
             reader = ChunkedReader(bk.blob_path(src / "blobs", v["blob_id"]), key,
                                    v["size"], v["holes"])
             try:
@@ -135,6 +142,44 @@ def _authenticate(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
     return problems
 
 
+def _client_keys(clients: Iterator[Json], keyring: KeyRing
+                 ) -> tuple[dict[str, bytes], dict[int, str]]:
+    """({client key id: client key}, {client id: its current key id}) of the backup's
+    client rows (a backup from before key ids: the id is the client's own id)."""
+    keys, current = {}, {}
+    for r in clients:
+        kid = r.get("key_id") or f"client {r['id']}"
+        current[r["id"]] = kid
+        keys[kid] = keyring.unwrap(r.get("master_key_id"), r["wrapped_key"])
+        if r.get("next_key_id") and r.get("next_wrapped_key"):
+            keys[r["next_key_id"]] = keyring.unwrap(r.get("master_key_id"),
+                                                    r["next_wrapped_key"])
+    return keys, current
+
+
+def backup_keyring(src: Path, manifest: Json, master: bytes) -> KeyRing:
+    """A KeyRing for the backup's rows: `master`, the next master key of a rotation
+    the backup caught in progress, and the derive base of the appliance (derived keys
+    come from it, appliance.service.keys_store); a backup from before key ids has
+    none, and its derived keys came from the master key."""
+    keyring = KeyRing(master)
+    if "appliance_keys" not in manifest.get("table_sha256", {}):
+        return keyring
+    table = Base.metadata.tables["appliance_keys"]
+    rows = {r["name"]: r for r in bk.table_rows(src, manifest, table)}
+    nxt = rows.get("master-next")
+    try:
+        if nxt is not None and keyring.holds(nxt["master_key_id"]):
+            keyring.add_master(keyring.unwrap(nxt["master_key_id"], nxt["wrapped"]),
+                               nxt["key_id"])
+        if "derive" in rows and keyring.holds(rows["derive"]["master_key_id"]):
+            keyring.set_derive_base(keyring.unwrap(rows["derive"]["master_key_id"],
+                                                   rows["derive"]["wrapped"]))
+    except CorruptData:
+        pass        # a wrong key: what it opens (nothing) says so, with one line
+    return keyring
+
+
 def restore_backup(src: Path, new: Path, master_key: Path | bytes,
                    database_url: str | None = None, actor: str = "admin") -> Json:
     """Build the data directory `new` from the backup in `src`; see the module.
@@ -142,7 +187,7 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
     src, new = Path(src).resolve(), Path(new).resolve()
     manifest = bk.read_manifest(src)
     key = master_key if isinstance(master_key, bytes) else load_master_key(master_key)
-    keyring = KeyRing(key)
+    keyring = backup_keyring(src, manifest, key)
     snap = src / manifest["snapshot"]
     private = {}
     for name, _path, is_private in bk.key_files(configmod.load(src, snap / "config" /

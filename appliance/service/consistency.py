@@ -1,6 +1,6 @@
 """Consistency of metadata and store: stray blobs, missing blobs, staging files.
 Only looks; the repairs are the admin's (appliance.service.admin_doctor)."""
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from strongroom.appliance.db import repo
 
@@ -17,6 +17,9 @@ class Report(TypedDict):
     staging_files: list[str]
     removed: list[str]          # what a repair removed
     ok: bool
+    # keys (service.keys_status.problems): master key ids not held, data keys wrapped
+    # by a key their client lacks, rotations left half done with what finishes them
+    keys: NotRequired[list[str]]
 
 
 def check(app: "App") -> Report:
@@ -35,4 +38,4 @@ def check(app: "App") -> Report:
 def is_ok(report: Report) -> bool:
     """No blob missing, and every stray blob and staging file removed."""
     unremoved = set(report["stray_blobs"] + report["staging_files"]) - set(report["removed"])
-    return not (report["missing_blobs"] or unremoved)
+    return not (report["missing_blobs"] or unremoved or report.get("keys"))

@@ -53,10 +53,9 @@ class Rotation:
     def in_batch(self, s: OrmSession, done: int) -> None:
         """Called inside each batch's transaction, before it commits (tests)."""
 
-    def _audit(self, action: str, path: str | None, detail: str) -> None:
-        with self.app.db.write() as s:
-            self.app.audit.append(s, actor=self.app.admin_name, protocol="cli", address=None,
-                                  action=action, path=path, detail=detail)
+    def _audit(self, s: OrmSession, action: str, path: str | None, detail: str) -> None:
+        self.app.audit.append(s, actor=self.app.admin_name, protocol="cli", address=None,
+                              action=action, path=path, detail=detail)
 
     def _rounds(self, rewrap: Callable[[], int], finish: Callable[[], bool]) -> int:
         """Rewrap, then finish; again while the finish finds keys left. Rewrapped count."""
@@ -84,8 +83,9 @@ class MasterRotation(Rotation):
         else:
             with self.app.db.write() as s:
                 store.drop_next(s)
-        self._audit("keys-rotate-master", None, f"old={old} new={new} rewrapped={rewrapped}"
-                    + (" pending=store" if out["pending"] else ""))
+        with self.app.db.write() as s:
+            self._audit(s, "keys-rotate-master", None, f"old={old} new={new} rewrapped="
+                        f"{rewrapped}" + (" pending=store" if out["pending"] else ""))
         return out
 
     def _begin(self) -> tuple[str, str, bytes]:
@@ -182,8 +182,9 @@ class ClientRotation(Rotation):
         self.meter.start(self._left(cid, old))
         rewrapped = self._rounds(lambda: self._rewrap(cid, old, new),
                                  lambda: self._finish(cid, old, new))
-        self._audit("keys-rotate-client", f"/{name}",
-                    f"old={old} new={new} rewrapped={rewrapped}")
+        with self.app.db.write() as s:
+            self._audit(s, "keys-rotate-client", f"/{name}",
+                        f"old={old} new={new} rewrapped={rewrapped}")
         return {"client": name, "old_key_id": old, "new_key_id": new, "rewrapped": rewrapped}
 
     def _begin(self, name: str) -> tuple[int, str, str]:

@@ -24,8 +24,8 @@ def scribble(url: str) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as c:
-            c.execute(text("INSERT INTO clients (name, used_bytes, wrapped_key, created_at)"
-                           " VALUES ('acme', 0, 'x', 0)"))
+            c.execute(text("INSERT INTO clients (name, used_bytes, wrapped_key, created_at, "
+                           "key_id) VALUES ('acme', 0, 'x', 0, 'k')"))
             c.execute(text("UPDATE audit_head SET count = 7"))
     finally:
         engine.dispose()
