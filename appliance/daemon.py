@@ -106,7 +106,6 @@ def run(data_dir: Path, passphrase_file: Path | None = None) -> None:
     try:
         source = _master_key(cfg, passphrase_file, stopping)
         if source is not None:
-            logs.setup(cfg.log)
             _serve(App(data_dir, key_source=source), lock, stopping)
     finally:
         lock.release()
