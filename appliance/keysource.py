@@ -34,6 +34,10 @@ def key_id(key: bytes) -> str:
 class KeySource(ABC):
     """One place the master key is kept."""
 
+    # False: store() always refuses (systemd seals a credential, not us); a rotation or
+    # an imported recovery key then needs a file of the admin's choosing (write_key_file).
+    writable = True
+
     @abstractmethod
     def describe(self) -> str:
         """How `status` and error lines name it, e.g. 'file /etc/strongroom/master.key'."""
@@ -72,9 +76,10 @@ class CredentialSource(KeySource):
     """$CREDENTIALS_DIRECTORY/NAME: systemd decrypts the credential (sealed by
     `systemd-creds encrypt` with the TPM or the host key) for the unit's processes only."""
 
-    def __init__(self, name: str, pending: Path,
-                 environ: Mapping[str, str] = os.environ) -> None:
-        self.name, self.pending, self._environ = name, Path(pending), environ
+    writable = False
+
+    def __init__(self, name: str, environ: Mapping[str, str] = os.environ) -> None:
+        self.name, self._environ = name, environ
 
     def describe(self) -> str:
         return f"systemd credential {self.name}"
@@ -95,14 +100,14 @@ class CredentialSource(KeySource):
         return _exact_key(_read(path, "credential"), f"credential {path}")
 
     def store(self, key: bytes) -> None:
-        """We cannot seal a credential: the new key is left in `pending` (0600) for
-        the admin to seal with systemd-creds, and KeyUnavailable says how."""
-        _write_atomically(self.pending, key, "new master key file")
+        """We cannot seal a credential, and a key is never left on the data disk:
+        KeyUnavailable says how to get the key into a file of the admin's choosing."""
         raise KeyUnavailable(
             f"the master key is the systemd credential {self.name}, which only systemd "
-            f"seals: the new key is in {self.pending}; run 'systemd-creds encrypt "
-            f"--name={self.name} {self.pending} {CREDSTORE}/{self.name}', then 'shred -u "
-            f"{self.pending}', and restart the daemon")
+            "seals: have the key written to a file off the data disk (keys rotate-master "
+            "--new-key-to FILE, keys import-recovery --key-to FILE), then run "
+            f"'systemd-creds encrypt --name={self.name} FILE {CREDSTORE}/{self.name}', "
+            "'shred -u FILE', and restart the daemon")
 
 
 # How a PassphraseSource gets the passphrase when it first needs it (the CLI: a file,
@@ -216,10 +221,24 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
         raise KeyUnavailable(f"cannot write {what} {path}: {e.strerror}") from None
 
 
+def write_key_file(path: Path, key: bytes) -> None:
+    """A new file `path` (0600, fsynced) holding `key`, for the admin to seal into a
+    source we cannot write; never over an existing file (BadRequest-like KeyUnavailable)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyUnavailable(f"{path} exists: a key file is never written over another "
+                             "file") from None
+    except OSError as e:
+        raise KeyUnavailable(f"cannot write {path}: {e.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 # Where `passphrase` (without a path) keeps the sealed key, in the data directory.
 SEALED_NAME = "master.key.sealed"
-# Where a credential source leaves a new key for the admin to seal (CredentialSource.store).
-PENDING_NAME = "master.key.new"
 
 
 def from_config(config: Config, ask: Ask | None = None) -> KeySource:
@@ -234,7 +253,7 @@ def named(value: str, data_dir: Path, default_file: Path, ask: Ask | None = None
     `data_dir`; "" is `default_file`."""
     kind, _, arg = value.partition(":")
     if kind == "systemd-credential":
-        return CredentialSource(arg, Path(data_dir) / PENDING_NAME)
+        return CredentialSource(arg)
     if kind == "passphrase":
         return PassphraseSource(_path(data_dir, arg or SEALED_NAME), ask)
     if kind == "file":

@@ -72,17 +72,20 @@ def export_recovery(to: Path, passphrase_file: Path | None, data_dir: Path,
                                         "/media/safe/strongroom-recovery.key")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @recovery_passphrase_option
+@click.option("--key-to", "key_to", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the checked key to this new file (0600) instead of the key "
+                   "source: for a systemd credential, which only systemd-creds seals.")
 @data_dir_option
 @json_option
-def import_recovery(file: Path, passphrase_file: Path | None, data_dir: Path,
-                    as_json: bool) -> None:
+def import_recovery(file: Path, passphrase_file: Path | None, key_to: Path | None,
+                    data_dir: Path, as_json: bool) -> None:
     """Put the master key in the recovery FILE back into the configured key source,
     once it is checked to open this appliance's client keys. A source already holding
     it is left alone; one holding another working key is not replaced. Audited."""
     from strongroom.appliance.service.recovery import import_recovery as restore_key
     passphrase = recovery_passphrase(passphrase_file, new=False)
     out = restore_key(data_dir, file, passphrase, actor=cli_admin_name(),
-                      ask=passphrase_asker())
+                      ask=passphrase_asker(), key_to=key_to)
     emit(out, as_json, _imported)
 
 
@@ -92,5 +95,9 @@ def _imported(d: Json) -> list[str]:
     if not d["changed"]:
         return [f"the key source ({d['source']}) already holds master key {d['key_id']} "
                 f"({checked}); nothing was changed"]
+    if d["key_file"]:
+        return [f"master key {d['key_id']} written to {d['key_file']} ({checked}); seal it "
+                f"into the key source ({d['source']}), e.g. systemd-creds encrypt, then "
+                "shred the file"]
     return [f"master key {d['key_id']} put in the key source ({d['source']}; {checked}); "
             "the daemon can start"]

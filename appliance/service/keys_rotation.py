@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import ApplianceKey, Client, Node, Version
 from strongroom.appliance.errors import BadRequest, Busy, NotFound
-from strongroom.appliance.keysource import KeyUnavailable
+from strongroom.appliance.keysource import KeyUnavailable, write_key_file
 from strongroom.appliance.service import keys_store as store
 from strongroom.appliance.service.keys_store import DERIVE, MASTER, NEXT
 from strongroom.appliance.service.meter import NO_METER, Meter
@@ -71,6 +71,14 @@ class MasterRotation(Rotation):
     """`keys rotate-master`: every master-wrapped key rewrapped by a new master key."""
 
     def run(self, new_key_to: Path | None = None) -> Json:
+        source = self.app.key_source
+        if not source.writable and new_key_to is None:
+            raise KeyUnavailable(f"the master key is the {source.describe()}, which "
+                                 "strongroom cannot write: give --new-key-to FILE (off the "
+                                 "data disk) to receive the new key; nothing was changed")
+        if new_key_to is not None and os.path.lexists(new_key_to):
+            raise BadRequest(f"{new_key_to} exists: --new-key-to never overwrites a file; "
+                             "nothing was changed")
         old, new, key = self._begin()
         self.meter.start(self._left(old))
         rewrapped = self._rounds(lambda: self._rewrap(old, new), lambda: self._finish(old, new))
@@ -160,15 +168,9 @@ class MasterRotation(Rotation):
                                  f"stored: {e}; run 'strongroom keys rotate-master "
                                  f"--new-key-to FILE' to have it written to FILE") from None
         try:
-            fd = os.open(to, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise BadRequest(f"{to} exists: --new-key-to never overwrites a file") from None
-        except OSError as err:
-            raise BadRequest(f"cannot write {to}: {err.strerror}") from None
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-            f.flush()
-            os.fsync(f.fileno())
+            write_key_file(to, key)
+        except KeyUnavailable as err:
+            raise BadRequest(f"--new-key-to: {err}") from None
         return (f"the new master key is in {to}: put it where "
                 f"{self.app.key_source.describe()} reads it (systemd-creds encrypt), "
                 "restart the daemon, then remove the file")

@@ -111,18 +111,25 @@ def recovered_key(path: Path, passphrase: str) -> bytes:
 
 
 def import_recovery(data_dir: Path, path: Path, passphrase: str, actor: str,
-                    ask: keysource.Ask | None = None) -> Json:
+                    ask: keysource.Ask | None = None, key_to: Path | None = None) -> Json:
     """Put the master key of the recovery file `path` back; see the module. `ask`: the
     passphrase of a passphrase source (its current key, or the one to seal with).
-    {"key_id", "source", "changed", "client_keys"}."""
+    `key_to`: write the key to this new file instead (a source we cannot write, a
+    systemd credential, is then sealed from it by the admin).
+    {"key_id", "source", "changed", "client_keys", "key_file"}."""
     data_dir = Path(data_dir).resolve()
     config = configmod.load(data_dir)
     key = recovered_key(path, passphrase)
     kid = sealed.key_id(key)
     wrapped = _client_keys(config, data_dir)
     source = keysource.from_config(config, ask)
-    result = {"key_id": kid, "source": source.describe(), "client_keys": len(wrapped)}
-    current = _current(source)
+    result = {"key_id": kid, "source": source.describe(), "client_keys": len(wrapped),
+              "key_file": None if key_to is None else str(key_to)}
+    if key_to is None and not source.writable:
+        raise keysource.KeyUnavailable(f"the key source ({source.describe()}) cannot be "
+                                       "written by strongroom: give --key-to FILE (off the "
+                                       "data disk) and seal it from there; nothing was changed")
+    current = None if key_to is not None else _current(source)
     if current == key:
         return {**result, "changed": False}
     if current is not None and _unwrapping(current, wrapped) == len(wrapped):
@@ -132,7 +139,10 @@ def import_recovery(data_dir: Path, path: Path, passphrase: str, actor: str,
     opened = _unwrapping(key, wrapped)
     if opened < len(wrapped):
         raise Conflict(_not_ours(kid, opened, len(wrapped)))
-    source.store(key)
+    if key_to is not None:
+        keysource.write_key_file(key_to, key)
+    else:
+        source.store(key)
     _audit_import(data_dir, key, source, actor)
     return {**result, "changed": True}
 

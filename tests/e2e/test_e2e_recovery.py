@@ -204,3 +204,20 @@ def test_restore_needs_exactly_one_key(daemon, exported, tmp_path, which):
     out = r.cli("restore", tmp_path, *given)
     one_line(out, "give exactly one of --master-key FILE and --recovery FILE")
     assert not r.data_dir.exists()
+
+
+def test_import_to_a_key_file_leaves_the_source_alone(daemon, exported, secret, tmp_path):
+    """--key-to: the checked key goes to a new 0600 file (to be sealed into a systemd
+    credential by the admin); the key source is not touched; never over a file."""
+    to, _ = exported
+    master = (daemon.data_dir / "master.key").read_bytes()
+    out = daemon.cli("keys", "import-recovery", to, "--passphrase-file", secret / "right",
+                     "--key-to", tmp_path / "key.out", input=b"")
+    assert out.returncode == 0, out.stderr
+    assert f"written to {tmp_path / 'key.out'}" in out.stdout
+    assert (tmp_path / "key.out").read_bytes() == master
+    assert stat.S_IMODE((tmp_path / "key.out").stat().st_mode) == 0o600
+    assert (daemon.data_dir / "master.key").read_bytes() == master
+    again = daemon.cli("keys", "import-recovery", to, "--passphrase-file", secret / "right",
+                       "--key-to", tmp_path / "key.out", input=b"")
+    one_line(again, "exists")

@@ -225,3 +225,20 @@ def test_new_clients_get_key_ids_and_the_running_master_id(app, filled):
         rows = s.execute(select(Client.key_id, Client.master_key_id)).all()
     assert len({k for k, _ in rows}) == len(rows) == 3
     assert {m for _, m in rows} == {app.keyring.current_id}
+
+
+def test_a_source_we_cannot_write_is_refused_before_anything_changes(app, filled, tmp_path,
+                                                                      monkeypatch):
+    """A systemd credential: without --new-key-to the rotation does not begin (no next
+    key recorded, nothing rewrapped); an existing --new-key-to file is refused too."""
+    from strongroom.appliance.db.models import ApplianceKey
+    monkeypatch.setattr(app.key_source, "writable", False)
+    before = key_ids(app)
+    with pytest.raises(KeyUnavailable, match="--new-key-to FILE"):
+        MasterRotation(app).run()
+    (tmp_path / "taken.key").write_bytes(b"x")
+    with pytest.raises(Exception, match="never overwrites"):
+        MasterRotation(app).run(new_key_to=tmp_path / "taken.key")
+    with app.db.read() as s:
+        assert s.get(ApplianceKey, "master-next") is None
+    assert key_ids(app) == before and (tmp_path / "taken.key").read_bytes() == b"x"

@@ -11,7 +11,7 @@ import pytest
 from strongroom import config as configmod
 from strongroom.appliance import keysource, unlocking
 from strongroom.appliance.keysource import (CredentialSource, FileSource, KeyUnavailable,
-                                            PassphraseSource)
+                                            PassphraseSource, write_key_file)
 
 KEY = bytes(range(32))
 
@@ -65,31 +65,41 @@ def test_credential_source_reads_the_directory_systemd_gives(tmp_path):
     creds = tmp_path / "creds"
     creds.mkdir(mode=0o700)
     (creds / "sr-master").write_bytes(KEY)
-    source = CredentialSource("sr-master", tmp_path / "pending",
-                              {"CREDENTIALS_DIRECTORY": str(creds)})
+    source = CredentialSource("sr-master", {"CREDENTIALS_DIRECTORY": str(creds)})
     assert source.load() == KEY
     assert source.describe() == "systemd credential sr-master"
 
 
 def test_credential_source_without_the_variable_or_the_file_says_what_to_do(tmp_path):
-    unset = CredentialSource("sr-master", tmp_path / "pending", {})
+    unset = CredentialSource("sr-master", {})
     with pytest.raises(KeyUnavailable) as e:
         unset.load()
     assert "$CREDENTIALS_DIRECTORY is not set" in str(e.value)
     assert "systemd-run --pipe --wait -p LoadCredentialEncrypted=sr-master:" in str(e.value)
-    missing = CredentialSource("sr-master", tmp_path / "pending",
-                               {"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    missing = CredentialSource("sr-master", {"CREDENTIALS_DIRECTORY": str(tmp_path)})
     with pytest.raises(KeyUnavailable, match="no credential sr-master in"):
         missing.load()
 
 
-def test_credential_source_store_leaves_the_key_for_systemd_creds(tmp_path):
-    source = CredentialSource("sr-master", tmp_path / "master.key.new", {})
+def test_credential_source_store_writes_nothing_and_says_how(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    source = CredentialSource("sr-master", {})
+    assert not source.writable
     with pytest.raises(KeyUnavailable) as e:
         source.store(KEY)
     assert "systemd-creds encrypt --name=sr-master" in str(e.value)
-    assert (tmp_path / "master.key.new").read_bytes() == KEY
-    assert stat.S_IMODE(os.stat(tmp_path / "master.key.new").st_mode) == 0o600
+    assert "--new-key-to FILE" in str(e.value)
+    assert list(tmp_path.iterdir()) == []      # no key left on any disk by us
+
+
+def test_write_key_file_is_0600_and_never_overwrites(tmp_path):
+    target = tmp_path / "new.key"
+    write_key_file(target, KEY)
+    assert target.read_bytes() == KEY
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    with pytest.raises(KeyUnavailable, match="exists"):
+        write_key_file(target, b"\x01" * 32)
+    assert target.read_bytes() == KEY
 
 
 class Asker:
