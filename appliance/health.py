@@ -153,7 +153,7 @@ def _ssh_banner(sock: socket.socket, _host: str) -> tuple[str, bool]:
 
 # -- the database and the key ---------------------------------------------------------
 
-def _database(cfg: Config, data_dir: Path) -> tuple[Check, bytes | None]:
+def _database(cfg: Config, data_dir: Path) -> tuple[Check, tuple[bytes, ...] | None]:
     """(check, one client's wrapped key or None): the key shows that the master
     key is the one the database was made with."""
     url = cfg.database.url or default_url(data_dir)
@@ -205,16 +205,43 @@ def _engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool, connect_args=args)
 
 
-def _sample_key(connection: Connection) -> bytes | None:
+def _sample_key(connection: Connection) -> tuple[bytes, ...] | None:
+    """A client's wrapped key, and the next master key of an unfinished rotation (as
+    stored: wrapped by the current one) if there is one: during a rotation some client
+    keys are wrapped by the next key, which the source's key opens through that row."""
     try:
-        row = connection.execute(text("SELECT wrapped_key FROM clients ORDER BY id LIMIT 1"))
-        value = row.scalar()
+        value = connection.execute(text("SELECT wrapped_key FROM clients ORDER BY id LIMIT 1")
+                                   ).scalar()
     except SQLAlchemyError:
         return None      # no schema yet: the revision check says so
-    return bytes(value) if value is not None else None
+    if value is None:
+        return None
+    try:
+        nxt = connection.execute(text("SELECT wrapped FROM appliance_keys WHERE name = "
+                                      "'master-next'")).scalar()
+    except SQLAlchemyError:
+        nxt = None       # a schema from before key ids
+    return (bytes(value),) if nxt is None else (bytes(value), bytes(nxt))
 
 
-def _master_key(cfg: Config, sample: bytes | None) -> Check:
+def _opens(key: bytes, sample: tuple[bytes, ...]) -> bool:
+    """Whether `key` opens the sampled client key, directly or through the next key."""
+    keys = [key]
+    if len(sample) > 1:
+        try:
+            keys.append(crypto.unwrap_key(key, sample[1]))
+        except CorruptData:
+            pass
+    for k in keys:
+        try:
+            crypto.unwrap_key(k, sample[0])
+            return True
+        except CorruptData:
+            pass
+    return False
+
+
+def _master_key(cfg: Config, sample: tuple[bytes, ...] | None) -> Check:
     """Whether the master key can be had from its source and opens the database's
     client keys; never asks for anything (a passphrase or a credential status cannot
     have is a fact, ok None)."""
@@ -237,9 +264,7 @@ def _master_key(cfg: Config, sample: bytes | None) -> Check:
         return Check("master_key", False, str(e), facts)
     if sample is None:
         return Check("master_key", True, f"{where}: readable, {len(key)} bytes", facts)
-    try:
-        crypto.unwrap_key(key, sample)
-    except CorruptData:
+    if not _opens(key, sample):
         facts["matches_database"] = False
         return Check("master_key", False, f"{where} does not open the clients' keys in the "
                      "database: a different master key", facts)

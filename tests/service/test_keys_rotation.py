@@ -242,3 +242,13 @@ def test_a_source_we_cannot_write_is_refused_before_anything_changes(app, filled
     with app.db.read() as s:
         assert s.get(ApplianceKey, "master-next") is None
     assert key_ids(app) == before and (tmp_path / "taken.key").read_bytes() == b"x"
+
+
+def test_status_sees_the_key_open_the_clients_mid_rotation(app, filled, data_dir):
+    """`strongroom status` during an unfinished master rotation: the first client's key
+    is wrapped by the next master key, which the source's key opens through its row."""
+    from strongroom.appliance import health
+    with pytest.raises(Boom):
+        _failing(MasterRotation, 2)(app, batch=1).run()
+    check = health.status(data_dir)["master_key"]
+    assert check["ok"] is True and check["matches_database"] is True, check
