@@ -9,7 +9,6 @@ the key (a finished rotation, an imported recovery key) atomically, or raises
 KeyUnavailable saying what the admin must do instead (a credential is sealed by
 systemd-creds, not by us). `key_id()` names a key without revealing it.
 """
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from strongroom.config import Config
 from strongroom.providers import crypto, sealed
+from strongroom.providers.keys import master_key_id
 from strongroom.providers.errors import StorageError
 from strongroom.providers.fsutil import fsync_dir
 
@@ -25,10 +25,9 @@ class KeyUnavailable(StorageError):
     """The master key cannot be had: missing, unreadable, wrong size or wrong passphrase."""
 
 
-def key_id(key: bytes) -> str:
-    """A short public name of a key: 16 hex digits of a hash that is useless for
-    anything else (the key cannot be recovered or tested faster from it)."""
-    return hashlib.blake2b(key, digest_size=8, person=b"strongroom kid").hexdigest()
+# A short public name of a key: 16 hex digits of a hash that is useless for anything
+# else (the key cannot be recovered or tested faster from it); one definition, in providers.
+key_id = master_key_id
 
 
 class KeySource(ABC):

@@ -18,7 +18,6 @@ Anything that is not such a document is NotSealedKey; neither ever shows a trace
 """
 import base64
 import binascii
-import hashlib
 import json
 import os
 import unicodedata
@@ -31,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.providers.errors import StorageError
+from strongroom.providers.keys import master_key_id
 
 FORMAT = "strongroom sealed key"
 VERSION = 1
@@ -72,10 +72,8 @@ _LIMITS = {"time_cost": (1, 64), "memory_kib": (8 * 1024, 4 * 1024 * 1024),
            "parallelism": (1, 16)}
 
 
-def key_id(key: bytes) -> str:
-    """The key's public name; the same computation as appliance.keysource.key_id
-    (providers may not import appliance; tests/unit/test_sealed.py checks they agree)."""
-    return hashlib.blake2b(key, digest_size=8, person=b"strongroom kid").hexdigest()
+# The key's public name (one definition: providers.keys.master_key_id)
+key_id = master_key_id
 
 
 def seal(key: bytes, passphrase: str, purpose: str, cost: Cost = Cost()) -> bytes:
