@@ -123,6 +123,9 @@ class PassphraseSource(KeySource):
         self.path, self._ask = Path(path), ask
         self._passphrase: str | None = None
         self._key: bytes | None = None
+        # the sealed file the key was opened from (inode, size, mtime): a rotation
+        # finished by another process replaces it, and load() must then give the new key
+        self._opened: tuple[int, int, int] | None = None
 
     def describe(self) -> str:
         return f"passphrase, sealed in {self.path}"
@@ -132,13 +135,23 @@ class PassphraseSource(KeySource):
         _read(self.path, "sealed master key file")
 
     def load(self) -> bytes:
-        if self._key is None:
+        """The key; opened again (with the passphrase kept) when the sealed file was
+        replaced since, so that a daemon sees the key a rotation stored."""
+        if self._key is None or self._identity() != self._opened:
             self.unlock(self._passphrase if self._passphrase is not None else self._asked())
         assert self._key is not None
         return self._key
 
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def unlock(self, passphrase: str) -> bytes:
         """Open the key with `passphrase` and keep both; KeyUnavailable if it is wrong."""
+        opened = self._identity()
         data = _read(self.path, "sealed master key file")
         try:
             key = sealed.open_sealed(data, passphrase, sealed.MASTER_KEY)
@@ -146,7 +159,7 @@ class PassphraseSource(KeySource):
             raise KeyUnavailable(f"wrong passphrase for the master key ({self.path})") from None
         except sealed.SealedKeyError as e:
             raise KeyUnavailable(f"{self.path}: {e}") from None
-        self._passphrase, self._key = passphrase, key
+        self._passphrase, self._key, self._opened = passphrase, key, opened
         return key
 
     def passphrase(self) -> str:
@@ -158,7 +171,7 @@ class PassphraseSource(KeySource):
     def store(self, key: bytes) -> None:
         passphrase = self.passphrase()
         _write_atomically(self.path, seal_master_key(key, passphrase), "sealed master key file")
-        self._passphrase, self._key = passphrase, key
+        self._passphrase, self._key, self._opened = passphrase, key, self._identity()
 
     def _asked(self) -> str:
         if self._ask is None:

@@ -270,3 +270,26 @@ def test_init_key_outside_leaves_no_key_in_the_data_directory(tmp_path):
     assert key.read_bytes() == secret and not again.data_dir.exists()
     status = json.loads(d.cli("status", "--json").stdout)
     assert status["master_key"]["ok"] is True and status["master_key"]["file"] == str(key)
+
+
+def test_a_rotation_by_the_cli_reaches_a_daemon_unlocked_by_passphrase(sealed):
+    """`keys rotate-master` in another process stores the new key sealed by the same
+    passphrase and drops the next-key row; the running daemon, which had not needed
+    the client's key yet (nothing remembered), must read the new sealed file: it
+    answered 500 to every request until a restart, its source giving the key it had
+    opened at start."""
+    start_locked(sealed)
+    try:
+        assert unlock(sealed, sealed.passphrase_file).returncode == 0
+        wait_for(sealed, "serving WebDAV")
+        rotated = sealed.cli("--passphrase-file", sealed.passphrase_file, "keys",
+                             "rotate-master")
+        assert rotated.returncode == 0, rotated.stderr
+        data = os.urandom(50_000)
+        local = sealed.path("after.bin")
+        local.write_bytes(data)
+        assert sealed.request("alice", "PUT", "/after.bin", "-T", local).status in (201, 204)
+        assert sealed.request("alice", "GET", "/after.bin").body == data
+        assert "UnknownKey" not in sealed.log_since_start()
+    finally:
+        sealed.stop()
