@@ -7,7 +7,7 @@ import click
 from strongroom.appliance.cli.keys_recovery import (recovery_passphrase,
                                                     recovery_passphrase_option)
 from strongroom.appliance.cli.options import (Json, cli_admin_name, data_dir_option, emit, fail,
-                                              human_size, json_option, open_app)
+                                              human_size, json_option, open_app, passphrase_asker)
 
 
 @click.group("backup")
@@ -54,10 +54,14 @@ def verify(dest: Path, master_key: Path | None, data_dir: Path | None, as_json: 
     is there with its size; with --master-key or --data-dir, every chunk
     authenticates. Exit 1 on any problem, each named."""
     from strongroom.appliance.service.backup_restore import verify_backup
+    key: Path | bytes | None = master_key
     if master_key is None and data_dir is not None:
+        # through [keys] master_key_source: a key off the disk, a credential, a passphrase
         from strongroom import config as configmod
-        master_key = Path(configmod.load(data_dir.resolve()).storage.master_key_file)
-    out = verify_backup(dest, master_key)
+        from strongroom.appliance import keysource
+        key = keysource.from_config(configmod.load(data_dir.resolve()),
+                                    passphrase_asker()).load()
+    out = verify_backup(dest, key)
     emit(out, as_json, _verified)
     if out["problems"]:
         fail(f"the backup in {out['backup']} has {len(out['problems'])} problems")
@@ -104,7 +108,11 @@ def restore(src: Path, data_dir: Path, master_key: Path | None, recovery: Path |
     emit(out, as_json, lambda d: [
         f"restored {d['from']} into {d['data_dir']} ({d['database']}, revision "
         f"{d['revision']}): {sum(d['rows'].values())} rows, {d['blobs']} blobs; "
-        f"start it with: strongroom serve --data-dir {d['data_dir']}"])
+        f"start it with: strongroom serve --data-dir {d['data_dir']}"] + ([
+        f"the backup's master key source ({d['key_source_was']}) is not carried over: the "
+        f"restored appliance reads its key from {d['data_dir']}/master.key; move it off the "
+        "disk as the README's 'Where the master key lives' says"]
+        if d["key_source_was"] else []))
 
 
 def _restore_key(master_key: Path | None, recovery: Path | None,

@@ -42,7 +42,7 @@ _PATHS = {"tls": ("cert_file", "key_file"), "ssh": ("host_key_ed25519", "host_ke
 _READ = 1 << 20
 
 
-def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
+def verify_backup(src: Path, master_key_file: Path | bytes | None = None) -> Json:
     """{"blobs", "blob_bytes", "keyed", "authenticated", "manifest_authenticated",
     "problems": [one line each]}. Without a master key, the table files are checked
     against the manifest's digests and the blobs for presence and size only: an edited
@@ -50,7 +50,8 @@ def verify_backup(src: Path, master_key_file: Path | None = None) -> Json:
     src = Path(src).resolve()
     manifest = bk.read_manifest(src)
     keyring = None if master_key_file is None else backup_keyring(
-        src, manifest, load_master_key(master_key_file))
+        src, manifest, master_key_file if isinstance(master_key_file, bytes)
+        else load_master_key(master_key_file))
     macs = [] if keyring is None else _mac_problems(src, manifest, keyring)
     problems = macs + _plain_problems(src, manifest)
     if keyring is not None and not problems:
@@ -203,6 +204,8 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
     ours = False        # whether the database's tables are this restore's to drop
     try:
         new.mkdir(parents=True, exist_ok=True, mode=0o700)
+        was = str(configmod.load(src, snap / "config" / "strongroom.toml")
+                  .get("keys", "master_key_source") or "")
         cfg = _write_config(snap, new, database_url)
         _write_keys(cfg, snap, private, key)
         db = Database(cfg.database.url or default_url(new))
@@ -226,7 +229,7 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
         raise
     return {"data_dir": str(new), "from": str(src), "revision": manifest["revision"],
             "rows": manifest["rows"], "blobs": blobs, "database": "sqlite" if not
-            database_url else "postgresql"}
+            database_url else "postgresql", "key_source_was": was or None}
 
 
 def _refuse_unsound(src: Path, manifest: Json, keyring: KeyRing) -> None:
@@ -247,6 +250,11 @@ def _write_config(snap: Path, new: Path, database_url: str | None) -> Any:
     os.chmod(new / "strongroom.toml", 0o600)
     configmod.set_options(new, "database", {"url": database_url or ""})
     cfg = configmod.load(new)
+    # The key goes into NEW, never to a path, credential or passphrase of the backup's
+    # machine (restoring beside a live appliance must not touch its key).
+    if cfg.get("keys", "master_key_source"):
+        configmod.set_options(new, "keys", {"master_key_source": ""})
+        cfg = configmod.load(new)
     for section, names in _PATHS.items():
         outside: dict[str, object] = {n: configmod.SCHEMA[section][n].default for n in names
                    if not Path(getattr(getattr(cfg, section), n)).resolve()

@@ -293,3 +293,31 @@ def test_a_rotation_by_the_cli_reaches_a_daemon_unlocked_by_passphrase(sealed):
         assert "UnknownKey" not in sealed.log_since_start()
     finally:
         sealed.stop()
+
+
+def test_backups_of_a_passphrase_appliance_verify_and_restore(sealed, tmp_path):
+    """`backup verify --data-dir` opens the key through the appliance's key source (it
+    read [storage] master_key_file, absent here); `restore` puts the key in NEW and says
+    the backup's source was not carried over (App could not open NEW: its config named
+    a sealed file that a restore does not make)."""
+    pp = ("--passphrase-file", sealed.passphrase_file)
+    dest, new, rec = tmp_path / "backup", tmp_path / "new", tmp_path / "recovery.key"
+    assert sealed.cli(*pp, "backup", "create", dest).returncode == 0
+    verified = sealed.cli(*pp, "backup", "verify", dest, "--data-dir", sealed.data_dir)
+    assert verified.returncode == 0, verified.stderr
+    assert "every chunk authenticated" in verified.stdout
+    (tmp_path / "rp").write_text("a recovery passphrase\n")
+    exported = sealed.cli(*pp, "keys", "export-recovery", "--to", rec,
+                          "--passphrase-file", tmp_path / "rp")
+    assert exported.returncode == 0, exported.stderr
+    restored = subprocess.run(["strongroom", "restore", str(dest), "--data-dir", str(new),
+                               "--recovery", str(rec), "--passphrase-file",
+                               str(tmp_path / "rp")], capture_output=True, text=True,
+                              timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert restored.returncode == 0, restored.stderr
+    assert "master key source (passphrase) is not carried over" in restored.stdout
+    listed = subprocess.run(["strongroom", "client", "list", "--data-dir", str(new)],
+                            capture_output=True, text=True, timeout=TIMEOUT,
+                            stdin=subprocess.DEVNULL,
+                            env=env_without("STRONGROOM_PASSPHRASE_FILE"))
+    assert listed.returncode == 0 and "acme" in listed.stdout, listed.stderr
