@@ -87,4 +87,4 @@ main.add_command(backup.restore)
 main.add_command(keys.keys)
 main.add_command(unlock.unlock)
 # these add their commands to the keys group
-from strongroom.appliance.cli import keys_recovery, keys_rotate  # noqa: E402,F401
+from strongroom.appliance.cli import keys_move, keys_recovery, keys_rotate  # noqa: E402,F401

@@ -111,7 +111,7 @@ def restore(src: Path, data_dir: Path, master_key: Path | None, recovery: Path |
         f"start it with: strongroom serve --data-dir {d['data_dir']}"] + ([
         f"the backup's master key source ({d['key_source_was']}) is not carried over: the "
         f"restored appliance reads its key from {d['data_dir']}/master.key; move it off the "
-        "disk as the README's 'Where the master key lives' says"]
+        "disk with: strongroom keys move SOURCE"]
         if d["key_source_was"] else []))
 
 

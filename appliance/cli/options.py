@@ -110,11 +110,11 @@ def passphrase_asker(given: Path | None = None, *, confirm: bool = False) -> "As
                 "the master key is sealed by a passphrase and there is no terminal to ask "
                 f"it on: give --passphrase-file FILE (strongroom --passphrase-file FILE "
                 f"COMMAND ...) or set ${PASSPHRASE_ENV}")
-        return _prompt(confirm)
+        return prompt_passphrase(confirm)
     return ask
 
 
-def _prompt(confirm: bool) -> str:
+def prompt_passphrase(confirm: bool) -> str:
     import getpass
     from strongroom.appliance.errors import BadRequest
     passphrase = getpass.getpass("Passphrase of the master key: ")

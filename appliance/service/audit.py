@@ -90,7 +90,7 @@ ACTIONS = (
     # key rotation (service.keys_rotation): key ids and counts only
     "keys-rotate-master", "keys-rotate-client",
     # the recovery key (service.recovery)
-    "keys-export-recovery", "keys-import-recovery",
+    "keys-export-recovery", "keys-import-recovery", "keys-move",
     # the trail itself
     "audit-rekey",
 )

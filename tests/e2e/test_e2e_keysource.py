@@ -321,3 +321,60 @@ def test_backups_of_a_passphrase_appliance_verify_and_restore(sealed, tmp_path):
                             stdin=subprocess.DEVNULL,
                             env=env_without("STRONGROOM_PASSPHRASE_FILE"))
     assert listed.returncode == 0 and "acme" in listed.stdout, listed.stderr
+
+
+# -- keys move ------------------------------------------------------------------------
+
+def test_keys_move_between_sources(tmp_path_factory, tmp_path):
+    """`keys move`: off the data disk to a file, then sealed by a passphrase, a new
+    passphrase, a credential (the key handed to a file for systemd-creds); refusals
+    change nothing; the daemon serves from each place after a restart."""
+    need("strongroom")
+    d = Daemon(tmp_path_factory.mktemp("keysource-move"))
+    d.provision()
+    key = (d.data_dir / "master.key").read_bytes()
+    outside, new_pp, newer_pp = tmp_path / "etc" / "master.key", tmp_path / "pp1", tmp_path / "pp2"
+    outside.parent.mkdir()
+    new_pp.write_text("first passphrase\n")
+    newer_pp.write_text("second passphrase\n")
+    moved = d.cli("keys", "move", f"file:{outside}", check=True)
+    assert "wiped and removed" in moved.stdout
+    assert outside.read_bytes() == key and not (d.data_dir / "master.key").exists()
+    assert f'master_key_source = "file:{outside}"' in (d.data_dir / "strongroom.toml").read_text()
+    d.start()
+    data = os.urandom(20_000)
+    (tmp_path / "x.bin").write_bytes(data)
+    assert d.request("alice", "PUT", "/x.bin", "-T", tmp_path / "x.bin").status == 201
+    d.stop()
+    # the same place again, or a file that exists: refused, nothing changed
+    assert "already in" in one_line(d.cli("keys", "move", f"file:{outside}"))
+    (tmp_path / "taken").write_bytes(b"x")
+    assert "exists" in one_line(d.cli("keys", "move", f"file:{tmp_path / 'taken'}"))
+    assert outside.read_bytes() == key
+    d.cli("keys", "move", "passphrase", "--new-passphrase-file", new_pp, check=True)
+    assert not outside.exists() and (d.data_dir / "master.key.sealed").exists()
+    assert "wrong passphrase" in one_line(d.cli("--passphrase-file", newer_pp, "client", "list"))
+    d.cli("--passphrase-file", new_pp, "keys", "move", "passphrase", "--new-passphrase-file",
+          newer_pp, check=True)
+    assert "wrong passphrase" in one_line(d.cli("--passphrase-file", new_pp, "client", "list"))
+    served = serve_unlocked(d, newer_pp)
+    assert served.request("alice", "GET", "/x.bin").body == data
+    d.stop()
+    refused = d.cli("--passphrase-file", newer_pp, "keys", "move", "systemd-credential:sr")
+    assert "--key-to FILE" in one_line(refused)
+    d.cli("--passphrase-file", newer_pp, "keys", "move", "systemd-credential:sr", "--key-to",
+          tmp_path / "for-creds", check=True)
+    assert (tmp_path / "for-creds").read_bytes() == key
+    assert not (d.data_dir / "master.key.sealed").exists()
+    audit = d.cli("keys", "status", check=False)
+    assert "CREDENTIALS_DIRECTORY" in one_line(audit)
+
+
+def serve_unlocked(d: Daemon, passphrase_file: Path) -> Daemon:
+    """`d` started with `serve --passphrase-file` (through the environment)."""
+    os.environ["STRONGROOM_PASSPHRASE_FILE"] = str(passphrase_file)
+    try:
+        d.start()
+    finally:
+        del os.environ["STRONGROOM_PASSPHRASE_FILE"]
+    return d
