@@ -93,7 +93,7 @@ class RemoveMixin(AdminBase):
         for blob_id in blobs:     # only now that no row refers to them
             self.app.provider.delete_blob(blob_id)
         if sqlite:
-            _checkpoint(self.app.db.engine)
+            checkpoint_wal(self.app.db.engine)
         return dict(name=name, shredded=shred, **held.as_json())
 
     def _removable(self, s: OrmSession, name: str) -> Client:
@@ -104,7 +104,7 @@ class RemoveMixin(AdminBase):
         return self._client_row(s, name)
 
 
-def _checkpoint(engine: Engine) -> None:
+def checkpoint_wal(engine: Engine) -> None:
     """Copy SQLite's write-ahead log into the database file and empty it: until then
     the log and the file's old pages still hold the deleted rows, the wrapped key
     among them. Best effort: a reader of another process that holds on for more than

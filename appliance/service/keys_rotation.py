@@ -13,17 +13,19 @@ file of the admin's choosing instead, and the row stays until a start finds the
 source holding the new key (appliance.service.keys_store).
 """
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session as OrmSession
 
 from strongroom.appliance.db.models import ApplianceKey, Client, Node, Version
 from strongroom.appliance.errors import BadRequest, Busy, NotFound
 from strongroom.appliance.keysource import KeyUnavailable, write_key_file
 from strongroom.appliance.service import keys_store as store
+from strongroom.appliance.service.admin_remove import checkpoint_wal
 from strongroom.appliance.service.keys_store import DERIVE, MASTER, NEXT
 from strongroom.appliance.service.meter import NO_METER, Meter
 from strongroom.providers import crypto
@@ -52,6 +54,26 @@ class Rotation:
 
     def in_batch(self, s: OrmSession, done: int) -> None:
         """Called inside each batch's transaction, before it commits (tests)."""
+
+    @contextmanager
+    def _write(self) -> Iterator[OrmSession]:
+        """A write transaction that overwrites with zeros what it replaces (SQLite's
+        secure_delete): a key wrapped by the old key must not stay in the file's free
+        space, where the old key (the reason to rotate) would still open it."""
+        with self.app.db.write() as s:
+            if self._sqlite:
+                s.execute(text("PRAGMA secure_delete = ON"))
+            yield s
+
+    @property
+    def _sqlite(self) -> bool:
+        return self.app.db.url.startswith("sqlite")
+
+    def _forget_old(self) -> None:
+        """Empty SQLite's write-ahead log, whose frames still hold the rows as they were
+        before the rotation (best effort, as for client remove --shred)."""
+        if self._sqlite:
+            checkpoint_wal(self.app.db.engine)
 
     def _audit(self, s: OrmSession, action: str, path: str | None, detail: str) -> None:
         self.app.audit.append(s, actor=self.app.admin_name, protocol="cli", address=None,
@@ -89,16 +111,17 @@ class MasterRotation(Rotation):
         except KeyUnavailable as e:
             out["pending"] = self._pending(e, key, new_key_to)
         else:
-            with self.app.db.write() as s:
+            with self._write() as s:
                 store.drop_next(s)
-        with self.app.db.write() as s:
+        with self._write() as s:
             self._audit(s, "keys-rotate-master", None, f"old={old} new={new} rewrapped="
                         f"{rewrapped}" + (" pending=store" if out["pending"] else ""))
+        self._forget_old()
         return out
 
     def _begin(self) -> tuple[str, str, bytes]:
         """(old id, new id, new key): the 'master-next' row made (committed) or resumed."""
-        with self.app.db.write() as s:
+        with self._write() as s:
             master = s.get(ApplianceKey, MASTER, with_for_update=True)
             nxt = s.get(ApplianceKey, NEXT)
             assert master is not None        # made by every start (keys_store)
@@ -121,7 +144,7 @@ class MasterRotation(Rotation):
         while rows := self._batch(old, new, done):
             done += rows
             self.meter.advance(rows)
-        with self.app.db.write() as s:
+        with self._write() as s:
             row = s.get(ApplianceKey, DERIVE, with_for_update=True)
             if row is not None and row.master_key_id == old and row.wrapped is not None:
                 row.wrapped = self._again(old, new, bytes(row.wrapped))
@@ -129,7 +152,7 @@ class MasterRotation(Rotation):
         return done
 
     def _batch(self, old: str, new: str, done: int) -> int:
-        with self.app.db.write() as s:
+        with self._write() as s:
             rows = s.scalars(select(Client).where(Client.master_key_id == old)
                              .order_by(Client.id).limit(self.batch).with_for_update()).all()
             for c in rows:
@@ -148,7 +171,7 @@ class MasterRotation(Rotation):
 
     def _finish(self, old: str, new: str) -> bool:
         """'master' names the new key, if nothing is wrapped by the old one any more."""
-        with self.app.db.write() as s:
+        with self._write() as s:
             master = s.get(ApplianceKey, MASTER, with_for_update=True)
             assert master is not None
             if master.key_id == new:
@@ -184,14 +207,15 @@ class ClientRotation(Rotation):
         self.meter.start(self._left(cid, old))
         rewrapped = self._rounds(lambda: self._rewrap(cid, old, new),
                                  lambda: self._finish(cid, old, new))
-        with self.app.db.write() as s:
+        with self._write() as s:
             self._audit(s, "keys-rotate-client", f"/{name}",
                         f"old={old} new={new} rewrapped={rewrapped}")
+        self._forget_old()
         return {"client": name, "old_key_id": old, "new_key_id": new, "rewrapped": rewrapped}
 
     def _begin(self, name: str) -> tuple[int, str, str]:
         """(client id, old key id, new key id): the next key made (committed) or resumed."""
-        with self.app.db.write() as s:
+        with self._write() as s:
             c = s.scalar(select(Client).where(Client.name == name).with_for_update())
             if c is None:
                 raise NotFound(f"no client or library named {name!r}")
@@ -229,7 +253,7 @@ class ClientRotation(Rotation):
         return done
 
     def _batch(self, cid: int, old: str, new: str, done: int) -> int:
-        with self.app.db.write() as s:
+        with self._write() as s:
             keys = store.held_client_keys(s.connection(), self.ring, cid)
             rows = s.scalars(self._versions(cid, old).order_by(Version.id)
                              .limit(self.batch).with_for_update()).all()
@@ -243,7 +267,7 @@ class ClientRotation(Rotation):
 
     def _finish(self, cid: int, old: str, new: str) -> bool:
         """The next key becomes the client's key, if no data key is wrapped by the old."""
-        with self.app.db.write() as s:
+        with self._write() as s:
             c = s.scalar(select(Client).where(Client.id == cid).with_for_update())
             if c is None:
                 raise NotFound("the client was removed during its key rotation")
