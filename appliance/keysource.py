@@ -10,6 +10,7 @@ KeyUnavailable saying what the admin must do instead (a credential is sealed by
 systemd-creds, not by us). `key_id()` names a key without revealing it.
 """
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -201,13 +202,28 @@ def read_passphrase_file(path: Path) -> str:
     return passphrase
 
 
+# More than any key file holds (a sealed one is under 1 KiB): a bound on what is read.
+_MAX_READ = 64 * 1024
+
+
 def _read(path: Path, what: str) -> bytes:
+    """At most _MAX_READ + 1 bytes of the regular file `path`. Anything else is refused
+    at once: a FIFO would block the start for good (SIGTERM included, since the open is
+    retried after the signal) and /dev/zero would never end."""
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         raise KeyUnavailable(f"{what} {path} does not exist") from None
     except OSError as e:
         raise KeyUnavailable(f"cannot read {what} {path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise KeyUnavailable(f"{what} {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            return f.read(_MAX_READ + 1)
+        except OSError as e:
+            raise KeyUnavailable(f"cannot read {what} {path}: {e.strerror}") from None
 
 
 def _exact_key(key: bytes, what: str) -> bytes:
