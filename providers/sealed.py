@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from argon2.exceptions import HashingError
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -128,9 +129,12 @@ def describe(data: bytes) -> dict[str, Any]:
 def _derive(passphrase: str, salt: bytes, cost: Cost) -> bytes:
     # NFC: the same passphrase typed on another system's keyboard gives the same bytes
     secret = unicodedata.normalize("NFC", passphrase).encode("utf-8")
-    return hash_secret_raw(secret, salt, time_cost=cost.time_cost,
-                           memory_cost=cost.memory_kib, parallelism=cost.parallelism,
-                           hash_len=KEY_SIZE, type=Type.ID)
+    try:
+        return hash_secret_raw(secret, salt, time_cost=cost.time_cost,
+                               memory_cost=cost.memory_kib, parallelism=cost.parallelism,
+                               hash_len=KEY_SIZE, type=Type.ID)
+    except HashingError as e:     # the file's memory cost is more than this machine gives
+        raise SealedKeyError(f"argon2id with {cost.memory_kib // 1024} MiB failed: {e}") from None
 
 
 def _aad(header: dict[str, Any]) -> bytes:
