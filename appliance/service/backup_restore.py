@@ -68,8 +68,22 @@ def _mac_problems(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
     """The manifest's and snapshot files' HMACs; a wrong key said as such."""
     problems = backup_manifest.check(src, manifest, keyring)
     if problems and not _key_matches(src, manifest, keyring):
-        return ["the master key does not match this backup"]
+        return [_wrong_key(src, manifest, keyring)]
     return problems
+
+
+def _wrong_key(src: Path, manifest: Json, keyring: KeyRing) -> str:
+    """The wrong-key line, with both key ids when the backup records its own."""
+    said = "the master key does not match this backup"
+    if "appliance_keys" not in manifest.get("table_sha256", {}):
+        return said
+    table = Base.metadata.tables["appliance_keys"]
+    ids = [r["key_id"] for r in bk.table_rows(src, manifest, table) if r["name"] == "master"]
+    if not ids:
+        return said
+    return (f"{said}: the key given has id {keyring.current_id}, the backup's keys are "
+            f"wrapped by id {ids[0]} (a key from before or after a rotate-master? keep "
+            "each backup with the key, or recovery key, it was made under)")
 
 
 def _plain_problems(src: Path, manifest: Json) -> list[str]:
@@ -118,7 +132,7 @@ def _authenticate(src: Path, manifest: Json, keyring: KeyRing) -> list[str]:
     try:
         keys, current = _client_keys(bk.table_rows(src, manifest, by_table["clients"]), keyring)
     except CorruptData:
-        return ["the master key does not match this backup"]
+        return [_wrong_key(src, manifest, keyring)]
     node_client = {r["id"]: r["client_id"] for r in bk.table_rows(src, manifest,
                                                                   by_table["nodes"])}
     problems = []
@@ -189,6 +203,8 @@ def restore_backup(src: Path, new: Path, master_key: Path | bytes,
     manifest = bk.read_manifest(src)
     key = master_key if isinstance(master_key, bytes) else load_master_key(master_key)
     keyring = backup_keyring(src, manifest, key)
+    if not _key_matches(src, manifest, keyring):
+        raise BadRequest(_wrong_key(src, manifest, keyring))
     snap = src / manifest["snapshot"]
     private = {}
     for name, _path, is_private in bk.key_files(configmod.load(src, snap / "config" /
