@@ -224,6 +224,20 @@ def _sample_key(connection: Connection) -> tuple[bytes, ...] | None:
     return (bytes(value),) if nxt is None else (bytes(value), bytes(nxt))
 
 
+def _loose_mode(source: keysource.KeySource) -> str | None:
+    """What is wrong with the key file's mode (symlinks followed), if others may read it."""
+    if not isinstance(source, (keysource.FileSource, keysource.PassphraseSource)):
+        return None
+    try:
+        mode = os.stat(source.path).st_mode & 0o777
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (f"is readable by others than its owner (mode {mode:04o}): "
+                f"chmod 600 {source.path}")
+    return None
+
+
 def _opens(key: bytes, sample: tuple[bytes, ...]) -> bool:
     """Whether `key` opens the sampled client key, directly or through the next key."""
     keys = [key]
@@ -262,6 +276,9 @@ def _master_key(cfg: Config, sample: tuple[bytes, ...] | None) -> Check:
         key = source.load()
     except keysource.KeyUnavailable as e:
         return Check("master_key", False, str(e), facts)
+    loose = _loose_mode(source)
+    if loose:
+        return Check("master_key", False, f"{where} {loose}", facts)
     if sample is None:
         return Check("master_key", True, f"{where}: readable, {len(key)} bytes", facts)
     if not _opens(key, sample):

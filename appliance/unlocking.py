@@ -62,9 +62,13 @@ def wait_unlocked(data_dir: Path, source: PassphraseSource, stopping: list[int])
 def _listen(path: Path) -> socket.socket:
     """The listening socket at `path`, replacing one a killed daemon left (we hold the
     run lock, so no live daemon owns it)."""
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    path.unlink(missing_ok=True)
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        path.unlink(missing_ok=True)
+    except OSError as e:     # a directory (or anything we cannot remove) in its place
+        raise KeyUnavailable(f"cannot make the unlock socket {path}: {e.strerror}; "
+                             "remove what is there") from None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)           # born 0600: no moment in which others may connect
     try:

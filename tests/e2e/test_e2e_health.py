@@ -122,6 +122,19 @@ def test_status_with_a_wrong_or_short_master_key(daemon):
     assert status(daemon).returncode == 0
 
 
+def test_status_with_a_key_file_others_can_read(daemon):
+    key = daemon.data_dir / "master.key"
+    try:
+        key.chmod(0o644)
+        proc = status(daemon)
+        assert proc.returncode == 1
+        assert "readable by others than its owner (mode 0644)" in line_of(proc.stdout,
+                                                                           "master key")
+    finally:
+        key.chmod(0o600)
+    assert status(daemon).returncode == 0
+
+
 def test_status_with_free_space_below_the_reserve(daemon):
     with configured(daemon, "storage", reserve="100%"):
         proc = status(daemon)

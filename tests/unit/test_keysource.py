@@ -228,3 +228,10 @@ def test_unlock_socket_bounds_the_request_and_stops_on_a_signal(sealed_file, tmp
     locked.join(10)
     assert locked.result is False
     assert not unlocking.socket_path(tmp_path).exists()
+
+
+def test_a_directory_in_the_unlock_sockets_place_is_one_clear_line(tmp_path):
+    (tmp_path / "run" / "unlock.sock").mkdir(parents=True)
+    source = PassphraseSource(tmp_path / "sealed")
+    with pytest.raises(KeyUnavailable, match="cannot make the unlock socket .*remove what is"):
+        unlocking.wait_unlocked(tmp_path, source, [])
