@@ -17,6 +17,9 @@ from sqlalchemy import create_engine, text
 from strongroom import config as configmod
 from tests.support.daemon import running_on
 
+# over a minute in a full run: handed out first (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 ROUNDS = 12          # traffic rounds while the rotations run (each: a PUT, a GET, an SFTP put)
 
 

@@ -17,6 +17,9 @@ import pytest
 
 from tests.support.daemon import HOST, START_TIMEOUT, TIMEOUT, Daemon, need, sftp_quote
 
+# over a minute in a full run: handed out first (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 CREDENTIAL = "strongroom-master"
 
 

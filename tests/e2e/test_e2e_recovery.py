@@ -13,6 +13,9 @@ import pytest
 from strongroom.appliance.keysource import key_id
 from tests.support.daemon import Daemon, running_daemon, sftp_quote as q
 
+# over a minute in a full run: handed out first (tests/conftest.py)
+pytestmark = pytest.mark.slow
+
 PASSPHRASE = "correct horse \u2013 battery st\u00e4ple"
 
 
