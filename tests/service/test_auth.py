@@ -80,7 +80,8 @@ def test_failed_logins_are_audited_and_blocked_accounts_look_like_unknown_ones(a
     assert app.auth.password_login("tom", P, "sftp", "192.0.2.9").login == "tom"
     with app.db.read() as s:
         rows = [(e.actor, e.protocol, e.address, e.outcome) for e in
-                s.scalars(select(AuditEvent).where(AuditEvent.action == "login"))]
+                s.scalars(select(AuditEvent).where(AuditEvent.action == "login")
+                                         .order_by(AuditEvent.id))]
     assert rows.count(("tom", "webdav", "192.0.2.9", "failed")) == 3
     assert rows.count(("nobody", "webdav", "192.0.2.9", "failed")) == 3
     assert ("tom", "sftp", "192.0.2.9", "blocked") in rows
