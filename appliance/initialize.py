@@ -16,6 +16,7 @@ from strongroom.appliance import keysource
 from strongroom.appliance.db import Database, default_url, upgrade
 from strongroom.appliance.errors import BadRequest, Conflict, Unavailable
 from strongroom.config import Config
+from strongroom.providers.fsutil import write_new_private
 from strongroom.providers import crypto
 from strongroom.providers.keys import create_master_key
 
@@ -137,12 +138,7 @@ def _make_master_key(source: keysource.KeySource) -> list[str]:
 
 def _make_sealed(path: Path, source: keysource.PassphraseSource) -> None:
     """A new master key, sealed by the source's passphrase, in `path` (0600, new)."""
-    data = keysource.seal_master_key(crypto.new_key(), source.passphrase())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_new_private(path, keysource.seal_master_key(crypto.new_key(), source.passphrase()))
 
 
 # Where init puts the keys and data it makes: a new config sets these (besides the

@@ -19,7 +19,7 @@ from strongroom.config import Config
 from strongroom.providers import crypto, sealed
 from strongroom.providers.keys import master_key_id
 from strongroom.providers.errors import StorageError
-from strongroom.providers.fsutil import fsync_dir
+from strongroom.providers.fsutil import fsync_dir, write_new_private
 
 
 class KeyUnavailable(StorageError):
@@ -237,11 +237,7 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
     """`path` holds `data` (mode 0600) or, on any failure, what it held before."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_new_private(tmp, data)
         os.replace(tmp, path)
         fsync_dir(path.parent)
     except OSError as e:
@@ -253,16 +249,12 @@ def write_key_file(path: Path, key: bytes) -> None:
     """A new file `path` (0600, fsynced) holding `key`, for the admin to seal into a
     source we cannot write; never over an existing file (BadRequest-like KeyUnavailable)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_new_private(path, key)
     except FileExistsError:
         raise KeyUnavailable(f"{path} exists: a key file is never written over another "
                              "file") from None
     except OSError as e:
         raise KeyUnavailable(f"cannot write {path}: {e.strerror}") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 # Where `passphrase` (without a path) keeps the sealed key, in the data directory.

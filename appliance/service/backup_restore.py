@@ -31,6 +31,7 @@ from strongroom.appliance.db.migrate import _config as alembic_config
 from strongroom.appliance.db.models import Base
 from strongroom.appliance.errors import BadRequest, Conflict, CorruptData
 from strongroom.appliance.service import backup as bk, backup_manifest
+from strongroom.providers.fsutil import write_new_private
 from strongroom.providers import crypto
 from strongroom.providers.keys import KeyRing, load_master_key
 from strongroom.providers.streams import ChunkedReader
@@ -289,11 +290,7 @@ def _write_keys(cfg: Any, snap: Path, private: dict[str, bytes], master: bytes) 
 
 def _write_file(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    write_new_private(path, data)
 
 
 def _load_database(db: Database, src: Path, manifest: Json) -> None:

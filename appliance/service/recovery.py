@@ -30,7 +30,7 @@ from strongroom.appliance.db.models import Client
 from strongroom.appliance.errors import BadRequest, Conflict
 from strongroom.providers import crypto, sealed
 from strongroom.providers.errors import CorruptData, StorageError
-from strongroom.providers.fsutil import fsync_dir
+from strongroom.providers.fsutil import fsync_dir, write_new_private
 
 Json = dict[str, Any]
 MIN_PASSPHRASE = 12     # characters; argon2id slows guessing, it cannot save "1234"
@@ -64,11 +64,7 @@ def _write_new(to: Path, data: bytes) -> None:
     """`data` into the new file `to`, whole or not at all, never replacing a file."""
     tmp = to.with_name(f".{to.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        write_new_private(tmp, data)
         _rename_no_replace(tmp, to)
         fsync_dir(to.parent)
     except OSError as e:
