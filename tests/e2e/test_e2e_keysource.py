@@ -15,22 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import HOST, START_TIMEOUT, TIMEOUT, Daemon, need, sftp_quote
+from tests.support.daemon import (HOST, START_TIMEOUT, TIMEOUT, Daemon, need, one_line,
+                                  sftp_quote)
 
 # over a minute in a full run: handed out first (tests/conftest.py)
 pytestmark = pytest.mark.slow
 
 CREDENTIAL = "strongroom-master"
-
-
-def one_line(proc) -> str:
-    """The single error line of a failed command (asserting it is single)."""
-    assert proc.returncode != 0, proc
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("strongroom: error: "), lines[0]
-    return lines[0]
 
 
 def serve(d: Daemon, *args, env=None) -> subprocess.CompletedProcess:

@@ -10,19 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import HOST, TIMEOUT, Daemon, free_ports
+from tests.support.daemon import HOST, TIMEOUT, Daemon, free_ports, one_line
 
 pytestmark = pytest.mark.slow     # a long module: started first (tests/conftest.py)
-
-
-def one_line(proc) -> str:
-    """The single error line of a failed command (asserting it is single)."""
-    assert proc.returncode != 0, proc
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("strongroom: error: "), lines[0]
-    return lines[0]
 
 
 def serve(data_dir, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -423,3 +423,14 @@ def running_on(database: str, tmp_path_factory, name: str = "e2e", **kwargs):
     from tests.support import postgres
     with postgres.fresh_database() as url:
         yield from running_daemon(tmp_path_factory, f"{name}-pg", database_url=url, **kwargs)
+
+
+def one_line(proc) -> str:
+    """The single error line of a failed command (asserting it is single, with no
+    traceback, in the CLI's form)."""
+    assert proc.returncode != 0, proc
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("strongroom: error: "), lines[0]
+    return lines[0]
